@@ -1,0 +1,35 @@
+# One entry point for people and CI. `make test` creates .venv on first use, installs cfcam with its
+# notebook and test extras into it, and runs the whole suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: venv test demo lab bench clean strip
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[notebooks,test]"
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+demo: $(STAMP)
+	$(BIN)/cfcam explain testimgs -o output
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/00_index.ipynb
+
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet --no-deps "grad-cam>=1.5" ttach
+	$(BIN)/python benchmarks/bench_speed.py
+
+strip: $(STAMP)
+	$(BIN)/nbstripout notebooks/*.ipynb
+
+clean:
+	rm -rf $(VENV) output .pytest_cache

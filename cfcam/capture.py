@@ -1,0 +1,156 @@
+"""Capture a layer's activations and the gradients of chosen target logits with respect to them.
+
+One forward hook, no module backward hooks (they break on in-place ReLUs and are deprecated): the hook swaps
+the layer's output for a fresh leaf tensor, and ``torch.autograd.grad`` differentiates the target logits with
+respect to that leaf only. The forward pass up to the layer runs without building a graph, so the backward
+pass covers only the layers after it, and no parameter's ``.grad`` is touched. Hooks are removed when the
+context manager exits, also after an exception; the model's train/eval modes are restored after each call.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import nn
+
+
+def resolve_layer(model: nn.Module, layer: nn.Module | str) -> tuple[str, nn.Module]:
+    """``(name, module)`` for a module of ``model`` or a dotted name such as ``"layer4.2"``/``"layer4[-1]"``.
+
+    An unknown name gives a ``ValueError`` that lists the closest existing names.
+    """
+    if isinstance(layer, nn.Module):
+        for name, module in model.named_modules():
+            if module is layer:
+                return name, module
+        raise ValueError("target_layer is a module that is not part of the model")
+    if not isinstance(layer, str) or not layer.strip():
+        raise ValueError(f"target_layer must be a module of the model or a dotted name like 'layer4.1', got {layer!r}")
+    parts = [p for p in re.split(r"\.|\[|\]", layer.strip()) if p != ""]
+    module: nn.Module = model
+    resolved: list[str] = []
+    for part in parts:
+        children = dict(module.named_children())
+        if part in children:
+            module = children[part]
+        elif re.fullmatch(r"-?\d+", part) and len(children) and -len(children) <= int(part) < len(children):
+            key = list(children)[int(part)]
+            module = children[key]
+            part = key
+        else:
+            names = [n for n, _ in model.named_modules() if n]
+            close = difflib.get_close_matches(layer, names, n=5, cutoff=0.5)
+            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise ValueError(f"target_layer {layer!r}: the model has no module {'.'.join(resolved + [part])!r}"
+                             f"{hint} (list them with [n for n, _ in model.named_modules()])")
+        resolved.append(part)
+    return ".".join(resolved), module
+
+
+@dataclass
+class Capture:
+    """What one forward/backward pass captured for a batch."""
+
+    activations: torch.Tensor  # (N, C, h, w), detached
+    gradients: torch.Tensor  # (N, C, h, w), d logit[target] / d activations
+    logits: torch.Tensor  # (N, classes), detached
+    targets: torch.Tensor  # (N,) long, the class each gradient is taken for
+    layer_name: str
+
+
+def as_targets(targets, logits: torch.Tensor) -> torch.Tensor:
+    """Target classes per image: None -> top class; an int -> the same for all; a sequence -> one each."""
+    n, classes = logits.shape
+    if targets is None:
+        return logits.argmax(dim=1)
+    if isinstance(targets, int) and not isinstance(targets, bool):
+        targets = [targets] * n
+    t = torch.as_tensor(targets, dtype=torch.long, device=logits.device).reshape(-1)
+    if t.numel() != n:
+        raise ValueError(f"targets must give one class per image: got {t.numel()} for a batch of {n}")
+    bad = t[(t < 0) | (t >= classes)]
+    if bad.numel():
+        raise ValueError(f"target class {int(bad[0])} is out of range for a model with {classes} outputs "
+                         f"(expected 0..{classes - 1})")
+    return t
+
+
+class ActivationsAndGradients:
+    """Context manager capturing ``target_layer``'s output and the gradient of the target logits.
+
+    >>> with ActivationsAndGradients(model, "layer4") as grab:
+    ...     cap = grab(batch, targets=None)   # top class of each image
+    """
+
+    def __init__(self, model: nn.Module, target_layer: nn.Module | str) -> None:
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        self.model = model
+        self.layer_name, self.layer = resolve_layer(model, target_layer)
+        self._handle = None
+        self._outputs: list[torch.Tensor] = []
+
+    # -- hook management -------------------------------------------------------------------------------
+    def __enter__(self) -> "ActivationsAndGradients":
+        if self._handle is None:
+            self._handle = self.layer.register_forward_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+    def remove(self) -> None:
+        """Remove the hook (safe to call more than once)."""
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+
+    def _hook(self, module, inputs, output):
+        if not isinstance(output, torch.Tensor) or output.dim() != 4:
+            shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+            raise ValueError(f"target_layer {self.layer_name!r} must output a (N, C, h, w) tensor, got {shape}")
+        leaf = output.detach().requires_grad_(True)
+        self._outputs.append(leaf)
+        torch.set_grad_enabled(True)  # the layers after this one build the graph; restored by __call__
+        return leaf.clone()  # later in-place ops (e.g. ReLU(inplace=True)) must not touch the leaf
+
+    # -- the capture -----------------------------------------------------------------------------------
+    def __call__(self, inputs: torch.Tensor, targets: int | Sequence[int] | None = None) -> Capture:
+        if not isinstance(inputs, torch.Tensor) or inputs.dim() != 4:
+            shape = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
+            raise ValueError(f"inputs must be a (N, 3, H, W) tensor batch, got {shape}")
+        if self._handle is None:
+            with self:
+                return self(inputs, targets)
+        param = next(self.model.parameters(), None)
+        if param is not None:
+            inputs = inputs.to(device=param.device, dtype=param.dtype)
+        modes = [(m, m.training) for m in self.model.modules()]
+        grad_mode = torch.is_grad_enabled()
+        self._outputs = []
+        try:
+            self.model.eval()
+            with torch.no_grad():
+                logits = self.model(inputs)
+            if not self._outputs:
+                raise ValueError(f"target_layer {self.layer_name!r} was not used in the forward pass")
+            if len(self._outputs) > 1:
+                raise ValueError(f"target_layer {self.layer_name!r} ran {len(self._outputs)} times in one forward "
+                                 "pass; choose a layer that runs once")
+            if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+                raise ValueError("the model must return logits of shape (N, classes)")
+            leaf = self._outputs[0]
+            t = as_targets(targets, logits.detach())
+            with torch.enable_grad():
+                selected = logits.gather(1, t[:, None]).sum()
+            (grads,) = torch.autograd.grad(selected, leaf)
+            return Capture(leaf.detach(), grads.detach(), logits.detach(), t, self.layer_name)
+        finally:
+            self._outputs = []
+            torch.set_grad_enabled(grad_mode)
+            for module, mode in modes:
+                module.training = mode

@@ -1,0 +1,225 @@
+"""The pure CF-CAM core: one image's activations and gradients ``(C, h, w)`` plus a config -> a result.
+
+No hooks, no model, no hidden state. The pipeline is split into stages (clustering, filtering, composition)
+so that a notebook widget can recompute only the stages after the parameter it changed; each stage is a
+plain function of the previous stages' outputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from . import clustering as cl
+from .compose import cfcam_weights, coefficients, gradcam_weights, kept_channels, weighted_relu_sum
+from .config import CFCAMConfig, make_config
+from .filtering import filter_maps
+
+
+def as_maps(x, name: str) -> torch.Tensor:
+    """``x`` (tensor or array) as a finite float64 CPU tensor ``(C, h, w)``; ``ValueError`` naming ``name``."""
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch tensor or numpy array of shape (C, h, w), got {type(x).__name__}")
+    if x.dim() != 3:
+        raise ValueError(f"{name} must have shape (C, h, w) (one image), got shape {tuple(x.shape)}")
+    if min(x.shape) == 0:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(x.shape)}")
+    if not (x.is_floating_point() or x.dtype in (torch.int32, torch.int64, torch.int16, torch.uint8)):
+        raise ValueError(f"{name} must hold real numbers, got dtype {x.dtype}")
+    x = x.detach().to(device="cpu", dtype=torch.float64)
+    bad = int((~torch.isfinite(x)).sum())
+    if bad:
+        raise ValueError(f"{name} contains {bad} NaN or infinite value(s); CF-CAM needs finite inputs")
+    return x
+
+
+@dataclass(frozen=True)
+class ClusterStage:
+    """The important-channel split and DBSCAN over the remaining channels."""
+
+    split: cl.Split
+    clustered: np.ndarray  # indices of the channels given to DBSCAN
+    eps: float
+    min_samples: int
+    dbscan: cl.DBSCANResult
+    labels: np.ndarray  # (C,) -2 important, -1 noise, k >= 0 cluster
+    distances: cl.Distances | None
+
+
+def cluster_stage(activations: torch.Tensor, config: CFCAMConfig,
+                  distances: cl.Distances | None = None) -> ClusterStage:
+    """Split off important channels, then DBSCAN the rest with the percentile ``eps``.
+
+    ``distances`` may be passed in (computed for the same clustered channels) to skip recomputing them.
+    """
+    c = activations.shape[0]
+    flat = activations.reshape(c, -1)
+    split = cl.split_important(flat.numpy(), config.important_fraction)
+    clustered = np.flatnonzero(~split.important)
+    if distances is None or distances.n != clustered.size:
+        distances = cl.Distances(flat[torch.from_numpy(clustered)])
+    eps = cl.exact_eps(distances, config.eps_percentile, config.eps_min)
+    min_samples = cl.min_samples_for(clustered.size, config.min_samples_fraction, config.min_samples_floor)
+    db = cl.dbscan(distances.matrix, eps, min_samples)
+    labels = np.full(c, cl.IMPORTANT, dtype=np.int64)
+    labels[clustered] = db.labels
+    return ClusterStage(split, clustered, eps, min_samples, db, labels, distances)
+
+
+@dataclass(frozen=True)
+class FilterStage:
+    """Each cluster's mean gradient map and its filtered version, ``(K, h, w)``."""
+
+    mean_gradients: torch.Tensor
+    filtered_gradients: torch.Tensor
+
+
+def cluster_mean_gradients(gradients: torch.Tensor, labels: np.ndarray) -> torch.Tensor:
+    """``M_j``: the mean gradient map over the channels of each cluster ``j``, ``(K, h, w)``."""
+    labels_t = torch.as_tensor(labels)
+    k = int(labels_t.max().item()) + 1 if labels_t.numel() and labels_t.max() >= 0 else 0
+    c, h, w = gradients.shape
+    if k == 0:
+        return gradients.new_zeros((0, h, w))
+    member = labels_t >= 0
+    sums = gradients.new_zeros((k, h * w)).index_add_(0, labels_t[member], gradients[member].reshape(-1, h * w))
+    counts = torch.bincount(labels_t[member], minlength=k).to(gradients.dtype)
+    return (sums / counts[:, None]).reshape(k, h, w)
+
+
+def filter_stage(gradients: torch.Tensor, labels: np.ndarray, config: CFCAMConfig) -> FilterStage:
+    means = cluster_mean_gradients(gradients, labels)
+    return FilterStage(means, filter_maps(means, config))
+
+
+@dataclass(frozen=True)
+class ComposeStage:
+    weights: torch.Tensor  # (C,) pre-normalisation weights, 0 for dropped channels
+    alphas: torch.Tensor  # (C,) coefficients of the sum
+    kept: np.ndarray  # (C,) bool
+    cam: torch.Tensor  # (h, w) after ReLU
+    fallback: str | None
+    notes: tuple[str, ...]
+
+
+def compose_stage(activations: torch.Tensor, gradients: torch.Tensor, labels: np.ndarray,
+                  filtered: torch.Tensor, config: CFCAMConfig) -> ComposeStage:
+    """Weights, coefficients and the map; falls back as ``config.fallback`` says when nothing is kept."""
+    kept = kept_channels(labels)
+    notes: list[str] = []
+    fallback = None
+    if kept.any():
+        weights = cfcam_weights(gradients, labels, filtered)
+        alphas = coefficients(weights, torch.from_numpy(kept), config.weighting)
+    else:
+        fallback = config.fallback
+        notes.append("no important channel and no cluster (every channel is DBSCAN noise)")
+        if fallback == "gradcam":
+            notes.append("fallback: Grad-CAM weights (mean gradient) over all channels")
+            kept = np.ones_like(kept)
+            weights = gradcam_weights(gradients)
+            alphas = weights.clone()
+        else:
+            notes.append("fallback: an all-zero map")
+            weights = torch.zeros(gradients.shape[0], dtype=gradients.dtype)
+            alphas = weights.clone()
+    cam = weighted_relu_sum(activations, alphas)
+    if not bool((cam > 0).any()):
+        notes.append("the map is zero everywhere: the weighted sum is <= 0 at every position")
+    return ComposeStage(weights, alphas, kept, cam, fallback, tuple(notes))
+
+
+@dataclass(frozen=True)
+class CFCAMResult:
+    """Everything CF-CAM computed for one image, so that each step can be shown.
+
+    ``cam`` is the ``(h, w)`` map after ReLU, before upsampling and normalisation. ``labels`` per channel:
+    -2 important, -1 noise (dropped), k >= 0 cluster. ``weights`` are the pre-normalisation weights ``w_k``
+    (0 for dropped channels), ``alphas`` the coefficients actually summed. ``fallback`` names what was used
+    when no channel survived (None otherwise); ``notes`` says, in words, anything unusual.
+    """
+
+    cam: np.ndarray
+    labels: np.ndarray
+    eps: float
+    min_samples: int
+    weights: np.ndarray
+    alphas: np.ndarray
+    kept: np.ndarray
+    norms: np.ndarray
+    important_threshold: float | None
+    core: np.ndarray  # (C,) bool, DBSCAN core channels (False for important channels)
+    cluster_mean_gradients: np.ndarray  # (K, h, w)
+    filtered_gradients: np.ndarray  # (K, h, w)
+    fallback: str | None
+    notes: tuple[str, ...]
+    config: CFCAMConfig
+    distances: np.ndarray | None = field(default=None, repr=False)  # (n, n) for the clustered channels
+    clustered_channels: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def n_clusters(self) -> int:
+        return int(self.labels.max()) + 1 if self.labels.size and self.labels.max() >= 0 else 0
+
+    @property
+    def n_noise(self) -> int:
+        return int((self.labels == cl.NOISE).sum())
+
+    @property
+    def n_important(self) -> int:
+        return int((self.labels == cl.IMPORTANT).sum())
+
+    @property
+    def cluster_sizes(self) -> np.ndarray:
+        return np.bincount(self.labels[self.labels >= 0], minlength=self.n_clusters)
+
+
+def assemble(activations: torch.Tensor, stage1: ClusterStage, stage2: FilterStage, stage3: ComposeStage,
+             config: CFCAMConfig, return_distances: bool = False) -> CFCAMResult:
+    """Collect the stages into a :class:`CFCAMResult` of numpy arrays."""
+    core = np.zeros(activations.shape[0], dtype=bool)
+    core[stage1.clustered] = stage1.dbscan.core
+    return CFCAMResult(
+        cam=stage3.cam.float().numpy(),
+        labels=stage1.labels,
+        eps=float(stage1.eps),
+        min_samples=int(stage1.min_samples),
+        weights=stage3.weights.numpy(),
+        alphas=stage3.alphas.numpy(),
+        kept=stage3.kept,
+        norms=stage1.split.norms,
+        important_threshold=stage1.split.threshold,
+        core=core,
+        cluster_mean_gradients=stage2.mean_gradients.float().numpy(),
+        filtered_gradients=stage2.filtered_gradients.float().numpy(),
+        fallback=stage3.fallback,
+        notes=stage3.notes,
+        config=config,
+        distances=stage1.distances.matrix if return_distances and stage1.distances is not None else None,
+        clustered_channels=stage1.clustered,
+    )
+
+
+def cluster_filter_cam(activations, gradients, preset: str | CFCAMConfig = "readme", *,
+                       return_distances: bool = False, **overrides) -> CFCAMResult:
+    """CF-CAM for one image.
+
+    activations, gradients: ``(C, h, w)`` tensors or arrays of the hooked layer (``G = d y_c / d A``).
+    preset: ``"readme"`` (default, the README's workflow), ``"reference"`` (the published code), or a
+        :class:`CFCAMConfig`; ``overrides`` change single parameters (see :class:`CFCAMConfig`).
+    return_distances: keep the ``(n, n)`` distance matrix of the clustered channels in the result.
+    """
+    config = make_config(preset, **overrides)
+    a = as_maps(activations, "activations")
+    g = as_maps(gradients, "gradients")
+    if a.shape != g.shape:
+        raise ValueError(f"activations and gradients must have the same shape, got {tuple(a.shape)} "
+                         f"and {tuple(g.shape)}")
+    s1 = cluster_stage(a, config)
+    s2 = filter_stage(g, s1.labels, config)
+    s3 = compose_stage(a, g, s1.labels, s2.filtered_gradients, config)
+    return assemble(a, s1, s2, s3, config, return_distances)

@@ -1,0 +1,100 @@
+"""Explainers: a model and a layer in, one ``(N, H, W)`` heatmap in [0, 1] per call out.
+
+``BaseCAM`` owns the one pipeline (capture -> per-image map -> upsample -> normalise); each method overrides
+only :meth:`BaseCAM.explain_one`, the part that turns one image's activations and gradients into a map.
+Explainers are context managers that always remove their hook.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .capture import ActivationsAndGradients, Capture
+from .compose import gradcam_weights, normalize, upsample, weighted_relu_sum
+from .config import CFCAMConfig, make_config
+from .core import CFCAMResult, cluster_filter_cam
+
+
+class BaseCAM:
+    """Shared pipeline. Subclasses implement ``explain_one(activations, gradients) -> (cam, result)``."""
+
+    normalize_mode = "minmax"
+
+    def __init__(self, model: nn.Module, target_layer: nn.Module | str) -> None:
+        self._grab = ActivationsAndGradients(model, target_layer)
+        self.model = model
+        self.layer_name = self._grab.layer_name
+        self.results: list = []
+        self.capture: Capture | None = None
+
+    def __enter__(self):
+        self._grab.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._grab.remove()
+
+    def remove(self) -> None:
+        self._grab.remove()
+
+    def explain_one(self, activations: torch.Tensor, gradients: torch.Tensor):
+        raise NotImplementedError
+
+    def __call__(self, inputs: torch.Tensor, targets: int | Sequence[int] | None = None) -> np.ndarray:
+        """Heatmaps ``(N, H, W)`` float32 in [0, 1] at the input's resolution (top class if no target).
+
+        The per-image results stay in ``self.results`` and the raw capture in ``self.capture``.
+        """
+        cap = self._grab(inputs, targets)
+        cams, results = [], []
+        for a, g in zip(cap.activations, cap.gradients):
+            cam, result = self.explain_one(a, g)
+            cams.append(torch.as_tensor(cam, dtype=torch.float32).cpu())
+            results.append(result)
+        self.capture, self.results = cap, results
+        maps = normalize(upsample(torch.stack(cams), tuple(inputs.shape[-2:])), self.normalize_mode)
+        return maps.numpy().astype(np.float32)
+
+    @property
+    def predictions(self) -> np.ndarray:
+        """Softmax probabilities ``(N, classes)`` of the last call."""
+        if self.capture is None:
+            raise RuntimeError("call the explainer on a batch first")
+        return torch.softmax(self.capture.logits.float(), dim=1).cpu().numpy()
+
+
+@dataclass(frozen=True)
+class GradCAMResult:
+    cam: np.ndarray  # (h, w) after ReLU
+    weights: np.ndarray  # (C,) mean gradient per channel
+
+
+class GradCAM(BaseCAM):
+    """Grad-CAM: weights are the spatial mean of each channel's gradient; ``ReLU(sum_k w_k A_k)``."""
+
+    def explain_one(self, activations, gradients):
+        weights = gradcam_weights(gradients)
+        cam = weighted_relu_sum(activations, weights)
+        return cam, GradCAMResult(cam.float().cpu().numpy(), weights.float().cpu().numpy())
+
+
+class CFCAM(BaseCAM):
+    """CF-CAM with a preset (``"readme"`` default, or ``"reference"``) and any parameter overridden."""
+
+    def __init__(self, model: nn.Module, target_layer: nn.Module | str,
+                 preset: str | CFCAMConfig = "readme", **overrides) -> None:
+        self.config = make_config(preset, **overrides)  # validate before touching the model
+        super().__init__(model, target_layer)
+        self.normalize_mode = self.config.normalize
+
+    def explain_one(self, activations, gradients):
+        result: CFCAMResult = cluster_filter_cam(activations, gradients, self.config)
+        return result.cam, result
+
+
+METHODS = {"gradcam": GradCAM, "cfcam": CFCAM}

@@ -1,0 +1,432 @@
+"""A synthetic chest X-ray world with ground truth, so CAMs can be scored offline.
+
+Every image is drawn from a seeded random generator: two dark lung fields,
+rib arcs, a bright spine and mediastinum, a heart shadow, soft tissue, noise
+and blur, with the whole anatomy jittered in position, scale, rotation,
+brightness and contrast.  Class 1 ("lesion") images also carry 1 to 3 bright,
+roughly round nodules inside the lung fields, and their mask marks exactly
+those nodules.  Both classes share every other distribution (including small
+vessel-like bright dots), and the nodules' added brightness is subtracted
+again from the whole image, so the global mean brightness tells nothing about
+the class: a model has to find the nodule.
+
+Only numpy and OpenCV are used; the same seed gives byte-identical output.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "CLASSES",
+    "SIZE",
+    "Scene",
+    "make_scene",
+    "make_image",
+    "make_dataset",
+    "write_testimgs",
+    "TESTIMGS_SEED",
+]
+
+#: Class names, indexed by label: 0 = "normal", 1 = "lesion".
+CLASSES = ("normal", "lesion")
+
+#: Height and width of every generated image, in pixels.
+SIZE = 224
+
+#: Seed used for the committed example images in ``testimgs/``.
+TESTIMGS_SEED = 2024
+
+#: Nodule radius range in pixels (inclusive-exclusive, before scale jitter).
+NODULE_RADIUS = (5.0, 14.0)
+
+#: Nodule peak density range (same units as the anatomy densities below).
+NODULE_AMPLITUDE = (0.10, 0.25)
+
+#: Gap in pixels kept between a nodule's edge and the lung field's border.
+NODULE_MARGIN = 2.0
+
+SeedLike = Union[int, np.integer, np.random.SeedSequence, np.random.Generator]
+
+
+@dataclass(frozen=True)
+class Scene:
+    """One generated image with its ground truth.
+
+    ``image`` is the uint8 radiograph (224, 224); ``mask`` is True on nodule
+    pixels (all False for normal images); ``lungs`` is True on the visible
+    lung fields where nodules may be placed; ``label`` is 0 or 1.
+    """
+
+    image: np.ndarray
+    mask: np.ndarray
+    lungs: np.ndarray
+    label: int
+
+
+def _rng(rng_or_seed: SeedLike, name: str = "rng_or_seed") -> np.random.Generator:
+    """Turn a seed (int / SeedSequence) or a Generator into a Generator."""
+    if isinstance(rng_or_seed, np.random.Generator):
+        return rng_or_seed
+    if isinstance(rng_or_seed, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int seed or a numpy Generator, not bool")
+    if isinstance(rng_or_seed, (int, np.integer)):
+        if rng_or_seed < 0:
+            raise ValueError(f"{name} must be >= 0, got {rng_or_seed}")
+        return np.random.default_rng(int(rng_or_seed))
+    if isinstance(rng_or_seed, np.random.SeedSequence):
+        return np.random.default_rng(rng_or_seed)
+    raise TypeError(
+        f"{name} must be an int seed, a SeedSequence or a numpy Generator, "
+        f"got {type(rng_or_seed).__name__}"
+    )
+
+
+def _check_label(label) -> int:
+    """Validate a class label (0 or 1) and return it as a Python int."""
+    if isinstance(label, (bool, np.bool_)) or not isinstance(label, (int, np.integer)):
+        raise TypeError(f"label must be 0 or 1, got {label!r}")
+    if int(label) not in (0, 1):
+        raise ValueError(f"label must be 0 ('normal') or 1 ('lesion'), got {label}")
+    return int(label)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """Logistic function (overflow-free form), used for soft organ edges."""
+    return 0.5 + 0.5 * np.tanh(0.5 * x)
+
+
+def _smooth_noise(rng: np.random.Generator, sigma: float) -> np.ndarray:
+    """Gaussian-filtered white noise with unit standard deviation."""
+    noise = rng.standard_normal((SIZE, SIZE)).astype(np.float32)
+    noise = cv2.GaussianBlur(noise, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+    return noise / max(float(noise.std()), 1e-6)
+
+
+def _anatomy(rng: np.random.Generator):
+    """Draw the jittered anatomy: a density map, the lung field and the pixel scale.
+
+    Densities are unitless (bright = dense); the image is a monotone
+    transform of them.  The smooth organs are drawn on a half-resolution grid
+    and upsampled (4x faster); the lung texture is drawn at full resolution.
+    Returns ``(density, lung_field, px_per_unit)``.
+    """
+    # Whole-anatomy pose: shift, scale and a small rotation.
+    scale = rng.uniform(90.0, 108.0)  # pixels per normalised unit
+    cx = SIZE / 2 + rng.uniform(-12.0, 12.0)
+    cy = SIZE / 2 + rng.uniform(-8.0, 14.0)
+    angle = np.deg2rad(rng.uniform(-5.0, 5.0))
+    low = SIZE // 2
+    ys, xs = np.mgrid[0:low, 0:low].astype(np.float32) * 2.0 + 0.5  # full-res coords
+    dx, dy = (xs - cx) / scale, (ys - cy) / scale
+    ca, sa = np.float32(np.cos(angle)), np.float32(np.sin(angle))
+    u = ca * dx + sa * dy  # patient right-left (image x)
+    v = -sa * dx + ca * dy  # head-feet (image y, down)
+    au = np.abs(u)
+    edge = np.float32(scale / 2.5)  # ~5 px wide soft edges
+
+    # Body: a wide ellipse (thorax + abdomen) with a neck; denser abdomen.
+    bw, bh = rng.uniform(1.08, 1.22), rng.uniform(1.3, 1.45)
+    body = _sigmoid((1.0 - np.sqrt((u / bw) ** 2 + ((v - 0.35) / bh) ** 2)) * edge * 0.6)
+    neck = _sigmoid((0.32 - au) * edge * 0.5) * _sigmoid((-0.6 - v) * edge * 0.5)
+    body = np.maximum(body, neck)
+    abdomen = _sigmoid((v - rng.uniform(0.55, 0.65)) * edge * 0.3)
+    density = (0.30 + 0.10 * abdomen) * body
+
+    # Lungs: egg-shaped fields with a narrow apex, cut below by the diaphragm domes.
+    lungs = np.zeros_like(u)
+    for side in (-1.0, 1.0):
+        lc = side * rng.uniform(0.42, 0.48)
+        a = rng.uniform(0.30, 0.35)
+        b = rng.uniform(0.64, 0.74)
+        vc = rng.uniform(-0.10, 0.0)
+        du, dv = u - lc, v - vc
+        widen = 1.0 + 0.35 * np.clip(dv / b, -1.0, 1.0)
+        egg = np.sqrt((du / (a * widen)) ** 2 + (dv / b) ** 2)
+        dome = vc + 0.8 * b - 0.16 * np.clip(1.0 - (du / (1.3 * a)) ** 2, 0.0, 1.0)
+        lung = _sigmoid((1.0 - egg) * edge * 0.3) * _sigmoid((dome - v) * edge)
+        lungs = np.maximum(lungs, lung)
+    density -= rng.uniform(0.22, 0.27) * lungs
+
+    # Mediastinum and heart (the heart bulges to the patient's left = image right).
+    med_w = rng.uniform(0.13, 0.17)
+    mediastinum = _sigmoid((med_w - au) * edge) * _sigmoid((0.7 - v) * edge)
+    hx, hy = rng.uniform(0.12, 0.22), rng.uniform(0.30, 0.40)
+    ha, hb = rng.uniform(0.32, 0.40), rng.uniform(0.24, 0.30)
+    heart = _sigmoid((1.0 - np.sqrt(((u - hx) / ha) ** 2 + ((v - hy) / hb) ** 2)) * edge * 0.3)
+    central = np.maximum(mediastinum, heart)
+    density += rng.uniform(0.26, 0.32) * central * (0.5 + 0.5 * lungs)
+
+    # Spine: a bright column with vertebral bodies.
+    spine_w = rng.uniform(0.07, 0.09)
+    period = rng.uniform(0.16, 0.2)
+    vert = 0.7 + 0.3 * np.cos(np.pi * (v - rng.uniform(0, 1)) / period) ** 2
+    spine = _sigmoid((spine_w - au) * edge) * vert
+    density += 0.12 * spine * body
+
+    # Ribs: parallel arcs per side, all evaluated at once with a periodic band.
+    rib_amp = rng.uniform(0.05, 0.09)
+    for side in (-1.0, 1.0):
+        apex = rng.uniform(0.25, 0.35)
+        curv = rng.uniform(0.55, 0.8)
+        spacing = rng.uniform(0.15, 0.18)
+        t = (v - curv * (au - apex) ** 2 - 0.15 * au) / spacing + rng.uniform(0.0, 1.0)
+        phase = t - np.floor(t)  # in [0, 1): one period per rib
+        width = rng.uniform(0.3, 0.4)
+        band = np.clip(1.0 - np.abs(phase - 0.5) / (width / 2), 0.0, 1.0)
+        band = np.sqrt(band) * (1.0 + 0.3 * (band < 0.5))  # brighter cortex edges
+        on_side = _sigmoid((side * u - 0.06) * edge)
+        extent = _sigmoid((0.95 - au) * edge) * _sigmoid((v + 0.85) * edge)
+        extent *= _sigmoid((0.62 - v) * edge)
+        density += rib_amp * band * on_side * extent * (0.5 + 0.5 * lungs)
+
+    # Clavicles.
+    for side in (-1.0, 1.0):
+        x0, y0 = 0.12, rng.uniform(-0.82, -0.72)
+        x1, y1 = 0.75, y0 - rng.uniform(0.05, 0.15)
+        sx = side * u
+        tt = np.clip((sx - x0) / (x1 - x0), 0.0, 1.0)
+        dist = np.sqrt((sx - (x0 + tt * (x1 - x0))) ** 2 + (v - (y0 + tt * (y1 - y0))) ** 2)
+        density += 0.08 * _sigmoid((0.035 - dist) * edge)
+
+    # Upsample the smooth maps to full resolution in one call.
+    stack = np.stack([density, lungs, central, spine], axis=-1).astype(np.float32)
+    full = cv2.resize(stack, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR)
+    density, lungs, central, spine = (np.ascontiguousarray(full[..., i]) for i in range(4))
+
+    # Lung markings: smooth texture, stronger towards the hila.
+    hilum = cv2.resize(
+        np.exp(-((au - 0.22) ** 2 + (v - 0.05) ** 2) / 0.12).astype(np.float32),
+        (SIZE, SIZE), interpolation=cv2.INTER_LINEAR,
+    )
+    texture = _smooth_noise(rng, rng.uniform(1.5, 3.0))
+    density += lungs * (0.012 + 0.025 * hilum) * texture
+
+    field = (lungs > 0.5) & (central < 0.3) & (spine < 0.2)
+    return density, field, float(scale)
+
+
+def _blob(shape_rr: np.ndarray) -> np.ndarray:
+    """Soft, slightly domed disc profile from a normalised radius map."""
+    core = np.clip(1.0 - shape_rr**2, 0.0, 1.0)
+    return (_sigmoid((1.0 - shape_rr) * 10.0) * (0.75 + 0.25 * core)).astype(np.float32)
+
+
+def _stamp(rng, cx, cy, r, irregular):
+    """Normalised radius map (1 on the edge) of a slightly irregular ellipse.
+
+    Returns ``(rr, (y0, y1, x0, x1))`` over a local window around the centre,
+    so stamping costs O(r^2) rather than a full image.
+    """
+    pad = int(np.ceil(r * 1.6)) + 3
+    y0, y1 = max(int(cy) - pad, 0), min(int(cy) + pad + 1, SIZE)
+    x0, x1 = max(int(cx) - pad, 0), min(int(cx) + pad + 1, SIZE)
+    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    dx, dy = xs - cx, ys - cy
+    ecc = rng.uniform(0.8, 1.0) if irregular else 1.0
+    rot = rng.uniform(0, np.pi)
+    c, s = np.cos(rot), np.sin(rot)
+    a, b = c * dx + s * dy, (-s * dx + c * dy) / ecc
+    rr = np.sqrt(a**2 + b**2) / r
+    if irregular:  # a gentle lobulated outline
+        theta = np.arctan2(b, a)
+        wobble = 1.0
+        for k in (2, 3, 5):
+            wobble = wobble + rng.uniform(0.0, 0.06) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
+        rr = rr / wobble
+    return rr.astype(np.float32), (y0, y1, x0, x1)
+
+
+def _add_distractors(rng, density, field, px):
+    """Small vessel-on-end dots in the lungs, present in both classes alike."""
+    ys, xs = np.nonzero(field)
+    if len(ys) == 0:
+        return
+    for _ in range(int(rng.integers(2, 7))):
+        i = int(rng.integers(len(ys)))
+        r = rng.uniform(1.2, 2.8) * px / 100.0
+        rr, (y0, y1, x0, x1) = _stamp(rng, xs[i] + rng.uniform(-0.5, 0.5), ys[i] + rng.uniform(-0.5, 0.5), r, False)
+        density[y0:y1, x0:x1] += rng.uniform(0.05, 0.12) * _blob(rr)
+
+
+def _add_nodules(rng, density, field, px):
+    """Add 1-3 nodules wholly inside the lung field; return their mask.
+
+    The nodules' total added density is subtracted again from the whole image
+    so they do not shift the global mean brightness.
+    """
+    mask = np.zeros((SIZE, SIZE), dtype=bool)
+    added = np.zeros((SIZE, SIZE), dtype=np.float32)
+    # Distance (px) from each field pixel to the nearest non-field pixel.
+    inside = cv2.distanceTransform(field.astype(np.uint8), cv2.DIST_L2, 5)
+    count = int(rng.integers(1, 4))
+    placed: list[tuple[float, float, float]] = []
+    for _ in range(count):
+        r = rng.uniform(*NODULE_RADIUS) * px / 100.0
+        # The outline wobbles out to ~1.18 r; keep that plus a margin inside.
+        ok = inside > 1.2 * r + NODULE_MARGIN + 1.0
+        for (qx, qy, qr) in placed:
+            ys, xs = np.ogrid[0:SIZE, 0:SIZE]
+            ok &= (xs - qx) ** 2 + (ys - qy) ** 2 > (1.2 * (qr + r) + 4.0) ** 2
+        cand_y, cand_x = np.nonzero(ok)
+        if len(cand_y) == 0:  # no room left: shrink to the smallest nodule
+            r = NODULE_RADIUS[0] * px / 100.0
+            ok = inside > 1.2 * r + NODULE_MARGIN + 1.0
+            for (qx, qy, qr) in placed:
+                ys, xs = np.ogrid[0:SIZE, 0:SIZE]
+                ok &= (xs - qx) ** 2 + (ys - qy) ** 2 > (1.2 * (qr + r) + 4.0) ** 2
+            cand_y, cand_x = np.nonzero(ok)
+            if len(cand_y) == 0:
+                continue
+        i = int(rng.integers(len(cand_y)))
+        cx, cy = cand_x[i] + rng.uniform(-0.5, 0.5), cand_y[i] + rng.uniform(-0.5, 0.5)
+        rr, (y0, y1, x0, x1) = _stamp(rng, cx, cy, r, True)
+        added[y0:y1, x0:x1] += rng.uniform(*NODULE_AMPLITUDE) * _blob(rr)
+        mask[y0:y1, x0:x1] |= rr <= 1.0
+        placed.append((cx, cy, r))
+    density += added - added.mean()
+    return mask & field
+
+
+def _render(rng: np.random.Generator, density: np.ndarray) -> np.ndarray:
+    """Turn a density map into a uint8 radiograph: blur, exposure, gamma, noise."""
+    img = cv2.GaussianBlur(density, (0, 0), rng.uniform(0.7, 1.6), borderType=cv2.BORDER_REFLECT)
+    # Soft-tissue / exposure gradient across the film.
+    ys, xs = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) / SIZE - 0.5
+    gx, gy = rng.uniform(-0.06, 0.06, size=2)
+    img = img + gx * xs + gy * ys
+    contrast = rng.uniform(1.05, 1.4)
+    brightness = rng.uniform(0.06, 0.18)
+    img = brightness + contrast * img
+    img = np.clip(img, 0.0, 1.0) ** rng.uniform(0.8, 1.25)
+    # Film grain: fine white noise plus a little mottle.
+    img = img + rng.uniform(0.01, 0.03) * rng.standard_normal(img.shape).astype(np.float32)
+    img = img + 0.01 * _smooth_noise(rng, 1.0)
+    return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
+
+
+def make_scene(rng_or_seed: SeedLike, label: int) -> Scene:
+    """Generate one image with its nodule mask and lung field.
+
+    ``rng_or_seed``: an int seed (>= 0), a ``SeedSequence`` or a numpy
+    ``Generator`` (which is advanced).  ``label``: 0 = normal, 1 = lesion.
+    """
+    label = _check_label(label)
+    rng = _rng(rng_or_seed)
+    density, field, px = _anatomy(rng)
+    _add_distractors(rng, density, field, px)
+    if label == 1:
+        mask = _add_nodules(rng, density, field, px)
+    else:
+        mask = np.zeros((SIZE, SIZE), dtype=bool)
+    image = _render(rng, density)
+    return Scene(image=image, mask=mask, lungs=field, label=label)
+
+
+def make_image(rng_or_seed: SeedLike, label: int) -> tuple[np.ndarray, np.ndarray]:
+    """Generate one radiograph and its nodule mask.
+
+    ``rng_or_seed``: an int seed (>= 0), a ``SeedSequence`` or a numpy
+    ``Generator`` (which is advanced).  ``label``: 0 = normal, 1 = lesion.
+    Returns ``(image uint8 (224, 224), mask bool (224, 224))``; the mask is
+    all False for normal images.
+    """
+    scene = make_scene(rng_or_seed, label)
+    return scene.image, scene.mask
+
+
+def make_dataset(n: int, seed: int, balance: float = 0.5):
+    """Generate ``n`` images with labels and masks, reproducibly.
+
+    ``n``: number of images (>= 0).  ``seed``: int seed (>= 0); each image
+    gets its own child seed, so image ``i`` does not depend on the others.
+    ``balance``: fraction of lesion images (default 0.5); exactly
+    ``round(n * balance)`` images are lesions, in shuffled order.
+    Returns ``(images (n, 224, 224) uint8, labels (n,) int64, masks (n, 224, 224) bool)``.
+    """
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"n must be an int, got {n!r}")
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int, got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    if not (0.0 <= float(balance) <= 1.0):
+        raise ValueError(f"balance must be in [0, 1], got {balance}")
+    n, seq = int(n), np.random.SeedSequence(int(seed))
+    label_seq, *image_seqs = seq.spawn(n + 1)
+    labels = np.zeros(n, dtype=np.int64)
+    labels[: int(round(n * float(balance)))] = 1
+    labels = np.random.default_rng(label_seq).permutation(labels)
+    images = np.empty((n, SIZE, SIZE), dtype=np.uint8)
+    masks = np.empty((n, SIZE, SIZE), dtype=bool)
+    for i in range(n):
+        images[i], masks[i] = make_image(image_seqs[i], int(labels[i]))
+    return images, labels, masks
+
+
+def _png_bytes(array: np.ndarray) -> bytes:
+    """Encode a 2-D uint8 array as an 8-bit grayscale PNG."""
+    ok, buf = cv2.imencode(".png", array)
+    if not ok:  # pragma: no cover - OpenCV always encodes uint8 2-D arrays
+        raise RuntimeError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write bytes to ``path`` via a temp file in the same folder and os.replace."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def write_testimgs(folder: Union[str, os.PathLike], seed: int = TESTIMGS_SEED, per_class: int = 5) -> list[dict]:
+    """Write the example images, their masks and ``manifest.csv`` into ``folder``.
+
+    ``folder``: target directory (created if missing).  ``seed``: int seed
+    (default ``TESTIMGS_SEED`` = 2024, the one used for ``testimgs/``).
+    ``per_class``: images per class (default 5).  Files are
+    ``<class>_<NN>.png`` (8-bit grayscale, 224x224), lesion masks are
+    ``masks/<stem>_mask.png`` (0/255) and the manifest has columns
+    ``file,class,mask`` (mask empty for normal images).  Returns the rows.
+    """
+    if isinstance(per_class, (bool, np.bool_)) or not isinstance(per_class, (int, np.integer)) or per_class < 1:
+        raise ValueError(f"per_class must be an int >= 1, got {per_class!r}")
+    folder = Path(folder)
+    (folder / "masks").mkdir(parents=True, exist_ok=True)
+    seqs = np.random.SeedSequence(_rng_seed(seed)).spawn(2 * per_class)
+    rows = []
+    for label, name in enumerate(CLASSES):
+        for k in range(per_class):
+            image, mask = make_image(seqs[label * per_class + k], label)
+            stem = f"{name}_{k + 1:02d}"
+            _write_atomic(folder / f"{stem}.png", _png_bytes(image))
+            mask_rel = ""
+            if label == 1:
+                mask_rel = f"masks/{stem}_mask.png"
+                _write_atomic(folder / mask_rel, _png_bytes(mask.astype(np.uint8) * 255))
+            rows.append({"file": f"{stem}.png", "class": name, "mask": mask_rel})
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=["file", "class", "mask"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    _write_atomic(folder / "manifest.csv", text.getvalue().encode("utf-8"))
+    return rows
+
+
+def _rng_seed(seed) -> int:
+    """Validate an int seed (>= 0) and return it."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int, got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    return int(seed)

@@ -1,0 +1,32 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    """True when two label vectors split the channels the same way (ids may be renumbered; -1/-2 fixed)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        return False
+    for special in (-2, -1):
+        if not np.array_equal(a == special, b == special):
+            return False
+    pairs = set(zip(a[a >= 0].tolist(), b[b >= 0].tolist()))
+    return len(pairs) == len({p[0] for p in pairs}) == len({p[1] for p in pairs})
+
+
+@pytest.fixture(scope="session")
+def tiny_resnet():
+    """A small random torchvision ResNet (2 classes) in eval mode."""
+    import torchvision
+
+    torch.manual_seed(0)
+    return torchvision.models.resnet18(num_classes=2).eval()
