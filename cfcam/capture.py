@@ -92,6 +92,7 @@ class ActivationsAndGradients:
         self.model = model
         self.layer_name, self.layer = resolve_layer(model, target_layer)
         self._handle = None
+        self._active = False
         self._outputs: list[torch.Tensor] = []
 
     # -- hook management -------------------------------------------------------------------------------
@@ -110,13 +111,18 @@ class ActivationsAndGradients:
             self._handle = None
 
     def _hook(self, module, inputs, output):
+        if not self._active:  # the model is being used for something else: leave it alone
+            return None
         if not isinstance(output, torch.Tensor) or output.dim() != 4:
             shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
             raise ValueError(f"target_layer {self.layer_name!r} must output a (N, C, h, w) tensor, got {shape}")
-        leaf = output.detach().requires_grad_(True)
-        self._outputs.append(leaf)
-        torch.set_grad_enabled(True)  # the layers after this one build the graph; restored by __call__
-        return leaf.clone()  # later in-place ops (e.g. ReLU(inplace=True)) must not touch the leaf
+        if output.requires_grad:  # a graph is already being built (grad mode on, or another hook's leaf)
+            captured = output
+        else:
+            captured = output.detach().requires_grad_(True)
+            torch.set_grad_enabled(True)  # the layers after this one build the graph; restored by __call__
+        self._outputs.append(captured)
+        return captured.clone()  # later in-place ops (e.g. ReLU(inplace=True)) must not touch what we keep
 
     # -- the capture -----------------------------------------------------------------------------------
     def __call__(self, inputs: torch.Tensor, targets: int | Sequence[int] | None = None) -> Capture:
@@ -132,6 +138,7 @@ class ActivationsAndGradients:
         modes = [(m, m.training) for m in self.model.modules()]
         grad_mode = torch.is_grad_enabled()
         self._outputs = []
+        self._active = True
         try:
             self.model.eval()
             with torch.no_grad():
@@ -150,6 +157,7 @@ class ActivationsAndGradients:
             (grads,) = torch.autograd.grad(selected, leaf)
             return Capture(leaf.detach(), grads.detach(), logits.detach(), t, self.layer_name)
         finally:
+            self._active = False
             self._outputs = []
             torch.set_grad_enabled(grad_mode)
             for module, mode in modes:

@@ -41,15 +41,20 @@ class Distances:
     """Pairwise Euclidean distances between the rows of ``flat`` (channels), ``(n, n)`` float32.
 
     Computed fast in float32 through the Gram matrix of the mean-centred rows (distances do not change under
-    translation; centring keeps the Gram trick well conditioned). Every entry is within ``tolerance`` of the
-    exact distance (a worst-case rounding bound). Entries that decide something (the ranks that give ``eps``,
-    and the pairs whose comparison with ``eps`` could flip) are recomputed exactly in float64 by
-    :func:`exact_eps`, so the clustering is the one exact arithmetic gives.
+    translation; centring keeps the Gram trick well conditioned); every entry is within ``tolerance`` of the
+    exact distance (a worst-case rounding bound). The entries that decide something, the ranks that give
+    ``eps`` and the pairs whose comparison with ``eps`` could flip, are then recomputed by :func:`exact_eps`
+    the way the published code computes them: ``eps`` from float32 distances of float32 differences (numpy's
+    ``linalg.norm``), and each neighbour test ``d <= eps`` on the float64 distance. So the clustering is the
+    published one, except at an exact tie: when the percentile falls on a pair counted twice, ``eps`` *is* that
+    pair's float32 distance, and whether scikit-learn then counts the pair as neighbours depends on its own
+    internal rounding. Here a tie is decided by the float64 distance, the same way every time.
     """
 
     def __init__(self, flat) -> None:
         x = torch.as_tensor(flat).to(device="cpu", dtype=torch.float64)
         self.n, dim = x.shape
+        self._x32 = x.float().numpy()
         self._x = x - x.mean(dim=0) if self.n else x
         xf = self._x.float()
         sq = (xf * xf).sum(dim=1)
@@ -59,6 +64,9 @@ class Distances:
         gamma = dim * _U32 / (1 - dim * _U32)
         max_sq = float((self._x * self._x).sum(dim=1).max()) if self.n else 0.0
         self._d2_error = (2 * gamma + 3 * _U32) * 2 * max_sq  # bound on the error of any squared distance
+        # entries (flat indices) near the last eps, with their float64 distances for the neighbour test
+        self.exact_index = np.zeros(0, dtype=np.int64)
+        self.exact_values = np.zeros(0, dtype=np.float64)
 
     def tolerance(self, near: float) -> float:
         """Bound on ``|approx - exact|`` for distances near ``near``: ``|d^2 error| / (d + d')``."""
@@ -66,11 +74,18 @@ class Distances:
             float(np.sqrt(self._d2_error)), self._d2_error / near)
 
     def make_exact(self, flat_index: np.ndarray) -> None:
-        """Recompute the given entries (indices into the flattened matrix) exactly, by float64 differences."""
-        if flat_index.size:
-            i, j = np.divmod(flat_index, self.n)
-            exact = torch.linalg.vector_norm(self._x[torch.from_numpy(i)] - self._x[torch.from_numpy(j)], dim=1)
-            self.matrix.ravel()[flat_index] = exact.float().numpy()
+        """Recompute the given entries (indices into the flattened matrix) as the published code does."""
+        i, j = np.divmod(flat_index, self.n)
+        diff32 = self._x32[i] - self._x32[j]
+        self.matrix.ravel()[flat_index] = np.linalg.norm(diff32, axis=1)
+        self.exact_index = flat_index
+        self.exact_values = np.sqrt(np.square(diff32.astype(np.float64)).sum(axis=1))
+
+    def neighbours(self, eps: float) -> np.ndarray:
+        """``(n, n)`` bool: ``distance <= eps``, the refined entries tested on their float64 distance."""
+        adjacent = self.matrix <= eps
+        adjacent.ravel()[self.exact_index] = self.exact_values <= eps
+        return adjacent
 
 
 def pairwise_distances(flat) -> np.ndarray:
@@ -130,12 +145,12 @@ def eps_from_distances(distances: np.ndarray, percentile: float, eps_min: float)
 
 
 def exact_eps(distances: Distances, percentile: float, eps_min: float) -> float:
-    """:func:`eps_from_distances` as exact arithmetic gives it, making exact the entries that can decide it.
+    """:func:`eps_from_distances` as the published code gets it, refining the entries that can decide it.
 
-    The approximate rank statistics ``a <= b`` are within ``tol`` of the exact ones. Every entry within
-    ``w = 3 tol`` of ``[a, b]`` is recomputed exactly; an entry outside that band cannot cross the exact
-    statistics, so the exact ones are found inside the band, and every comparison with ``eps`` that DBSCAN
-    then makes is exact too.
+    The approximate rank statistics ``a <= b`` are within ``tol`` of the true ones. Every entry within
+    ``w = 3 tol`` of ``[a, b]`` is recomputed as published (see :class:`Distances`); an entry outside that
+    band cannot cross the true statistics, so they are found inside the band, and every neighbour test
+    DBSCAN then makes with this ``eps`` is decided the published way too.
     """
     n = distances.n
     if n < 2:
@@ -167,20 +182,21 @@ class DBSCANResult:
     n_neighbors: np.ndarray  # (n,) neighbours within eps, the point itself included
 
 
-def dbscan(distances: np.ndarray, eps: float, min_samples: int) -> DBSCANResult:
+def dbscan(distances: np.ndarray | Distances, eps: float, min_samples: int) -> DBSCANResult:
     """DBSCAN on a precomputed distance matrix with scikit-learn's semantics.
 
+    ``distances`` is a matrix or a :class:`Distances` refined by :func:`exact_eps` for this ``eps``.
     Neighbours are points with ``distance <= eps`` (the point itself included); a core point has at least
     ``min_samples`` of them; a cluster is a connected component of core points plus the border points they
     reach. Clusters are grown from the lowest-index unlabelled core point, breadth first over whole frontiers
     (boolean matrix rows, no per-point Python loop), and a border point joins the first cluster that reaches
     it: exactly the labels scikit-learn's expansion gives.
     """
-    n = distances.shape[0]
+    n = distances.n if isinstance(distances, Distances) else distances.shape[0]
     labels = np.full(n, NOISE, dtype=np.int64)
     if n == 0:
         return DBSCANResult(labels, np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64))
-    adjacent = distances <= eps
+    adjacent = distances.neighbours(eps) if isinstance(distances, Distances) else distances <= eps
     n_neighbors = adjacent.sum(axis=1)
     core = n_neighbors >= min_samples
     unlabelled_core = core.copy()

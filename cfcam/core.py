@@ -51,20 +51,25 @@ class ClusterStage:
 
 
 def cluster_stage(activations: torch.Tensor, config: CFCAMConfig,
-                  distances: cl.Distances | None = None) -> ClusterStage:
+                  cache: dict | None = None) -> ClusterStage:
     """Split off important channels, then DBSCAN the rest with the percentile ``eps``.
 
-    ``distances`` may be passed in (computed for the same clustered channels) to skip recomputing them.
+    ``cache`` (a dict the caller keeps for one image) holds the distance matrices already computed, keyed by
+    the set of clustered channels, so that moving ``eps`` or ``min_samples`` does not recompute them.
     """
     c = activations.shape[0]
     flat = activations.reshape(c, -1)
     split = cl.split_important(flat.numpy(), config.important_fraction)
     clustered = np.flatnonzero(~split.important)
-    if distances is None or distances.n != clustered.size:
+    key = clustered.tobytes()
+    distances = cache.get(key) if cache is not None else None
+    if distances is None:
         distances = cl.Distances(flat[torch.from_numpy(clustered)])
+        if cache is not None:
+            cache[key] = distances
     eps = cl.exact_eps(distances, config.eps_percentile, config.eps_min)
     min_samples = cl.min_samples_for(clustered.size, config.min_samples_fraction, config.min_samples_floor)
-    db = cl.dbscan(distances.matrix, eps, min_samples)
+    db = cl.dbscan(distances, eps, min_samples)
     labels = np.full(c, cl.IMPORTANT, dtype=np.int64)
     labels[clustered] = db.labels
     return ClusterStage(split, clustered, eps, min_samples, db, labels, distances)

@@ -143,3 +143,23 @@ def test_unused_or_twice_used_layer_and_bad_targets(tiny_resnet):
         ActivationsAndGradients(tiny_resnet, "layer4")(torch.randn(3, 32, 32))
     with pytest.raises(ValueError, match=r"must output a \(N, C, h, w\)"):
         ActivationsAndGradients(tiny_resnet, "fc")(torch.randn(1, 3, 32, 32))
+
+
+def test_several_explainers_on_one_layer_do_not_interfere(tiny_resnet):
+    x = torch.randn(2, 3, 64, 64)
+    alone = GradCAM(tiny_resnet, "layer4")(x)
+    with GradCAM(tiny_resnet, "layer4") as g1, CFCAM(tiny_resnet, "layer4") as c1, GradCAM(tiny_resnet, "layer4") as g2:
+        torch.testing.assert_close(torch.from_numpy(g1(x)), torch.from_numpy(alone))
+        c1(x)
+        torch.testing.assert_close(torch.from_numpy(g2(x)), torch.from_numpy(alone))
+        tiny_resnet(x)  # a plain call while hooks are registered is untouched and keeps nothing
+        assert g1._grab._outputs == [] and c1._grab._outputs == []
+
+
+def test_capture_while_grad_mode_is_on_and_model_requires_grad(tiny_resnet):
+    x = torch.randn(1, 3, 64, 64)
+    with torch.enable_grad():
+        cap = ActivationsAndGradients(tiny_resnet, "layer3")(x, targets=0)
+    ref = ActivationsAndGradients(tiny_resnet, "layer3")(x, targets=0)
+    torch.testing.assert_close(cap.gradients, ref.gradients)
+    assert all(p.grad is None for p in tiny_resnet.parameters())

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cfcam import ActivationsAndGradients, cluster_filter_cam
+from cfcam import clustering as cl
 from conftest import FIXTURES, same_partition
 from published_oracle import published_cfcam
 
@@ -82,8 +83,41 @@ def planted(draw):
     return a, g
 
 
-@settings(max_examples=40, deadline=None)
+def rest_channels(a):
+    flat = a.reshape(len(a), -1).astype(np.float64)
+    norms = np.linalg.norm(flat, axis=1)
+    return np.flatnonzero(norms < np.percentile(norms, 75)), flat
+
+
+def tie_resolutions(a, eps, min_samples):
+    """Labels with every pair at distance eps (to float32 rounding) counted as neighbours, and without.
+
+    At such a tie the published labels hang on scikit-learn's internal rounding (see
+    cfcam.clustering.Distances); the published partition must then be one of these two."""
+    rest, flat = rest_channels(a)
+    d = np.sqrt(((flat[rest][:, None] - flat[rest][None]) ** 2).sum(-1))
+    tie = np.abs(d - eps) <= 4e-7 * eps
+    if not tie.any():
+        return None
+    out = []
+    for counted in (True, False):
+        near = np.where(tie, counted, d <= eps)
+        labels = np.full(len(a), -2)
+        labels[rest] = cl.dbscan(np.where(near, 0.0, 1.0), 0.5, min_samples).labels
+        out.append(labels)
+    return out
+
+
+@settings(max_examples=60, deadline=None)
 @given(planted())
 def test_reference_preset_matches_published_on_random_planted_inputs(data):
     a, g = data
-    assert_matches(cluster_filter_cam(a, g, "reference"), published_cfcam(a, g))
+    expected = published_cfcam(a, g)
+    result = cluster_filter_cam(a, g, "reference")
+    assert abs(result.eps - expected["eps"]) <= 1e-5 * expected["eps"]
+    ties = tie_resolutions(a, expected["eps"], result.min_samples)
+    if ties is None:
+        assert_matches(result, expected)
+    else:
+        assert any(same_partition(expected["labels"], t) for t in ties)
+        assert any(same_partition(result.labels, t) for t in ties)
