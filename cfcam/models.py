@@ -72,7 +72,7 @@ def load_model(name_or_path="demo", arch: str | None = None, num_classes: int | 
     else:
         model, info = _load_file(Path(text), arch, num_classes)
     if class_names is not None:
-        info["classes"] = _check_class_names(class_names, len(info["classes"]))
+        info["classes"] = check_class_names(class_names, len(info["classes"]))
     model.to(dev).eval()
     info["device"] = str(dev)
     return model, info
@@ -233,6 +233,8 @@ def read_state_dict(path) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         detail = _weights_only_reason(str(exc))
+        if "GLOBAL" not in detail:  # no Python object was asked for: garbage, text, another format
+            raise ModelError(f"{path} is not a readable PyTorch weights file ({detail})") from None
         raise ModelError(f"refused to load {path}: it holds Python objects other than tensors ({detail}). "
                          "Only plain state dicts are loaded (torch.load with weights_only=True), because "
                          "unpickling arbitrary objects can run code; save model.state_dict() instead") from None
@@ -279,7 +281,7 @@ def fit_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], source: 
                 {k for k, _, _ in mismatched} <= {head, head[: -len("weight")] + "bias"}:
             lines.append(f"  hint: the file's classifier has {state[head].shape[0]} outputs; pass "
                          f"num_classes={state[head].shape[0]} (--num-classes)")
-        elif missing and unexpected:
+        elif missing or unexpected:
             lines.append("  hint: is the architecture right (--arch)?")
         raise ModelError("\n".join(lines))
     cast = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
@@ -331,8 +333,8 @@ def default_layer(model: nn.Module, arch: str = "") -> str | None:
     return convs[-1] if convs else None
 
 
-def _check_class_names(names, n: int) -> list[str]:
-    """``names`` as a list of ``n`` non-empty, distinct strings; ``ModelError`` otherwise."""
+def check_class_names(names, n: int) -> list[str]:
+    """``names`` (a list, or one comma-separated string) as ``n`` non-empty, distinct names; else ``ModelError``."""
     if isinstance(names, str):
         names = [s.strip() for s in names.split(",")]
     names = [str(s) for s in names]
@@ -353,6 +355,7 @@ def _check_outputs(model: nn.Module, classes: list, source: str) -> None:
 
 
 def _numbered(n: int) -> list[str]:
+    """Default class names ``"class 0"``, ``"class 1"``... for a model without its own."""
     return [f"class {i}" for i in range(n)]
 
 
@@ -377,16 +380,21 @@ def _read_card(path: Path) -> dict:
 
 
 def _all_tensors(obj: Mapping) -> bool:
+    """True for a non-empty mapping whose values are all tensors (a state dict)."""
     return bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
 def _few(keys: list[str]) -> str:
+    """The first few ``keys`` and how many more, for an error message."""
     more = f" (+{len(keys) - _SHOW} more)" if len(keys) > _SHOW else ""
     return ", ".join(keys[:_SHOW]) + more
 
 
 def _weights_only_reason(message: str) -> str:
-    """The useful line of torch's weights-only refusal (``Unsupported global: ...``)."""
-    match = re.search(r"(Unsupported global: GLOBAL \S+|Unsupported operand \S+|[^\n]*WeightsUnpickler error:[^\n.]*)",
-                      message)
-    return match.group(0).strip() if match else message.strip().splitlines()[0][:200]
+    """The useful line of torch's weights-only refusal: the blocked ``GLOBAL`` (a class or function), if any."""
+    for pattern in (r"Unsupported global: GLOBAL [^\s.]+(\.[^\s.]+)*", r"[^\n]*\bGLOBAL\b[^\n]*",
+                    r"Unsupported operand [^\n]*"):
+        match = re.search(pattern, message)
+        if match:
+            return match.group(0).strip().rstrip(".")[:200]
+    return (message.strip().splitlines() or ["unknown reason"])[0][:200]

@@ -61,4 +61,5 @@ def overlay(heatmap: np.ndarray, image, alpha: float = 0.4) -> np.ndarray:
     if not np.isfinite(heat).all():
         raise ValueError("heatmap contains NaN or infinite values")
     heat = cv2.resize(heat, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
-    return np.uint8(colorize(heat) * alpha + rgb * (1 - alpha))
+    blend = colorize(heat).astype(np.float32) * np.float32(alpha) + rgb.astype(np.float32) * np.float32(1 - alpha)
+    return blend.astype(np.uint8)

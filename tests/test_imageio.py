@@ -1,0 +1,273 @@
+"""Reading every kind of image a user may point at, refusing bad ones clearly, and writing atomically."""
+
+import hashlib
+import os
+import stat
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFile
+
+from cfcam import imageio
+from cfcam.imageio import (IMAGE_EXTENSIONS, ImageError, find_images, load_image, save_npy_atomic, save_png_atomic,
+                           scale_to_uint8, write_text_atomic)
+
+
+def digest(path) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def colourful(w=48, h=32) -> Image.Image:
+    """An RGB image with distinct values per pixel and channel."""
+    y, x = np.mgrid[0:h, 0:w]
+    arr = np.stack([x * 255 // (w - 1), y * 255 // (h - 1), (x + y) * 255 // (w + h - 2)], axis=-1)
+    return Image.fromarray(arr.astype(np.uint8))
+
+
+def noise_png(path, w=64, h=64, seed=0):
+    """A PNG of random pixels (so its compressed data is large enough to truncate)."""
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+# -- conversions ------------------------------------------------------------------------------------------
+
+def test_16bit_png_is_scaled_to_its_own_range_not_clipped(tmp_path):
+    values = np.linspace(1000, 3000, 40 * 60).reshape(40, 60).astype(np.uint16)
+    path = tmp_path / "xray16.png"
+    Image.fromarray(values).save(path)
+    assert Image.open(path).mode in ("I;16", "I")  # really a 16-bit file
+
+    rgb = np.asarray(load_image(path))
+    assert rgb.shape == (40, 60, 3) and rgb.dtype == np.uint8
+    assert (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()
+    assert rgb.min() == 0 and rgb.max() == 255 and not (rgb == 255).all()
+    expected = np.rint((values.astype(float) - 1000) / 2000 * 255)
+    np.testing.assert_allclose(rgb[..., 0], expected, atol=1)
+
+
+def test_32bit_integer_image_is_scaled_too(tmp_path):
+    values = (np.arange(20 * 30).reshape(20, 30) * 100 + 50_000).astype(np.int32)
+    path = tmp_path / "deep.tif"
+    Image.fromarray(values, mode="I").save(path)
+    assert Image.open(path).mode == "I"
+    gray = np.asarray(load_image(path))[..., 0]
+    assert gray.min() == 0 and gray.max() == 255
+    assert (np.diff(gray.ravel().astype(int)) >= 0).all()  # order kept
+
+
+def test_scale_to_uint8_constant_and_nonfinite():
+    assert (scale_to_uint8(np.full((3, 4), 1234.0)) == 0).all()
+    out = scale_to_uint8(np.array([[0.0, np.nan], [2.0, 4.0]]))
+    assert out.tolist() == [[0, 0], [128, 255]]
+
+
+@pytest.mark.parametrize("mode,fmt", [("L", "PNG"), ("1", "PNG"), ("P", "PNG"), ("RGBA", "PNG"), ("LA", "PNG"),
+                                      ("CMYK", "TIFF"), ("CMYK", "JPEG"), ("F", "TIFF"), ("RGB", "WEBP")])
+def test_modes_convert_to_rgb(tmp_path, mode, fmt):
+    source = colourful().convert(mode)
+    path = tmp_path / f"img.{fmt.lower()}"
+    source.save(path, format=fmt)
+    loaded = load_image(path)
+    assert loaded.mode == "RGB" and loaded.size == source.size
+    stored = Image.open(path)
+    stored.load()
+    if mode in ("P", "CMYK", "1", "L"):  # the ordinary PIL conversion of what is stored
+        np.testing.assert_array_equal(np.asarray(loaded), np.asarray(stored.convert("RGB")))
+
+
+def test_alpha_is_dropped_not_composited(tmp_path):
+    rgba = np.zeros((10, 12, 4), dtype=np.uint8)
+    rgba[..., 0], rgba[..., 1], rgba[..., 2] = 200, 100, 50
+    rgba[..., 3] = 0  # fully transparent: compositing on black would give (0, 0, 0)
+    rgba[:5, :, 3] = 128
+    path = tmp_path / "alpha.png"
+    Image.fromarray(rgba, mode="RGBA").save(path)
+    out = np.asarray(load_image(path))
+    assert (out == np.array([200, 100, 50], dtype=np.uint8)).all()
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = colourful(60, 30)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    rotated = tmp_path / "rotated.jpg"
+    img.save(rotated, format="JPEG", exif=exif.tobytes())
+    plain = tmp_path / "plain.jpg"
+    img.save(plain, format="JPEG")
+    assert Image.open(rotated).size == (60, 30)  # stored landscape
+    assert load_image(rotated).size == (30, 60)  # shown portrait
+    assert load_image(plain).size == (60, 30)
+
+
+def test_first_frame_of_multiframe_gif(tmp_path):
+    frames = [Image.new("L", (16, 8), v) for v in (10, 200)]
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    out = np.asarray(load_image(path))
+    assert out.shape == (8, 16, 3) and int(out.mean()) == 10
+
+
+# -- refusals ---------------------------------------------------------------------------------------------
+
+def refused(path, *words):
+    with pytest.raises(ImageError) as info:
+        load_image(path)
+    err = info.value
+    assert isinstance(err, ValueError) and err.path == str(path)
+    assert str(path) in str(err)
+    for w in words:
+        assert w in err.reason, err.reason
+    return err
+
+
+def test_missing_path(tmp_path):
+    refused(tmp_path / "nope.png", "no such file")
+
+
+def test_folder_is_not_an_image(tmp_path):
+    refused(tmp_path, "folder")
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / "empty.png"
+    path.write_bytes(b"")
+    refused(path, "empty")
+
+
+def test_text_file_named_png(tmp_path):
+    path = tmp_path / "notes.png"
+    path.write_text("this is not an image\n")
+    refused(path, "not a recognised image")
+
+
+def test_truncated_png(tmp_path):
+    good = noise_png(tmp_path / "good.png")
+    data = good.read_bytes()
+    path = tmp_path / "truncated.png"
+    path.write_bytes(data[: len(data) // 2])
+    refused(path, "corrupt or truncated")
+
+
+def test_corrupted_png_data(tmp_path):
+    data = bytearray(noise_png(tmp_path / "good.png").read_bytes())
+    start = data.index(b"IDAT") + 4
+    data[start:start + 64] = bytes(64)  # zero part of the compressed stream (CRC no longer matches)
+    path = tmp_path / "corrupt.png"
+    path.write_bytes(bytes(data))
+    refused(path, "corrupt")
+
+
+@pytest.mark.parametrize("limit", [1000, 3000])  # 64*64 = 4096: over 2x the limit (PIL error) / over 1x (PIL warning)
+def test_decompression_bomb_is_refused_without_decoding(tmp_path, monkeypatch, limit):
+    path = noise_png(tmp_path / "bomb.png")
+    decoded = []
+    real_load = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: decoded.append(1) or real_load(self))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+    filters_before = list(warnings.filters)
+    refused(path, "decompression bomb")
+    assert decoded == []
+    assert list(warnings.filters) == filters_before  # the warning filter was local to the call
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)
+    assert load_image(path).size == (64, 64) and decoded  # the same file under the limit loads
+
+
+def test_loading_never_modifies_inputs(tmp_path):
+    paths = [noise_png(tmp_path / "a.png")]
+    img = colourful()
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    img.save(tmp_path / "b.jpg", exif=exif.tobytes())
+    Image.fromarray(np.arange(600, dtype=np.uint16).reshape(20, 30) * 7).save(tmp_path / "c.png")
+    paths += [tmp_path / "b.jpg", tmp_path / "c.png"]
+    before = {p: (digest(p), os.stat(p).st_mtime_ns) for p in paths}
+    for p in paths:
+        load_image(p)
+    assert {p: (digest(p), os.stat(p).st_mtime_ns) for p in paths} == before
+    assert sorted(os.listdir(tmp_path)) == ["a.png", "b.jpg", "c.png"]
+
+
+# -- finding images ---------------------------------------------------------------------------------------
+
+def test_find_images_scans_folders_non_recursively(tmp_path):
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    for name in ("b.jpg", "A.PNG", "d.JPEG", "c.txt", ".hidden.png", "e.TiFF", "f.webp", "g.bmp"):
+        (folder / name).write_bytes(b"x")
+    (folder / "sub" / "deep.png").write_bytes(b"x")
+    explicit = folder / "c.txt"
+    images, problems = find_images([folder, explicit, tmp_path / "missing", folder / "b.jpg"])
+    names = [p.name for p in images]
+    assert names == ["A.PNG", "b.jpg", "d.JPEG", "e.TiFF", "f.webp", "g.bmp", "c.txt"]
+    assert problems == [(tmp_path / "missing", "no such file or folder")]
+    assert set(IMAGE_EXTENSIONS) >= {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def test_find_images_reports_a_folder_without_images(tmp_path):
+    (tmp_path / "readme.txt").write_text("hi")
+    images, problems = find_images([tmp_path])
+    assert images == [] and len(problems) == 1 and "no image files" in problems[0][1]
+
+
+# -- atomic writers ---------------------------------------------------------------------------------------
+
+def test_atomic_writers_round_trip_and_leave_no_temp_files(tmp_path):
+    rgb = np.random.default_rng(1).integers(0, 256, (7, 9, 3), dtype=np.uint8)
+    save_png_atomic(rgb, tmp_path / "a.png")
+    save_png_atomic(Image.fromarray(rgb[..., 0]), tmp_path / "b.png")
+    arr = np.random.default_rng(2).random((5, 6)).astype(np.float32)
+    save_npy_atomic(arr, tmp_path / "c.npy")
+    write_text_atomic("naïve,text\n", tmp_path / "d.csv")
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "a.png")), rgb)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "b.png")), rgb[..., 0])
+    np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), arr)
+    assert (tmp_path / "d.csv").read_text(encoding="utf-8") == "naïve,text\n"
+    assert sorted(os.listdir(tmp_path)) == ["a.png", "b.png", "c.npy", "d.csv"]
+
+
+def test_atomic_write_replaces_an_existing_file_whole(tmp_path):
+    path = tmp_path / "out.txt"
+    path.write_text("x" * 10_000)
+    write_text_atomic("short", path)
+    assert path.read_text() == "short"
+    assert os.listdir(tmp_path) == ["out.txt"]
+
+
+def test_atomic_write_gives_normal_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_text_atomic("a", tmp_path / "p.txt")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "p.txt").st_mode) == 0o644
+
+
+def test_interrupted_write_keeps_old_file_and_removes_temp(tmp_path, monkeypatch):
+    path = tmp_path / "map.npy"
+    save_npy_atomic(np.zeros(3), path)
+    old = path.read_bytes()
+
+    def half_then_interrupt(fh, arr, allow_pickle):
+        fh.write(b"\x93NUMPY partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(imageio.np, "save", half_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        save_npy_atomic(np.ones(1000), path)
+    assert path.read_bytes() == old
+    assert os.listdir(tmp_path) == ["map.npy"]
+
+
+def test_writers_validate_their_arguments(tmp_path):
+    with pytest.raises(ValueError, match="uint8"):
+        save_png_atomic(np.zeros((4, 4), dtype=np.float32), tmp_path / "x.png")
+    with pytest.raises(ValueError, match="shape"):
+        save_png_atomic(np.zeros((4, 4, 2), dtype=np.uint8), tmp_path / "x.png")
+    with pytest.raises(ValueError, match="text must be a str"):
+        write_text_atomic(b"bytes", tmp_path / "x.txt")
+    with pytest.raises(ValueError, match="folder"):
+        write_text_atomic("a", tmp_path)
+    assert os.listdir(tmp_path) == []
