@@ -197,7 +197,10 @@ class Explorer:
         fig.savefig(buf, format="png", dpi=72, bbox_inches="tight")
         plt.close(fig)
         self.image.value = buf.getvalue()
-        self.status.value = f"computed in {1000 * self.last_seconds:.0f} ms"
+        notes = getattr(self.state, "notes", None) or getattr(
+            self.state.get("cf") if isinstance(self.state, dict) else None, "notes", ())
+        self.status.value = f"computed in {1000 * self.last_seconds:.0f} ms" + "".join(
+            f"<br><i>{n}</i>" for n in notes)
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
@@ -221,8 +224,13 @@ def _image_control(session: Session) -> W.Dropdown:
 
 
 def _class_control(session: Session, with_top=True) -> W.Dropdown:
-    options = ([("top class", None)] if with_top else []) + [(n, i) for i, n in enumerate(session.class_names)]
+    # -1 stands for "the top class" (a Dropdown shows a None value as an empty selection)
+    options = ([("top class", -1)] if with_top else []) + [(n, i) for i, n in enumerate(session.class_names)]
     return _dropdown(options, options[0][1], "class")
+
+
+def _target(value):
+    return None if value is None or value < 0 else int(value)
 
 
 def _show(ax, img, title, cmap=None, **kw):
@@ -252,7 +260,7 @@ def hooks_explorer(session: Session | None = None) -> Explorer:
                 "target": _class_control(session), "channel": _slider(0, 0, 511, 1, "channel", integer=True)}
 
     def compute(v):
-        cap = session.capture(v["image"], v["layer"], v["target"])
+        cap = session.capture(v["image"], v["layer"], _target(v["target"]))
         a, g = cap.activations[0], cap.gradients[0]
         controls["channel"].max = a.shape[0] - 1
         k = min(v["channel"], a.shape[0] - 1)
@@ -414,10 +422,11 @@ def dashboard(session: Session | None = None) -> Explorer:
             explorer_ref[0].set(**{k: getattr(preset, k) for k in params})
 
     def compute(v):
-        staged = _staged(session, cache, v["image"], v["layer"], v["target"])
+        target = _target(v["target"])
+        staged = _staged(session, cache, v["image"], v["layer"], target)
         config = make_config("readme", **{k: v[k] for k in params})
         r = staged.run(config)
-        cap = session.capture(v["image"], v["layer"], v["target"])
+        cap = session.capture(v["image"], v["layer"], target)
         grad = weighted_relu_sum(cap.activations[0], gradcam_weights(cap.gradients[0]))
         return {"cf": r, "grad": grad.numpy(), "target": int(cap.targets[0]),
                 "p": torch.softmax(cap.logits[0].float(), 0).numpy()}

@@ -44,6 +44,7 @@ def jupyterlab(tmp_path):
     """JupyterLab serving a copy of notebooks/ (so nothing in the repository is touched)."""
     root = tmp_path / "notebooks"
     shutil.copytree(Path(os.environ.get("CFCAM_NOTEBOOKS_DIR", ROOT / "notebooks")), root)
+    assert (root / NOTEBOOK).exists(), f"notebooks/{NOTEBOOK} is missing"
     port, token = free_port(), secrets.token_hex(16)
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"), JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"),
                JUPYTER_DATA_DIR=os.environ.get("JUPYTER_DATA_DIR", str(Path(sys.prefix) / "share" / "jupyter")))
