@@ -9,11 +9,12 @@ from .compose import normalize, upsample
 from .config import PRESETS, CFCAMConfig, make_config
 from .core import CFCAMResult, cluster_filter_cam
 from .explainers import CFCAM, BaseCAM, GradCAM
+from .models import ModelError, load_model
 from .viz import IMAGENET_MEAN, IMAGENET_STD, overlay, preprocess, preprocess_batch
 
 __all__ = [
     "ActivationsAndGradients", "BaseCAM", "CFCAM", "CFCAMConfig", "CFCAMResult", "Capture", "GradCAM",
-    "IMAGENET_MEAN", "IMAGENET_STD", "PRESETS", "cluster_filter_cam", "make_config", "normalize", "overlay",
+    "IMAGENET_MEAN", "IMAGENET_STD", "ModelError", "PRESETS", "load_model", "cluster_filter_cam", "make_config", "normalize", "overlay",
     "preprocess", "preprocess_batch", "resolve_layer", "upsample",
 ]
 __version__ = "0.1.0"
