@@ -54,6 +54,11 @@ NODULE_AMPLITUDE = (0.10, 0.25)
 #: Gap in pixels kept between a nodule's edge and the lung field's border.
 NODULE_MARGIN = 2.0
 
+# Pixel-coordinate grids shared by all images: the half-resolution anatomy grid
+# (in full-resolution pixel units) and a [-0.5, 0.5) grid for exposure ramps.
+_LOW_GRID = tuple(np.mgrid[0 : SIZE // 2, 0 : SIZE // 2].astype(np.float32) * 2.0 + 0.5)
+_UNIT_GRID = tuple(np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) / SIZE - 0.5)
+
 SeedLike = Union[int, np.integer, np.random.SeedSequence, np.random.Generator]
 
 
@@ -106,7 +111,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 def _smooth_noise(rng: np.random.Generator, sigma: float) -> np.ndarray:
     """Gaussian-filtered white noise with unit standard deviation."""
-    noise = rng.standard_normal((SIZE, SIZE)).astype(np.float32)
+    noise = rng.standard_normal((SIZE, SIZE), dtype=np.float32)
     noise = cv2.GaussianBlur(noise, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
     return noise / max(float(noise.std()), 1e-6)
 
@@ -120,12 +125,11 @@ def _anatomy(rng: np.random.Generator):
     Returns ``(density, lung_field, px_per_unit)``.
     """
     # Whole-anatomy pose: shift, scale and a small rotation.
-    scale = rng.uniform(90.0, 108.0)  # pixels per normalised unit
-    cx = SIZE / 2 + rng.uniform(-12.0, 12.0)
+    scale = rng.uniform(88.0, 104.0)  # pixels per normalised unit
+    cx = SIZE / 2 + rng.uniform(-9.0, 9.0)
     cy = SIZE / 2 + rng.uniform(-8.0, 14.0)
     angle = np.deg2rad(rng.uniform(-5.0, 5.0))
-    low = SIZE // 2
-    ys, xs = np.mgrid[0:low, 0:low].astype(np.float32) * 2.0 + 0.5  # full-res coords
+    ys, xs = _LOW_GRID
     dx, dy = (xs - cx) / scale, (ys - cy) / scale
     ca, sa = np.float32(np.cos(angle)), np.float32(np.sin(angle))
     u = ca * dx + sa * dy  # patient right-left (image x)
@@ -300,7 +304,7 @@ def _render(rng: np.random.Generator, density: np.ndarray) -> np.ndarray:
     """Turn a density map into a uint8 radiograph: blur, exposure, gamma, noise."""
     img = cv2.GaussianBlur(density, (0, 0), rng.uniform(0.7, 1.6), borderType=cv2.BORDER_REFLECT)
     # Soft-tissue / exposure gradient across the film.
-    ys, xs = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) / SIZE - 0.5
+    ys, xs = _UNIT_GRID
     gx, gy = rng.uniform(-0.06, 0.06, size=2)
     img = img + gx * xs + gy * ys
     contrast = rng.uniform(1.05, 1.4)
@@ -308,7 +312,7 @@ def _render(rng: np.random.Generator, density: np.ndarray) -> np.ndarray:
     img = brightness + contrast * img
     img = np.clip(img, 0.0, 1.0) ** rng.uniform(0.8, 1.25)
     # Film grain: fine white noise plus a little mottle.
-    img = img + rng.uniform(0.01, 0.03) * rng.standard_normal(img.shape).astype(np.float32)
+    img = img + rng.uniform(0.01, 0.03) * rng.standard_normal(img.shape, dtype=np.float32)
     img = img + 0.01 * _smooth_noise(rng, 1.0)
     return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
 

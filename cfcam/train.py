@@ -5,6 +5,8 @@ The demo model is torchvision's ResNet with one BasicBlock per stage (a
 It learns normal-vs-lesion from :mod:`cfcam.synthetic` images on the CPU in
 about a quarter of an hour, and its model card records how well it classifies
 and how well plain Grad-CAM points at the nodules (the pointing game).
+The model shifts its input by 16 px so that its 7x7 ``layer4`` cells sit where
+bilinear CAM upsampling draws them (see :class:`AlignedResNet`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 from torch import nn
+from torchvision.models.resnet import BasicBlock, ResNet
 
 from . import synthetic
 
@@ -35,6 +38,8 @@ __all__ = [
     "MODEL_FILE",
     "CARD_FILE",
     "ARCHITECTURE",
+    "ALIGN_SHIFT",
+    "AlignedResNet",
     "POINTING_TOLERANCE_PX",
     "build_demo_model",
     "to_input",
@@ -42,6 +47,7 @@ __all__ = [
     "evaluate_accuracy",
     "grad_cam",
     "pointing_hits",
+    "save_state_dict_fp16",
     "train_demo",
     "main",
 ]
@@ -59,14 +65,17 @@ MODEL_FILE = "demo_model.pt"
 CARD_FILE = "demo_model.json"
 
 #: Human-readable architecture name written into the model card.
-ARCHITECTURE = "torchvision.models.resnet.ResNet(BasicBlock, [1, 1, 1, 1], num_classes=2) ('ResNet-10')"
+ARCHITECTURE = (
+    "torchvision.models.resnet.ResNet(BasicBlock, [1, 1, 1, 1], num_classes=2) ('ResNet-10'), "
+    "input shifted 16 px up/left to align layer4 with bilinear CAM upsampling (cfcam.train.AlignedResNet)"
+)
 
 #: A pointing-game hit: the CAM's argmax lies within this many pixels of the mask.
 POINTING_TOLERANCE_PX = 15
 
 # Defaults of train_demo (also used by the command line).
 DEFAULT_SEED = 0
-DEFAULT_N_TRAIN = 4000
+DEFAULT_N_TRAIN = 3500
 DEFAULT_N_VAL = 600
 DEFAULT_N_TEST = 300
 DEFAULT_EPOCHS = 6
@@ -76,11 +85,43 @@ DEFAULT_WEIGHT_DECAY = 1e-4
 DEFAULT_MAX_SHIFT = 8
 
 
-def build_demo_model() -> nn.Module:
-    """Return the untrained demo architecture (ResNet-10, two classes)."""
-    from torchvision.models.resnet import BasicBlock, ResNet
+#: Pixels by which the demo model shifts its input up and left (see ``AlignedResNet``).
+ALIGN_SHIFT = 16
 
-    return ResNet(BasicBlock, [1, 1, 1, 1], num_classes=len(synthetic.CLASSES))
+
+class AlignedResNet(ResNet):
+    """torchvision's ResNet whose ``layer4`` cells line up with bilinear upsampling.
+
+    In a torchvision ResNet the receptive field of cell ``i`` of the 7x7
+    ``layer4`` map is centred on input pixel ``32 * i``, but upsampling a CAM
+    bilinearly (``align_corners=False``, like ``cv2.resize``) draws cell ``i``
+    at pixel ``32 * i + 15.5``: every CAM lands half a cell (~16 px) down and
+    right of what the model looked at.  Shifting the input up and left by
+    ``align_shift`` pixels (replicating the last rows/columns) moves the cell
+    centres to ``32 * i + 16``, so CAMs point where the evidence is.  It has
+    no parameters; weights, ``state_dict`` keys and ``layer4[-1]`` are those
+    of the plain ResNet.  The 16 dropped top/left pixels are background here.
+    """
+
+    def __init__(self, *args, align_shift: int = ALIGN_SHIFT, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.align_shift = _check_int("align_shift", align_shift, minimum=0)
+
+    def _forward_impl(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.align_shift
+        if s:
+            x = F.pad(x[..., s:, s:], (0, s, 0, s), mode="replicate")
+        return super()._forward_impl(x)
+
+
+def build_demo_model(align_shift: int = ALIGN_SHIFT) -> nn.Module:
+    """Return the untrained demo architecture: a two-class ResNet-10.
+
+    ``align_shift``: input shift in pixels that aligns ``layer4`` with
+    bilinear CAM upsampling (default 16; 0 gives the plain torchvision
+    ``ResNet(BasicBlock, [1, 1, 1, 1], num_classes=2)``).
+    """
+    return AlignedResNet(BasicBlock, [1, 1, 1, 1], num_classes=len(synthetic.CLASSES), align_shift=align_shift)
 
 
 def to_input(images_uint8) -> torch.Tensor:
@@ -202,7 +243,7 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: int = 1, layer: Optional
     try:
         model.eval()
         with torch.enable_grad():
-            logits = model(x.detach().clone().requires_grad_(False))
+            logits = model(x.detach())
             model.zero_grad(set_to_none=True)
             # Samples do not interact in eval mode, so one backward serves the batch.
             logits[:, target].sum().backward()
@@ -295,7 +336,7 @@ def train_demo(
 
     ``out_dir``: output folder (default ``cfcam/data``), created if missing.
     ``seed``: seeds torch, numpy and the three data sets (default 0).
-    ``n_train``: training images, half lesions (default 4000).
+    ``n_train``: training images, half lesions (default 3500).
     ``epochs``: passes over the training set (default 6).
     ``progress``: show a tqdm progress bar (default True).
     ``n_val``: validation images from a different seed (default 600).
@@ -360,7 +401,7 @@ def train_demo(
                 sched.step()
                 seen += len(y)
                 correct += int((logits.argmax(1) == y).sum())
-                loss_sum += float(loss) * len(y)
+                loss_sum += float(loss.detach()) * len(y)
                 bar.update(1)
                 bar.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
         bar.close()

@@ -184,3 +184,18 @@ def test_module_has_no_torch_dependency():
     # The generator must stay light: numpy + OpenCV only.
     src = Path(synthetic.__file__).read_text()
     assert "import torch" not in src
+
+
+def test_nodules_do_not_shift_the_mean_density():
+    # On a flat density, adding nodules leaves the mean unchanged (to float
+    # precision) while raising the nodule pixels: the compensation works.
+    field = np.zeros((SIZE, SIZE), dtype=bool)
+    field[40:180, 40:180] = True
+    density = np.zeros((SIZE, SIZE), dtype=np.float32)
+    mask = synthetic._add_nodules(np.random.default_rng(5), density, field, 100.0)
+    assert mask.any()
+    assert abs(float(density.mean())) < 1e-5
+    assert density[mask].mean() > 0.08
+    # Far from the nodules only the uniform, slightly negative compensation remains.
+    far = ~cv2.dilate(mask.astype(np.uint8), np.ones((41, 41), np.uint8)).astype(bool)
+    assert np.allclose(density[far], density[far][0]) and density[far][0] < 0

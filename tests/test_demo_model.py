@@ -1,0 +1,174 @@
+"""Tests for the committed demo model (cfcam/data) and the training helpers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torchvision.models.resnet import ResNet
+
+from cfcam import synthetic
+from cfcam.train import (
+    CARD_FILE,
+    DATA_DIR,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    MODEL_FILE,
+    build_demo_model,
+    evaluate_accuracy,
+    grad_cam,
+    pointing_hits,
+    split_seeds,
+    to_input,
+)
+
+MAX_BYTES = 15 * 1024 * 1024
+FRESH_SEED = 987_654  # a set the model never saw (checked against the card below)
+
+
+@pytest.fixture(scope="module")
+def card() -> dict:
+    return json.loads((DATA_DIR / CARD_FILE).read_text())
+
+
+@pytest.fixture(scope="module")
+def state() -> dict:
+    return torch.load(DATA_DIR / MODEL_FILE, map_location="cpu", weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def model(state):
+    m = build_demo_model()
+    m.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    return m.eval()
+
+
+@pytest.fixture(scope="module")
+def fresh_set(card):
+    assert FRESH_SEED not in {card["data"][s]["seed"] for s in ("train", "val", "test")}
+    return synthetic.make_dataset(200, FRESH_SEED)
+
+
+def test_model_file_is_small_and_float16(state):
+    assert (DATA_DIR / MODEL_FILE).stat().st_size <= MAX_BYTES
+    floats = [v for v in state.values() if v.is_floating_point()]
+    assert floats and all(v.dtype == torch.float16 for v in floats)
+
+
+def test_state_dict_restores_the_model_exactly(model, state):
+    assert isinstance(model, ResNet)
+    assert model.layer4[-1] is list(model.layer4.children())[-1]
+    restored = model.state_dict()
+    assert restored.keys() == state.keys()
+    for key, value in state.items():
+        assert restored[key].dtype == (torch.float32 if value.is_floating_point() else value.dtype)
+        assert torch.equal(restored[key], value.to(restored[key].dtype)), key
+
+
+def test_card_fields(card):
+    for key in (
+        "architecture", "classes", "input_size", "normalization", "seed", "data_sizes", "epochs",
+        "val_accuracy", "pointing_game_gradcam", "pointing_game_cfcam", "date", "torch_version",
+        "training_seconds",
+    ):
+        assert key in card, key
+    assert card["classes"] == list(synthetic.CLASSES)
+    assert card["input_size"] == [3, synthetic.SIZE, synthetic.SIZE]
+    assert card["normalization"] == {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
+    assert set(card["data_sizes"]) == {"train", "val", "test"}
+    assert isinstance(card["pointing_game_cfcam"], dict)
+    # The data seeds in the card are the ones the training seed implies.
+    assert {s: card["data"][s]["seed"] for s in ("train", "val", "test")} == split_seeds(card["seed"])
+    assert card["val_accuracy"] >= 0.97
+    assert card["pointing_game_gradcam"] >= 0.85
+    assert 0 < card["training_seconds"] <= 20 * 60
+
+
+def test_accuracy_on_a_fresh_set_agrees_with_the_card(model, card, fresh_set):
+    images, labels, _ = fresh_set
+    acc = evaluate_accuracy(model, images, labels)
+    assert acc >= 0.95
+    # 200 images: a binomial standard error of ~1 %; allow 4 points.
+    assert abs(acc - card["val_accuracy"]) <= 0.04
+
+
+def test_gradcam_points_at_fresh_nodules(model, card):
+    images, _, masks = synthetic.make_dataset(40, FRESH_SEED + 1, balance=1.0)
+    hits = pointing_hits(grad_cam(model, to_input(images)), masks)
+    # 40 images: ~5 % standard error; the card's figure comes from 300.
+    assert hits.mean() >= card["pointing_game_gradcam"] - 0.15
+
+
+def test_to_input_matches_torchvision_transforms():
+    from PIL import Image
+    from torchvision import transforms
+
+    img, _ = synthetic.make_image(3, 1)
+    ref = transforms.Compose([transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])(
+        Image.fromarray(img).convert("RGB")
+    )
+    ours = to_input(img)
+    assert ours.shape == (1, 3, synthetic.SIZE, synthetic.SIZE) and ours.dtype == torch.float32
+    assert torch.allclose(ours[0], ref, atol=1e-6)
+    with pytest.raises(TypeError, match="images_uint8"):
+        to_input(img.astype(np.float32))
+    with pytest.raises(ValueError, match="images_uint8"):
+        to_input(np.zeros((1, 1, 4, 4), dtype=np.uint8))
+
+
+def test_split_seeds_are_distinct_and_stable():
+    a, b = split_seeds(0), split_seeds(1)
+    assert len(set(a.values())) == 3 and a == split_seeds(0) and a != b
+    with pytest.raises(ValueError, match="seed"):
+        split_seeds(-1)
+
+
+def test_pointing_hits_geometry():
+    masks = np.zeros((2, 50, 50), dtype=bool)
+    masks[:, 20:25, 20:25] = True
+    cams = np.zeros((2, 50, 50), dtype=np.float32)
+    cams[0, 24 + 15, 22] = 1.0  # exactly 15 px below the mask: a hit
+    cams[1, 24 + 16, 22] = 1.0  # 16 px: a miss
+    assert pointing_hits(cams, masks, tolerance=15).tolist() == [True, False]
+    with pytest.raises(ValueError, match="masks"):
+        pointing_hits(cams, np.zeros_like(masks))
+
+
+def test_alignment_shift_is_parameter_free():
+    plain, aligned = build_demo_model(align_shift=0), build_demo_model()
+    assert plain.state_dict().keys() == aligned.state_dict().keys()
+    aligned.load_state_dict(plain.state_dict())
+    x = torch.randn(1, 3, 224, 224)
+    shifted = torch.nn.functional.pad(x[..., 16:, 16:], (0, 16, 0, 16), mode="replicate")
+    with torch.no_grad():
+        assert torch.allclose(aligned.eval()(x), plain.eval()(shifted), atol=1e-5)
+
+
+def test_tiny_training_run_writes_model_and_card(tmp_path):
+    from cfcam.train import train_demo
+
+    threads = torch.get_num_threads()
+    card = train_demo(tmp_path, seed=3, n_train=8, epochs=1, progress=False, n_val=4, n_test=2, batch_size=4)
+    assert torch.get_num_threads() == threads  # restored afterwards
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([CARD_FILE, MODEL_FILE])  # no temp files left
+    assert json.loads((tmp_path / CARD_FILE).read_text()) == card
+    assert card["pointing_game_cfcam"] == {} and card["data_sizes"] == {"train": 8, "val": 4, "test": 2}
+    m = build_demo_model()
+    state = torch.load(tmp_path / MODEL_FILE, weights_only=True)
+    m.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+
+
+def test_train_demo_validates_arguments(tmp_path):
+    from cfcam.train import main, train_demo
+
+    with pytest.raises(ValueError, match="epochs"):
+        train_demo(tmp_path, epochs=0)
+    with pytest.raises(ValueError, match="n_train"):
+        train_demo(tmp_path, n_train=1)
+    with pytest.raises(ValueError, match="amp"):
+        train_demo(tmp_path, amp="fp8")
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path), "--epochs", "0", "--quiet"])
+    assert list(tmp_path.iterdir()) == []
