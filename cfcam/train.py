@@ -24,11 +24,11 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 from torch import nn
 from torchvision.models.resnet import BasicBlock, ResNet
 
 from . import synthetic
+from .metrics import POINTING_TOLERANCE_PX, pointing_game
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -45,8 +45,7 @@ __all__ = [
     "to_input",
     "split_seeds",
     "evaluate_accuracy",
-    "grad_cam",
-    "pointing_hits",
+    "pointing_games",
     "save_state_dict_fp16",
     "train_demo",
     "main",
@@ -70,8 +69,7 @@ ARCHITECTURE = (
     "input shifted 16 px up/left to align layer4 with bilinear CAM upsampling (cfcam.train.AlignedResNet)"
 )
 
-#: A pointing-game hit: the CAM's argmax lies within this many pixels of the mask.
-POINTING_TOLERANCE_PX = 15
+
 
 # Defaults of train_demo (also used by the command line).
 DEFAULT_SEED = 0
@@ -222,69 +220,13 @@ def evaluate_accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray, 
     return correct / len(images)
 
 
-def grad_cam(model: nn.Module, x: torch.Tensor, target: int = 1, layer: Optional[nn.Module] = None) -> torch.Tensor:
-    """Plain Grad-CAM maps for a batch, upsampled to the input size.
-
-    ``x``: model input (N, 3, H, W).  ``target``: class whose logit is
-    explained (default 1 = lesion).  ``layer``: module whose output is used
-    (default ``model.layer4[-1]``).  Weights are the spatial mean of the
-    gradient of the target logit w.r.t. the layer's output; the map is
-    ReLU(sum_k w_k A_k), bilinearly upsampled.  Returns (N, H, W) float32.
-    This is the baseline the model card reports; :mod:`cfcam` has the rest.
-    """
-    layer = model.layer4[-1] if layer is None else layer
-    store = {}
-
-    def hook(_module, _inp, out):
-        out.retain_grad()
-        store["act"] = out
-
-    handle = layer.register_forward_hook(hook)
-    try:
-        model.eval()
-        with torch.enable_grad():
-            logits = model(x.detach())
-            model.zero_grad(set_to_none=True)
-            # Samples do not interact in eval mode, so one backward serves the batch.
-            logits[:, target].sum().backward()
-        act, grad = store["act"].detach(), store["act"].grad.detach()
-    finally:
-        handle.remove()
-        model.zero_grad(set_to_none=True)
-    weights = grad.mean(dim=(2, 3), keepdim=True)
-    cam = F.relu((weights * act).sum(dim=1, keepdim=True))
-    cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)
-    return cam[:, 0].float()
-
-
-def pointing_hits(cams, masks, tolerance: int = POINTING_TOLERANCE_PX) -> np.ndarray:
-    """Pointing game per image: is each map's argmax within ``tolerance`` px of its mask?
-
-    ``cams``: (N, H, W) maps (tensor or array); ``masks``: (N, H, W) bool.
-    ``tolerance``: allowed distance in pixels (default 15), i.e. the mask
-    dilated by a disc of that radius.  Returns a bool array (N,).
-    """
-    _check_int("tolerance", tolerance, minimum=0)
-    cams = cams.detach().cpu().numpy() if isinstance(cams, torch.Tensor) else np.asarray(cams)
-    masks = np.asarray(masks, dtype=bool)
-    if cams.shape != masks.shape or cams.ndim != 3:
-        raise ValueError(f"cams and masks must both have shape (N, H, W), got {cams.shape} and {masks.shape}")
-    hits = np.zeros(len(cams), dtype=bool)
-    for i, (cam, mask) in enumerate(zip(cams, masks)):
-        if not mask.any():
-            raise ValueError(f"masks[{i}] is empty; the pointing game needs lesion images")
-        y, x = np.unravel_index(int(np.argmax(cam)), cam.shape)
-        hits[i] = ndimage.distance_transform_edt(~mask)[y, x] <= tolerance
-    return hits
-
-
-def _gradcam_pointing_game(model: nn.Module, images: np.ndarray, masks: np.ndarray, batch_size: int = 32) -> float:
-    """Fraction of lesion ``images`` whose Grad-CAM (class lesion) argmax hits the mask."""
-    hits = []
-    for i in range(0, len(images), batch_size):
-        cams = grad_cam(model, to_input(images[i : i + batch_size]), target=1)
-        hits.append(pointing_hits(cams, masks[i : i + batch_size]))
-    return float(np.concatenate(hits).mean())
+def pointing_games(model: nn.Module, images: np.ndarray, masks: np.ndarray) -> dict:
+    """Pointing game (class lesion) of Grad-CAM and of CF-CAM with each preset, at ``layer4[-1]``."""
+    x = to_input(images)
+    return {
+        "gradcam": pointing_game(model, x, masks, "gradcam", target=1),
+        "cfcam": {p: pointing_game(model, x, masks, "cfcam", p, target=1) for p in ("readme", "reference")},
+    }
 
 
 def _round_to_float16(model: nn.Module) -> None:
@@ -413,7 +355,7 @@ def train_demo(
         val_x, val_y, _ = synthetic.make_dataset(n_val, seeds["val"])
         val_acc = evaluate_accuracy(model, val_x, val_y)
         test_x, _, test_m = synthetic.make_dataset(n_test, seeds["test"], balance=1.0)
-        pointing = _gradcam_pointing_game(model, test_x, test_m)
+        pointing = pointing_games(model, test_x, test_m)
         total_seconds = time.perf_counter() - t0
     finally:
         torch.set_num_threads(old_threads)
@@ -443,9 +385,9 @@ def train_demo(
         "augmentation": {"horizontal_flip": 0.5, "max_shift_px": max_shift},
         "autocast": "bfloat16" if bf16 else "off",
         "val_accuracy": val_acc,
-        "pointing_game_gradcam": pointing,
+        "pointing_game_gradcam": pointing["gradcam"],
         "pointing_game_tolerance_px": POINTING_TOLERANCE_PX,
-        "pointing_game_cfcam": {},
+        "pointing_game_cfcam": pointing["cfcam"],
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "torch_version": torch.__version__,
         "torchvision_version": torchvision.__version__,

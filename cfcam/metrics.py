@@ -1,0 +1,61 @@
+"""Judging a heatmap against the ground truth: the pointing game, and a class-sensitivity check."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+#: A pointing-game hit: the map's maximum lies within this many pixels of the lesion mask (the usual 15 px).
+POINTING_TOLERANCE_PX = 15
+
+
+def pointing_hits(maps, masks, tolerance: int = POINTING_TOLERANCE_PX) -> np.ndarray:
+    """Per image: does the map's argmax fall inside the mask dilated by ``tolerance`` pixels?
+
+    maps: ``(N, H, W)`` (tensor or array); masks: ``(N, H, W)`` bool, each non-empty. Returns ``(N,)`` bool.
+    """
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 0:
+        raise ValueError(f"tolerance must be an integer >= 0, got {tolerance!r}")
+    maps = maps.detach().cpu().numpy() if isinstance(maps, torch.Tensor) else np.asarray(maps)
+    masks = np.asarray(masks, dtype=bool)
+    if maps.shape != masks.shape or maps.ndim != 3:
+        raise ValueError(f"maps and masks must both have shape (N, H, W), got {maps.shape} and {masks.shape}")
+    hits = np.zeros(len(maps), dtype=bool)
+    for i, (m, mask) in enumerate(zip(maps, masks)):
+        if not mask.any():
+            raise ValueError(f"masks[{i}] is empty; the pointing game needs lesion images")
+        y, x = np.unravel_index(int(np.argmax(m)), m.shape)
+        hits[i] = ndimage.distance_transform_edt(~mask)[y, x] <= tolerance
+    return hits
+
+
+def pointing_game(model, inputs: torch.Tensor, masks, method: str = "gradcam", preset: str = "readme",
+                  layer: str = "layer4[-1]", target: int | None = None, batch_size: int = 32) -> float:
+    """Fraction of images whose map (``method`` "gradcam" or "cfcam" with ``preset``) hits its mask.
+
+    inputs: preprocessed ``(N, 3, H, W)``; masks ``(N, H, W)`` at the same size; target: the class to explain
+    (default: each image's top class).
+    """
+    from .explainers import CFCAM, GradCAM
+
+    if method not in ("gradcam", "cfcam"):
+        raise ValueError(f"method must be 'gradcam' or 'cfcam', got {method!r}")
+    make = (lambda: GradCAM(model, layer)) if method == "gradcam" else (lambda: CFCAM(model, layer, preset))
+    hits = []
+    with make() as explainer:
+        for i in range(0, len(inputs), batch_size):
+            maps = explainer(inputs[i:i + batch_size], targets=target)
+            hits.append(pointing_hits(maps, np.asarray(masks[i:i + batch_size])))
+    return float(np.concatenate(hits).mean())
+
+
+def class_sensitivity(map_a, map_b) -> float:
+    """Pearson correlation between the maps of two classes: near 1 means the map ignores the class."""
+    a = np.asarray(map_a, dtype=np.float64).ravel()
+    b = np.asarray(map_b, dtype=np.float64).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"the two maps must have the same shape, got {np.shape(map_a)} and {np.shape(map_b)}")
+    if a.std() == 0 or b.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
