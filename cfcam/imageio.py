@@ -212,9 +212,15 @@ def save_npy_atomic(array, path) -> Path:
     return _write_atomic(path, lambda fh: np.save(fh, arr, allow_pickle=False))
 
 
+def write_bytes_atomic(data: bytes, path) -> Path:
+    """Write ``data`` to ``path``, atomically."""
+    if not isinstance(data, (bytes, bytearray)):
+        raise ValueError(f"data must be bytes, got {type(data).__name__}")
+    return _write_atomic(path, lambda fh: fh.write(data))
+
+
 def write_text_atomic(text: str, path, encoding: str = "utf-8") -> Path:
     """Write ``text`` to ``path`` (encoded with ``encoding``, newlines as given), atomically."""
     if not isinstance(text, str):
         raise ValueError(f"text must be a str, got {type(text).__name__}")
-    data = text.encode(encoding)
-    return _write_atomic(path, lambda fh: fh.write(data))
+    return write_bytes_atomic(text.encode(encoding), path)

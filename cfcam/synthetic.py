@@ -25,6 +25,8 @@ from typing import Union
 import cv2
 import numpy as np
 
+from .imageio import write_bytes_atomic
+
 __all__ = [
     "CLASSES",
     "SIZE",
@@ -386,13 +388,6 @@ def _png_bytes(array: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes to ``path`` via a temp file in the same folder and os.replace."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def write_testimgs(folder: Union[str, os.PathLike], seed: int = TESTIMGS_SEED, per_class: int = 5) -> list[dict]:
     """Write the example images, their masks and ``manifest.csv`` into ``folder``.
 
@@ -413,17 +408,17 @@ def write_testimgs(folder: Union[str, os.PathLike], seed: int = TESTIMGS_SEED, p
         for k in range(per_class):
             image, mask = make_image(seqs[label * per_class + k], label)
             stem = f"{name}_{k + 1:02d}"
-            _write_atomic(folder / f"{stem}.png", _png_bytes(image))
+            write_bytes_atomic(_png_bytes(image), folder / f"{stem}.png")
             mask_rel = ""
             if label == 1:
                 mask_rel = f"masks/{stem}_mask.png"
-                _write_atomic(folder / mask_rel, _png_bytes(mask.astype(np.uint8) * 255))
+                write_bytes_atomic(_png_bytes(mask.astype(np.uint8) * 255), folder / mask_rel)
             rows.append({"file": f"{stem}.png", "class": name, "mask": mask_rel})
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=["file", "class", "mask"], lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    _write_atomic(folder / "manifest.csv", text.getvalue().encode("utf-8"))
+    write_bytes_atomic(text.getvalue().encode("utf-8"), folder / "manifest.csv")
     return rows
 
 

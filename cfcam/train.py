@@ -28,6 +28,7 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock, ResNet
 
 from . import synthetic
+from .imageio import write_bytes_atomic
 from .metrics import POINTING_TOLERANCE_PX, pointing_game
 
 __all__ = [
@@ -237,17 +238,6 @@ def _round_to_float16(model: nn.Module) -> None:
                 t.copy_(t.to(torch.float16).to(t.dtype))
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder and os.replace."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def save_state_dict_fp16(model: nn.Module, path: Union[str, os.PathLike]) -> None:
     """Save ``model``'s state dict with float tensors in float16, atomically.
 
@@ -256,7 +246,7 @@ def save_state_dict_fp16(model: nn.Module, path: Union[str, os.PathLike]) -> Non
     state = {k: (v.to(torch.float16) if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
     buf = io.BytesIO()
     torch.save(state, buf)
-    _write_atomic(Path(path), buf.getvalue())
+    write_bytes_atomic(buf.getvalue(), Path(path))
 
 
 def train_demo(
@@ -396,7 +386,7 @@ def train_demo(
         "total_seconds": round(total_seconds, 1),
     }
     save_state_dict_fp16(model, out_dir / MODEL_FILE)
-    _write_atomic(out_dir / CARD_FILE, (json.dumps(card, indent=2) + "\n").encode("utf-8"))
+    write_bytes_atomic((json.dumps(card, indent=2) + "\n").encode("utf-8"), out_dir / CARD_FILE)
     return card
 
 
