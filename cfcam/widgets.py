@@ -3,7 +3,8 @@
 A :class:`Session` holds the model, the images and a cache of captures: the forward/backward pass runs once
 per (image, layer, class). :class:`StagedCFCAM` recomputes only the CF-CAM stages after the parameter that
 changed. Each explorer redraws one PNG image in place when a control is released
-(``continuous_update=False``) and records the computation time (drawing excluded) in ``last_seconds``.
+(``continuous_update=False``); figures are drawn with matplotlib's object API, never through pyplot, so the
+notebook's own plotting backend is left alone and records the computation time (drawing excluded) in ``last_seconds``.
 """
 
 from __future__ import annotations
@@ -15,18 +16,16 @@ from pathlib import Path
 from typing import Callable
 
 import ipywidgets as W
-import matplotlib
+import numpy as np
+import torch
+from matplotlib import colormaps
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from .capture import ActivationsAndGradients, Capture  # noqa: E402
-from .compose import gradcam_weights, normalize, upsample, weighted_relu_sum  # noqa: E402
-from .config import FILTERS, NORMALIZATIONS, PRESETS, WEIGHTINGS, CFCAMConfig, make_config  # noqa: E402
-from .core import CFCAMResult, as_maps, assemble, cluster_stage, compose_stage, filter_stage  # noqa: E402
-from .viz import overlay, preprocess, to_rgb_array  # noqa: E402
+from .capture import ActivationsAndGradients, Capture
+from .compose import gradcam_weights, normalize, upsample, weighted_relu_sum
+from .config import FILTERS, NORMALIZATIONS, PRESETS, WEIGHTINGS, CFCAMConfig, make_config
+from .core import CFCAMResult, as_maps, assemble, cluster_stage, compose_stage, filter_stage
+from .viz import overlay, preprocess, to_rgb_array
 
 LAYERS = ("layer1", "layer2", "layer3", "layer4[-1]")
 TESTIMGS = Path(__file__).resolve().parent.parent / "testimgs"
@@ -147,7 +146,7 @@ class Explorer:
     """Controls above one image that is redrawn in place; ``compute`` is timed, ``draw`` is not."""
 
     def __init__(self, controls: dict[str, W.Widget], compute: Callable[[dict], object],
-                 draw: Callable[[dict, object], plt.Figure], title: str = "", passive: tuple = ()) -> None:
+                 draw: Callable[[dict, object], Figure], title: str = "", passive: tuple = ()) -> None:
         self.controls = controls
         self._compute, self._draw = compute, draw
         self.image = W.Image(format="png", layout=W.Layout(max_width="100%"))
@@ -195,7 +194,6 @@ class Explorer:
         fig = self._draw(values, self.state)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=72, bbox_inches="tight")
-        plt.close(fig)
         self.image.value = buf.getvalue()
         notes = getattr(self.state, "notes", None) or getattr(
             self.state.get("cf") if isinstance(self.state, dict) else None, "notes", ())
@@ -269,7 +267,8 @@ def hooks_explorer(session: Session | None = None) -> Explorer:
                 "target": int(cap.targets[0]), "shape": tuple(a.shape)}
 
     def draw(v, s):
-        fig, axes = plt.subplots(1, 4, figsize=(12, 3.2))
+        fig = Figure(figsize=(12, 3.2))
+        axes = fig.subplots(1, 4)
         _show(axes[0], session.image(v["image"]), "input")
         _show(axes[1], s["a"], f"activation A[{s['k']}]  {s['shape'][1]}x{s['shape'][2]}", "viridis")
         g = s["g"]
@@ -305,7 +304,7 @@ def _projection(activations: torch.Tensor) -> np.ndarray:
 
 
 def _label_colours(labels: np.ndarray) -> np.ndarray:
-    cmap = plt.get_cmap("tab10")
+    cmap = colormaps.get_cmap("tab10")
     colours = np.array([cmap(int(k) % 10) if k >= 0 else ((0.75, 0.75, 0.75, 1) if k == -1 else (0, 0, 0, 1))
                         for k in labels])
     return colours
@@ -332,12 +331,13 @@ def clustering_explorer(session: Session | None = None) -> Explorer:
         if key not in projections:
             projections[key] = _projection(_staged(session, cache, v["image"], v["layer"], None).a)
         xy = projections[key]
-        fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+        fig = Figure(figsize=(12, 3.4))
+        axes = fig.subplots(1, 3)
         axes[0].scatter(xy[:, 0], xy[:, 1], c=_label_colours(r.labels), s=8)
         axes[0].set_title("channels (PCA): colour = cluster, grey = noise, black = important", fontsize=8)
         axes[0].set_xticks([]), axes[0].set_yticks([])
         sizes = list(r.cluster_sizes)
-        axes[1].bar(range(len(sizes)), sizes, color=[plt.get_cmap("tab10")(k % 10) for k in range(len(sizes))])
+        axes[1].bar(range(len(sizes)), sizes, color=[colormaps.get_cmap("tab10")(k % 10) for k in range(len(sizes))])
         axes[1].bar([len(sizes)], [r.n_noise], color="0.75")
         axes[1].bar([len(sizes) + 1], [r.n_important], color="black")
         axes[1].set_xticks(range(len(sizes) + 2), [str(k) for k in range(len(sizes))] + ["noise", "imp."],
@@ -373,7 +373,8 @@ def filtering_explorer(session: Session | None = None) -> Explorer:
         return r
 
     def draw(v, r: CFCAMResult):
-        fig, axes = plt.subplots(1, 4, figsize=(12, 3.2))
+        fig = Figure(figsize=(12, 3.2))
+        axes = fig.subplots(1, 4)
         if r.n_clusters:
             j = min(v["cluster"], r.n_clusters - 1)
             m, f = r.cluster_mean_gradients[j], r.filtered_gradients[j]
@@ -433,7 +434,8 @@ def dashboard(session: Session | None = None) -> Explorer:
 
     def draw(v, s):
         r: CFCAMResult = s["cf"]
-        fig, axes = plt.subplots(1, 3, figsize=(12, 4))
+        fig = Figure(figsize=(12, 4))
+        axes = fig.subplots(1, 3)
         i = v["image"]
         probs = ", ".join(f"{n} {p:.2f}" for n, p in zip(session.class_names, s["p"]))
         _show(axes[0], session.image(i), f"input ({probs})")

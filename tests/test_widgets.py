@@ -99,3 +99,20 @@ def test_staged_equals_one_shot(session, changes):
     got, want = staged.run(config), cluster_filter_cam(a, g, config)
     np.testing.assert_array_equal(got.labels, want.labels)
     np.testing.assert_allclose(got.cam, want.cam, rtol=1e-6, atol=1e-9)
+
+
+def test_widgets_leave_the_notebook_plotting_backend_alone():
+    """Importing and drawing an explorer must not switch matplotlib's backend (a notebook's inline one)."""
+    import subprocess
+    import sys
+
+    code = ("import matplotlib; import cfcam.widgets as w; import torch\n"
+            "from torchvision.models.resnet import ResNet, BasicBlock\n"
+            "from cfcam.synthetic import make_dataset\n"
+            "ims, _, _ = make_dataset(1, seed=0)\n"
+            "w.hooks_explorer(w.Session(model=ResNet(BasicBlock, [1, 1, 1, 1], num_classes=2), images=list(ims)))\n"
+            "print(matplotlib.get_backend())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**__import__("os").environ, "MPLBACKEND": "svg"}, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "svg"
