@@ -32,7 +32,7 @@ from .viz import overlay, preprocess
 
 METHOD_NAMES = ("cfcam", "gradcam")
 CSV_COLUMNS = ("file", "overlay", "predicted", "confidence", "target", "clusters", "noise_channels", "seconds",
-               "error")
+               "notes", "error")
 _MAX_LISTED_FAILURES = 10
 
 
@@ -342,6 +342,7 @@ def _explain_batch(loaded, explainer, info, target, args, out_dir, bases, rows, 
             "clusters": getattr(result, "n_clusters", ""),
             "noise_channels": getattr(result, "n_noise", ""),
             "seconds": f"{load_seconds + share + time.perf_counter() - t1:.3f}",
+            "notes": "; ".join(getattr(result, "notes", ())),
             "error": "",
         })
         bar.update(1)
@@ -365,6 +366,10 @@ def _summary_text(rows, failures, images, out_dir, args, info, layer_name, elaps
     if done:
         counts = Counter(r["predicted"] for r in done)
         lines.append("  predicted: " + ", ".join(f"{c} {n}" for c, n in counts.most_common(8)))
+    flat = sum("zero everywhere" in r.get("notes", "") for r in done)
+    if flat:
+        lines.append(f"  note: {flat} map(s) are zero everywhere (no positive evidence for the target class "
+                     "at this layer); see the notes column of summary.csv")
     outputs = f"{len(done)} overlay(s) *_{args.method}.png" + (", .npy maps" if args.save_raw else "")
     lines.append(f"  output: {out_dir.resolve()} ({outputs}, summary.csv)")
     if failures:

@@ -73,6 +73,12 @@ class GradCAMResult:
     cam: np.ndarray  # (h, w) after ReLU
     weights: np.ndarray  # (C,) mean gradient per channel
 
+    @property
+    def notes(self) -> tuple[str, ...]:
+        if (self.cam > 0).any():
+            return ()
+        return ("the map is zero everywhere: the weighted sum is <= 0 at every position",)
+
 
 class GradCAM(BaseCAM):
     """Grad-CAM: weights are the spatial mean of each channel's gradient; ``ReLU(sum_k w_k A_k)``."""

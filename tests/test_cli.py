@@ -10,32 +10,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torchvision
 from PIL import Image
 
 from cfcam import cli, models
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTIMGS = ROOT / "testimgs"
-HAVE_DEMO = (models.DATA_DIR / models.DEMO_WEIGHTS).is_file()
 
 
 # -- fixtures ---------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def model_args(tmp_path_factory):
-    """``[]`` (the default demo model) once its weights exist, else a tiny random ResNet18 weights file."""
-    if HAVE_DEMO:
-        return []
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny_resnet18.pt"
-    torch.save(torchvision.models.resnet18(num_classes=2).state_dict(), path)
-    return ["--model", str(path), "--arch", "resnet18"]
+def model_args():
+    """The default: the committed demo model."""
+    assert (models.DATA_DIR / models.DEMO_WEIGHTS).is_file(), "the demo model is missing from cfcam/data"
+    return []
 
 
 @pytest.fixture(scope="module")
 def classes(model_args):
-    return ["normal", "lesion"] if HAVE_DEMO else ["class 0", "class 1"]
+    return ["normal", "lesion"]
 
 
 def make_images(folder: Path, n: int = 3) -> list[Path]:
@@ -75,13 +69,7 @@ def e2e(tmp_path_factory, model_args):
     """``python -m cfcam explain`` on a copy of testimgs/ (plus two odd-sized images) with default options."""
     base = tmp_path_factory.mktemp("e2e")
     inputs = base / "testimgs"
-    if TESTIMGS.is_dir():
-        shutil.copytree(TESTIMGS, inputs)
-    inputs.mkdir(exist_ok=True)
-    if not list(inputs.glob("*.png")):  # testimgs/ not generated yet
-        for i in range(3):
-            Image.fromarray(np.random.default_rng(i).integers(0, 256, (224, 224), dtype=np.uint8)).save(
-                inputs / f"synthetic_{i}.png")
+    shutil.copytree(TESTIMGS, inputs)
     make_images(inputs, 2)  # gray.png 200x180, photo.jpg 320x240: sizes other than the model's
     before = hashes(inputs)
     out = base / "out" / "nested"
@@ -272,3 +260,15 @@ def test_train_demo_is_delegated(monkeypatch):
     monkeypatch.setattr(cfcam.train, "main", lambda argv: seen.append(argv) or 0)
     assert cli.main(["train-demo", "--epochs", "1", "--quiet"]) == 0
     assert seen == [["--epochs", "1", "--quiet"]]
+
+
+def test_notes_say_when_a_map_is_zero_everywhere(tmp_path, capsys):
+    code, out_text, _ = run_main(["explain", TESTIMGS, "-o", tmp_path, "--save-raw"], capsys)
+    assert code == 0
+    rows = read_summary(tmp_path)
+    flat = 0
+    for r in rows:
+        raw = np.load(tmp_path / r["overlay"].replace(".png", ".npy"))
+        assert (raw.max() == 0) == ("zero everywhere" in r["notes"]), r
+        flat += raw.max() == 0
+    assert (f"note: {flat} map(s) are zero everywhere" in out_text) == (flat > 0)
