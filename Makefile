@@ -21,8 +21,11 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/cfcam explain testimgs -o output
 
+# Jupyter refuses to run as root unless told to (containers, CI machines)
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/00_index.ipynb
+	$(BIN)/jupyter lab $(ALLOW_ROOT) notebooks/00_index.ipynb
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps "grad-cam>=1.5" ttach
