@@ -1,0 +1,62 @@
+"""Run time and peak memory of each notebook, run top to bottom offline on the CPU as a learner would.
+
+Targets (Binder has 2 GB): each notebook at most 90 s and under 1.5 GB. Memory is the peak resident memory
+of the kernel process (sampled every 50 ms with psutil), the part that grows with what the notebook does;
+the Jupyter machinery that runs it is reported beside it. Nothing is written into the repository.
+
+Run: .venv/bin/python benchmarks/bench_notebooks.py
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_SECONDS, TARGET_BYTES = 90, 1.5e9
+
+
+def run(notebook: Path, out_dir: Path) -> tuple[float, float, float]:
+    """Seconds, peak kernel RSS and peak total RSS (kernel + runner) for one notebook."""
+    cmd = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+           "--ExecutePreprocessor.timeout=600", "--output-dir", str(out_dir), str(notebook)]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=notebook.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    runner = psutil.Process(proc.pid)
+    kernel_peak = total_peak = 0.0
+    while proc.poll() is None:
+        try:
+            children = runner.children(recursive=True)
+            kernel = sum(c.memory_info().rss for c in children)
+            total = kernel + runner.memory_info().rss
+        except psutil.Error:
+            continue
+        kernel_peak, total_peak = max(kernel_peak, kernel), max(total_peak, total)
+        time.sleep(0.05)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{notebook.name} failed:\n{proc.stderr.read().decode(errors='replace')[-3000:]}")
+    return seconds, kernel_peak, total_peak
+
+
+def main() -> int:
+    ok = True
+    print(f"{'notebook':40s} {'seconds':>8s} {'kernel peak':>12s} {'with runner':>12s}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+            seconds, kernel, total = run(nb, Path(tmp))
+            good = seconds <= TARGET_SECONDS and kernel < TARGET_BYTES
+            ok &= good
+            print(f"{nb.name:40s} {seconds:8.1f} {kernel / 2**30:9.2f} GiB {total / 2**30:9.2f} GiB"
+                  f"  {'ok' if good else 'OVER TARGET'}")
+    print("\nall notebooks within 90 s and 1.5 GB" if ok else "\nsome notebooks over target")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
