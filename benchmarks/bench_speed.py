@@ -4,10 +4,12 @@ On a torchvision ResNet50 (random weights, 2 classes, 224x224, CPU, layer4[-1]):
   * end to end, CF-CAM (both presets) and pytorch-grad-cam's GradCAM as a ratio to the fastest correct
     Grad-CAM (cfcam.GradCAM: the gradient taken with torch.autograd.grad up to the layer only), batch 1 and 8;
   * the post-capture time of the core on a 2048x7x7 input, next to the published implementation's;
-  * the core's peak extra memory (peak RSS growth during the call, fresh process; Linux), next to the published implementation's.
+  * the core's peak extra memory (peak RSS growth during the call, fresh process; Linux), next to the
+    published implementation's.
 
 Targets: post-capture <= 30 ms on 2 cores for either preset; end to end <= 1.5x that Grad-CAM;
-extra memory < 50 MB. Methods are timed round-robin and the fastest call of each is kept, so a slow spell hits all alike.
+extra memory < 50 MB. Methods are timed round-robin and the fastest call of each is kept, so a slow
+spell hits all alike.
 
 Run: make bench   (installs pytorch-grad-cam without its dependencies, then this script)
 """
@@ -100,7 +102,10 @@ data = np.load({fixture!r})
 a, g = data["activations"], data["gradients"]
 small = np.random.default_rng(0).random((64, 7, 7)).astype(np.float32)
 which = {which!r}
-run = (lambda x, y: published_cfcam(x, y)) if which == "published" else (lambda x, y: cfcam.cluster_filter_cam(x, y, which))
+if which == "published":
+    run = published_cfcam
+else:
+    run = lambda x, y: cfcam.cluster_filter_cam(x, y, which)
 run(small, small)  # load every code path on a tiny input first
 
 def status(key):

@@ -14,7 +14,7 @@ from .viz import IMAGENET_MEAN, IMAGENET_STD, overlay, preprocess, preprocess_ba
 
 __all__ = [
     "ActivationsAndGradients", "BaseCAM", "CFCAM", "CFCAMConfig", "CFCAMResult", "Capture", "GradCAM",
-    "IMAGENET_MEAN", "IMAGENET_STD", "ModelError", "PRESETS", "load_model", "cluster_filter_cam", "make_config", "normalize", "overlay",
-    "preprocess", "preprocess_batch", "resolve_layer", "upsample",
+    "IMAGENET_MEAN", "IMAGENET_STD", "ModelError", "PRESETS", "cluster_filter_cam", "load_model", "make_config",
+    "normalize", "overlay", "preprocess", "preprocess_batch", "resolve_layer", "upsample",
 ]
 __version__ = "0.1.0"

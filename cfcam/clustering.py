@@ -96,8 +96,9 @@ def pairwise_distances(flat) -> np.ndarray:
 def _select(values: np.ndarray, k_lo: int, k_hi: int) -> tuple[float, float]:
     """The ``k_lo``-th and ``k_hi``-th smallest of ``values`` (1-D), exactly.
 
-    A random sample (fixed seed, so the cost is repeatable; the answer is exact either way) brackets the two ranks, one comparison pass counts what lies below the bracket, and only
-    the values inside it are partitioned: a few passes over the data instead of a full quickselect.
+    A random sample (fixed seed, so the cost is repeatable; the answer is exact either way) brackets the two
+    ranks, one comparison pass counts what lies below the bracket, and only the values inside it are
+    partitioned: a few passes over the data instead of a full quickselect.
     """
     n = values.size
     m = min(n, 50000)

@@ -62,7 +62,8 @@ def jupyterlab(tmp_path):
             break
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError("JupyterLab exited: " + proc.stdout.read().decode(errors="replace")[-3000:])
+                log = proc.stdout.read().decode(errors="replace")[-3000:]
+                raise RuntimeError("JupyterLab exited: " + log) from None
             time.sleep(0.5)
     else:
         proc.kill()
