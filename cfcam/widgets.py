@@ -218,7 +218,9 @@ def _dropdown(options, value, description):
 
 
 def _image_control(session: Session) -> W.Dropdown:
-    return _dropdown([(n, i) for i, n in enumerate(session.names)], 0, "image")
+    """The images by name, starting on the first one with a known lesion (the most telling to begin with)."""
+    first = next((i for i, m in enumerate(session.masks) if m is not None), 0)
+    return _dropdown([(n, i) for i, n in enumerate(session.names)], first, "image")
 
 
 def _class_control(session: Session, with_top=True) -> W.Dropdown:
