@@ -47,20 +47,26 @@ class Session:
 
             model, info = load_model("demo")
             class_names = class_names or info["classes"]
-        self.model = model.eval()
+        self.model = model  # left as given: each capture switches to eval mode and back
         if images is None:
             images, masks, names = _default_images()
         self.images = [to_rgb_array(np.asarray(im)) for im in images]
         self.masks = list(masks) if masks is not None else [None] * len(self.images)
         self.names = list(names) if names is not None else [f"image {i}" for i in range(len(self.images))]
-        n_out = self._n_outputs()
-        self.class_names = list(class_names) if class_names else [f"class {i}" for i in range(n_out)]
+        self.class_names = list(class_names) if class_names else [f"class {i}" for i in range(self._n_outputs())]
         self._inputs: dict[int, torch.Tensor] = {}
         self._captures: dict[tuple, Capture] = {}
 
     def _n_outputs(self) -> int:
-        with torch.no_grad():
-            return int(self.model(preprocess(np.zeros((8, 8, 3), np.uint8))).shape[1])
+        """How many classes the model has (one forward pass in eval mode; the modes are restored)."""
+        modes = [(m, m.training) for m in self.model.modules()]
+        try:
+            self.model.eval()
+            with torch.no_grad():
+                return int(self.model(preprocess(np.zeros((8, 8, 3), np.uint8))).shape[1])
+        finally:
+            for module, mode in modes:
+                module.training = mode
 
     def image(self, i: int) -> np.ndarray:
         return self.images[i]

@@ -116,3 +116,15 @@ def test_widgets_leave_the_notebook_plotting_backend_alone():
                          env={**__import__("os").environ, "MPLBACKEND": "svg"}, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "svg"
+
+
+def test_session_leaves_the_model_as_given():
+    torch.manual_seed(1)
+    model = ResNet(BasicBlock, [1, 1, 1, 1], num_classes=3).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    images, _, _ = make_dataset(1, seed=5)
+    s = Session(model=model, images=list(images))
+    s.capture(0, "layer4[-1]", None)
+    assert s.class_names == ["class 0", "class 1", "class 2"]
+    assert model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # BatchNorm stats untouched
