@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -49,6 +50,18 @@ def resolve_layer(model: nn.Module, layer: nn.Module | str) -> tuple[str, nn.Mod
                              f"{hint} (list them with [n for n, _ in model.named_modules()])")
         resolved.append(part)
     return ".".join(resolved), module
+
+
+@contextmanager
+def eval_mode(model: nn.Module):
+    """Run the block with ``model`` in eval mode, then give every submodule back its own train/eval mode."""
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        yield model
+    finally:
+        for module, mode in modes:
+            module.training = mode
 
 
 @dataclass
@@ -135,13 +148,11 @@ class ActivationsAndGradients:
         param = next(self.model.parameters(), None)
         if param is not None:
             inputs = inputs.to(device=param.device, dtype=param.dtype)
-        modes = [(m, m.training) for m in self.model.modules()]
         grad_mode = torch.is_grad_enabled()
         self._outputs = []
         self._active = True
         try:
-            self.model.eval()
-            with torch.no_grad():
+            with eval_mode(self.model), torch.no_grad():
                 logits = self.model(inputs)
             if not self._outputs:
                 raise ValueError(f"target_layer {self.layer_name!r} was not used in the forward pass")
@@ -160,5 +171,3 @@ class ActivationsAndGradients:
             self._active = False
             self._outputs = []
             torch.set_grad_enabled(grad_mode)
-            for module, mode in modes:
-                module.training = mode

@@ -21,7 +21,7 @@ import torch
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from .capture import ActivationsAndGradients, Capture
+from .capture import ActivationsAndGradients, Capture, eval_mode
 from .compose import gradcam_weights, normalize, upsample, weighted_relu_sum
 from .config import FILTERS, NORMALIZATIONS, PRESETS, WEIGHTINGS, CFCAMConfig, make_config
 from .core import CFCAMResult, as_maps, assemble, cluster_stage, compose_stage, filter_stage
@@ -59,14 +59,8 @@ class Session:
 
     def _n_outputs(self) -> int:
         """How many classes the model has (one forward pass in eval mode; the modes are restored)."""
-        modes = [(m, m.training) for m in self.model.modules()]
-        try:
-            self.model.eval()
-            with torch.no_grad():
-                return int(self.model(preprocess(np.zeros((8, 8, 3), np.uint8))).shape[1])
-        finally:
-            for module, mode in modes:
-                module.training = mode
+        with eval_mode(self.model), torch.no_grad():
+            return int(self.model(preprocess(np.zeros((8, 8, 3), np.uint8))).shape[1])
 
     def image(self, i: int) -> np.ndarray:
         return self.images[i]
