@@ -1,4 +1,4 @@
-"""Judging a heatmap against the ground truth: the pointing game, and a class-sensitivity check."""
+"""Judging a heatmap against the ground truth: the pointing game."""
 
 from __future__ import annotations
 
@@ -49,13 +49,3 @@ def pointing_game(model, inputs: torch.Tensor, masks, method: str = "gradcam", p
             hits.append(pointing_hits(maps, np.asarray(masks[i:i + batch_size])))
     return float(np.concatenate(hits).mean())
 
-
-def class_sensitivity(map_a, map_b) -> float:
-    """Pearson correlation between the maps of two classes: near 1 means the map ignores the class."""
-    a = np.asarray(map_a, dtype=np.float64).ravel()
-    b = np.asarray(map_b, dtype=np.float64).ravel()
-    if a.shape != b.shape:
-        raise ValueError(f"the two maps must have the same shape, got {np.shape(map_a)} and {np.shape(map_b)}")
-    if a.std() == 0 or b.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(a, b)[0, 1])
