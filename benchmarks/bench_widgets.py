@@ -16,7 +16,7 @@ import time
 import ipywidgets as W
 import torch
 
-from cfcam.widgets import Session, clustering_explorer, dashboard, filtering_explorer, hooks_explorer
+from cfcam.teaching.widgets import Session, clustering_explorer, dashboard, filtering_explorer, hooks_explorer
 
 TARGET = 0.050
 

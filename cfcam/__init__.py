@@ -4,17 +4,18 @@ The core is pure (tensors and a config in, a result out); explainers wrap a mode
 notebooks and the command line are thin layers over both.
 """
 
-from .capture import ActivationsAndGradients, Capture, resolve_layer
-from .compose import normalize, upsample
-from .config import PRESETS, CFCAMConfig, make_config
-from .core import CFCAMResult, cluster_filter_cam
-from .explainers import CFCAM, BaseCAM, GradCAM
-from .models import ModelError, load_model
-from .viz import IMAGENET_MEAN, IMAGENET_STD, overlay, preprocess, preprocess_batch
+from .core.capture import ActivationsAndGradients, Capture, resolve_layer
+from .core.compose import normalize, upsample
+from .core.config import PRESETS, CFCAMConfig, make_config
+from .core.pipeline import CFCAMResult, cluster_filter_cam
+from .methods.explainers import CFCAM, BaseCAM, GradCAM
+from .world.examples import Example, find_example, load_examples
+from .world.models import ModelError, load_model
+from .images.viz import IMAGENET_MEAN, IMAGENET_STD, overlay, preprocess, preprocess_batch
 
 __all__ = [
-    "ActivationsAndGradients", "BaseCAM", "CFCAM", "CFCAMConfig", "CFCAMResult", "Capture", "GradCAM",
-    "IMAGENET_MEAN", "IMAGENET_STD", "ModelError", "PRESETS", "cluster_filter_cam", "load_model", "make_config",
+    "ActivationsAndGradients", "BaseCAM", "CFCAM", "CFCAMConfig", "CFCAMResult", "Capture", "Example", "GradCAM",
+    "IMAGENET_MEAN", "IMAGENET_STD", "ModelError", "PRESETS", "cluster_filter_cam", "find_example", "load_examples", "load_model", "make_config",
     "normalize", "overlay", "preprocess", "preprocess_batch", "resolve_layer", "upsample",
 ]
 __version__ = "0.1.0"

@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from cfcam import checks
+from cfcam.teaching import checks
 
 
 def stub(*args, **kwargs):

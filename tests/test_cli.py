@@ -12,7 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from cfcam import cli, models
+from cfcam import cli
+from cfcam.world import models
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTIMGS = ROOT / "testimgs"
@@ -254,10 +255,10 @@ def test_no_command_and_missing_inputs(capsys):
 
 
 def test_train_demo_is_delegated(monkeypatch):
-    import cfcam.train
+    import cfcam.world.train
 
     seen = []
-    monkeypatch.setattr(cfcam.train, "main", lambda argv: seen.append(argv) or 0)
+    monkeypatch.setattr(cfcam.world.train, "main", lambda argv: seen.append(argv) or 0)
     assert cli.main(["train-demo", "--epochs", "1", "--quiet"]) == 0
     assert seen == [["--epochs", "1", "--quiet"]]
 

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from sklearn.cluster import DBSCAN
 
-from cfcam import clustering as cl
+from cfcam.core import clustering as cl
 
 
 def exact_distances(x):

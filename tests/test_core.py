@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from cfcam import CFCAMConfig, cluster_filter_cam, make_config
-from cfcam.filtering import bilateral_filter, reference_filter
+from cfcam.core.filtering import bilateral_filter, reference_filter
 
 PRESETS = ["readme", "reference"]
 

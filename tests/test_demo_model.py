@@ -9,9 +9,9 @@ import pytest
 import torch
 from torchvision.models.resnet import ResNet
 
-from cfcam import synthetic
-from cfcam.metrics import pointing_game, pointing_hits
-from cfcam.train import (
+from cfcam.world import synthetic
+from cfcam.evaluation.metrics import pointing_game, pointing_hits
+from cfcam.world.train import (
     CARD_FILE,
     DATA_DIR,
     IMAGENET_MEAN,
@@ -147,7 +147,7 @@ def test_alignment_shift_is_parameter_free():
 
 
 def test_tiny_training_run_writes_model_and_card(tmp_path):
-    from cfcam.train import train_demo
+    from cfcam.world.train import train_demo
 
     threads = torch.get_num_threads()
     card = train_demo(tmp_path, seed=3, n_train=8, epochs=1, progress=False, n_val=4, n_test=2, batch_size=4)
@@ -161,7 +161,7 @@ def test_tiny_training_run_writes_model_and_card(tmp_path):
 
 
 def test_train_demo_validates_arguments(tmp_path):
-    from cfcam.train import main, train_demo
+    from cfcam.world.train import main, train_demo
 
     with pytest.raises(ValueError, match="epochs"):
         train_demo(tmp_path, epochs=0)

@@ -10,9 +10,9 @@ import torch
 import torchvision
 from torch import nn
 
-from cfcam import models
-from cfcam.capture import resolve_layer
-from cfcam.models import ModelError, check_device, load_model, read_state_dict
+from cfcam.world import models
+from cfcam.core.capture import resolve_layer
+from cfcam.world.models import ModelError, check_device, load_model, read_state_dict
 
 DEMO_FILE = models.DATA_DIR / models.DEMO_WEIGHTS
 
@@ -52,7 +52,7 @@ def test_bundled_demo_model():
 
 def test_demo_loading_path_with_a_stand_in(tmp_path, monkeypatch):
     """The demo code path on a random ResNet-10 saved as the helper saves it (float16 state dict + card)."""
-    from cfcam.train import build_demo_model
+    from cfcam.world.train import build_demo_model
 
     torch.manual_seed(3)
     original = randomise_bn(build_demo_model())

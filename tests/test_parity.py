@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cfcam import ActivationsAndGradients, cluster_filter_cam
-from cfcam import clustering as cl
+from cfcam.core import clustering as cl
 from conftest import FIXTURES, same_partition
 from published_oracle import published_cfcam
 
@@ -93,7 +93,7 @@ def tie_resolutions(a, eps, min_samples):
     """Labels with every pair at distance eps (to float32 rounding) counted as neighbours, and without.
 
     At such a tie the published labels hang on scikit-learn's internal rounding (see
-    cfcam.clustering.Distances); the published partition must then be one of these two."""
+    cfcam.core.clustering.Distances); the published partition must then be one of these two."""
     rest, flat = rest_channels(a)
     d = np.sqrt(((flat[rest][:, None] - flat[rest][None]) ** 2).sum(-1))
     tie = np.abs(d - eps) <= 4e-7 * eps

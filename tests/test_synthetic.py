@@ -1,4 +1,4 @@
-"""Tests for the synthetic chest X-ray generator (cfcam.synthetic)."""
+"""Tests for the synthetic chest X-ray generator (cfcam.world.synthetic)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cfcam import synthetic
-from cfcam.synthetic import CLASSES, SIZE, TESTIMGS_SEED, make_dataset, make_image, make_scene, write_testimgs
+from cfcam.world import synthetic
+from cfcam.world.synthetic import CLASSES, SIZE, TESTIMGS_SEED, make_dataset, make_image, make_scene, write_testimgs
 
 TESTIMGS = Path(__file__).resolve().parents[1] / "testimgs"
 

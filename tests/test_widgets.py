@@ -8,8 +8,8 @@ import ipywidgets as W
 from torchvision.models.resnet import BasicBlock, ResNet
 
 from cfcam import cluster_filter_cam, make_config
-from cfcam.synthetic import make_dataset
-from cfcam.widgets import Session, StagedCFCAM, clustering_explorer, dashboard, filtering_explorer, hooks_explorer
+from cfcam.world.synthetic import make_dataset
+from cfcam.teaching.widgets import Session, StagedCFCAM, clustering_explorer, dashboard, filtering_explorer, hooks_explorer
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_preset_sets_every_parameter(session):
 def test_capture_is_cached(session, monkeypatch):
     session.capture(0, "layer3", None)
     calls = []
-    import cfcam.widgets as wmod
+    import cfcam.teaching.widgets as wmod
 
     original = wmod.ActivationsAndGradients.__call__
     monkeypatch.setattr(wmod.ActivationsAndGradients, "__call__",
@@ -106,9 +106,9 @@ def test_widgets_leave_the_notebook_plotting_backend_alone():
     import subprocess
     import sys
 
-    code = ("import matplotlib; import cfcam.widgets as w; import torch\n"
+    code = ("import matplotlib; import cfcam.teaching.widgets as w; import torch\n"
             "from torchvision.models.resnet import ResNet, BasicBlock\n"
-            "from cfcam.synthetic import make_dataset\n"
+            "from cfcam.world.synthetic import make_dataset\n"
             "ims, _, _ = make_dataset(1, seed=0)\n"
             "w.hooks_explorer(w.Session(model=ResNet(BasicBlock, [1, 1, 1, 1], num_classes=2), images=list(ims)))\n"
             "print(matplotlib.get_backend())")

@@ -37,7 +37,7 @@ def pointing_game(model, inputs: torch.Tensor, masks, method: str = "gradcam", p
     inputs: preprocessed ``(N, 3, H, W)``; masks ``(N, H, W)`` at the same size; target: the class to explain
     (default: each image's top class).
     """
-    from .explainers import CFCAM, GradCAM
+    from ..methods.explainers import CFCAM, GradCAM
 
     if method not in ("gradcam", "cfcam"):
         raise ValueError(f"method must be 'gradcam' or 'cfcam', got {method!r}")

@@ -33,11 +33,11 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from . import clustering as cl
-from .compose import coefficients, gradcam_weights, normalize, weighted_relu_sum
-from .core import cluster_mean_gradients
-from .filtering import reference_kernels
-from .metrics import pointing_hits
+from ..core import clustering as cl
+from ..core.compose import coefficients, gradcam_weights, normalize, weighted_relu_sum
+from ..core.pipeline import cluster_mean_gradients
+from ..core.filtering import reference_kernels
+from ..evaluation.metrics import pointing_hits
 
 __all__ = [
     "CHECKS",

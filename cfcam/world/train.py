@@ -25,11 +25,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models.resnet import BasicBlock, ResNet
 
 from . import synthetic
-from .imageio import write_bytes_atomic
-from .metrics import POINTING_TOLERANCE_PX, pointing_game
+from ..constants import IMAGENET_MEAN, IMAGENET_STD
+from .architecture import ALIGN_SHIFT, AlignedResNet, build_demo_model
+from ..images.imageio import write_bytes_atomic
+from ..evaluation.metrics import POINTING_TOLERANCE_PX, pointing_game
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -52,22 +53,19 @@ __all__ = [
     "main",
 ]
 
-#: ImageNet normalisation, as torchvision's ``Normalize`` uses it.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 #: Model input (channels, height, width).
 INPUT_SIZE = (3, synthetic.SIZE, synthetic.SIZE)
 
 #: Folder of the committed demo model and its card.
-DATA_DIR = Path(__file__).resolve().parent / "data"
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 MODEL_FILE = "demo_model.pt"
 CARD_FILE = "demo_model.json"
 
 #: Human-readable architecture name written into the model card.
 ARCHITECTURE = (
     "torchvision.models.resnet.ResNet(BasicBlock, [1, 1, 1, 1], num_classes=2) ('ResNet-10'), "
-    "input shifted 16 px up/left to align layer4 with bilinear CAM upsampling (cfcam.train.AlignedResNet)"
+    "input shifted 16 px up/left to align layer4 with bilinear CAM upsampling (cfcam.world.architecture.AlignedResNet)"
 )
 
 
@@ -82,45 +80,6 @@ DEFAULT_BATCH_SIZE = 32
 DEFAULT_LR = 2e-3
 DEFAULT_WEIGHT_DECAY = 1e-4
 DEFAULT_MAX_SHIFT = 8
-
-
-#: Pixels by which the demo model shifts its input up and left (see ``AlignedResNet``).
-ALIGN_SHIFT = 16
-
-
-class AlignedResNet(ResNet):
-    """torchvision's ResNet whose ``layer4`` cells line up with bilinear upsampling.
-
-    In a torchvision ResNet the receptive field of cell ``i`` of the 7x7
-    ``layer4`` map is centred on input pixel ``32 * i``, but upsampling a CAM
-    bilinearly (``align_corners=False``, like ``cv2.resize``) draws cell ``i``
-    at pixel ``32 * i + 15.5``: every CAM lands half a cell (~16 px) down and
-    right of what the model looked at.  Shifting the input up and left by
-    ``align_shift`` pixels (replicating the last rows/columns) moves the cell
-    centres to ``32 * i + 16``, so CAMs point where the evidence is.  It has
-    no parameters; weights, ``state_dict`` keys and ``layer4[-1]`` are those
-    of the plain ResNet.  The 16 dropped top/left pixels are background here.
-    """
-
-    def __init__(self, *args, align_shift: int = ALIGN_SHIFT, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.align_shift = _check_int("align_shift", align_shift, minimum=0)
-
-    def _forward_impl(self, x: torch.Tensor) -> torch.Tensor:
-        s = self.align_shift
-        if s:
-            x = F.pad(x[..., s:, s:], (0, s, 0, s), mode="replicate")
-        return super()._forward_impl(x)
-
-
-def build_demo_model(align_shift: int = ALIGN_SHIFT) -> nn.Module:
-    """Return the untrained demo architecture: a two-class ResNet-10.
-
-    ``align_shift``: input shift in pixels that aligns ``layer4`` with
-    bilinear CAM upsampling (default 16; 0 gives the plain torchvision
-    ``ResNet(BasicBlock, [1, 1, 1, 1], num_classes=2)``).
-    """
-    return AlignedResNet(BasicBlock, [1, 1, 1, 1], num_classes=len(synthetic.CLASSES), align_shift=align_shift)
 
 
 def to_input(images_uint8) -> torch.Tensor:

@@ -25,7 +25,7 @@ from typing import Union
 import cv2
 import numpy as np
 
-from .imageio import write_bytes_atomic
+from ..images.imageio import write_bytes_atomic
 
 __all__ = [
     "CLASSES",
@@ -388,6 +388,21 @@ def _png_bytes(array: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
+def example_images(seed: int = TESTIMGS_SEED, per_class: int = 5):
+    """Yield ``(stem, label, image, mask)`` for the example images, normal ones first, in manifest order.
+
+    With the default seed these are exactly the images of the repository's ``testimgs/`` (a test checks it),
+    made in memory in well under a second, so an installed package needs no image files.
+    """
+    if isinstance(per_class, (bool, np.bool_)) or not isinstance(per_class, (int, np.integer)) or per_class < 1:
+        raise ValueError(f"per_class must be an int >= 1, got {per_class!r}")
+    seqs = np.random.SeedSequence(_rng_seed(seed)).spawn(2 * per_class)
+    for label, name in enumerate(CLASSES):
+        for k in range(per_class):
+            image, mask = make_image(seqs[label * per_class + k], label)
+            yield f"{name}_{k + 1:02d}", label, image, mask
+
+
 def write_testimgs(folder: Union[str, os.PathLike], seed: int = TESTIMGS_SEED, per_class: int = 5) -> list[dict]:
     """Write the example images, their masks and ``manifest.csv`` into ``folder``.
 
@@ -402,18 +417,14 @@ def write_testimgs(folder: Union[str, os.PathLike], seed: int = TESTIMGS_SEED, p
         raise ValueError(f"per_class must be an int >= 1, got {per_class!r}")
     folder = Path(folder)
     (folder / "masks").mkdir(parents=True, exist_ok=True)
-    seqs = np.random.SeedSequence(_rng_seed(seed)).spawn(2 * per_class)
     rows = []
-    for label, name in enumerate(CLASSES):
-        for k in range(per_class):
-            image, mask = make_image(seqs[label * per_class + k], label)
-            stem = f"{name}_{k + 1:02d}"
-            write_bytes_atomic(_png_bytes(image), folder / f"{stem}.png")
-            mask_rel = ""
-            if label == 1:
-                mask_rel = f"masks/{stem}_mask.png"
-                write_bytes_atomic(_png_bytes(mask.astype(np.uint8) * 255), folder / mask_rel)
-            rows.append({"file": f"{stem}.png", "class": name, "mask": mask_rel})
+    for stem, label, image, mask in example_images(seed, per_class):
+        write_bytes_atomic(_png_bytes(image), folder / f"{stem}.png")
+        mask_rel = ""
+        if label == 1:
+            mask_rel = f"masks/{stem}_mask.png"
+            write_bytes_atomic(_png_bytes(mask.astype(np.uint8) * 255), folder / mask_rel)
+        rows.append({"file": f"{stem}.png", "class": CLASSES[label], "mask": mask_rel})
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=["file", "class", "mask"], lineterminator="\n")
     writer.writeheader()

@@ -22,14 +22,15 @@ import torch
 import torchvision
 from torch import nn
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
+from ..constants import IMAGENET_MEAN, IMAGENET_STD
+from .architecture import build_demo_model
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 """Folder of the committed demo model (``demo_model.pt``, float16 state dict) and its card (``demo_model.json``)."""
 DEMO_WEIGHTS = "demo_model.pt"
 DEMO_CARD = "demo_model.json"
 DEMO_CLASSES = ("normal", "lesion")
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".tar")
 
 _SHOW = 5  # keys listed per kind in a mismatch message
@@ -106,14 +107,12 @@ def check_device(device) -> torch.device:
 # -- the three sources ------------------------------------------------------------------------------------
 
 def _load_demo() -> tuple[nn.Module, dict]:
-    """The committed demo model: ``cfcam.train.build_demo_model()`` + the float16 state dict + its card."""
+    """The committed demo model: ``cfcam.world.architecture.build_demo_model()`` + the float16 state dict + its card."""
     weights = DATA_DIR / DEMO_WEIGHTS
     if not weights.is_file():
         raise ModelError(f"the demo model's weights are missing ({weights}); create them with "
                          "`cfcam train-demo`, or pass another model (--model)")
     card = _read_card(DATA_DIR / DEMO_CARD)
-    from .train import build_demo_model  # lazy: the training module is only needed for the architecture
-
     model = build_demo_model()
     fit_state_dict(model, read_state_dict(weights), f"the demo weights {weights}")
     norm = card.get("normalization") if isinstance(card.get("normalization"), Mapping) else {}
@@ -201,8 +200,6 @@ def _load_file(path: Path, arch: str | None, num_classes: int | None) -> tuple[n
 def _build(arch: str, num_classes: int | None) -> nn.Module:
     """Randomly initialised ``arch`` (``"demo"`` or a torchvision classification name)."""
     if arch == "demo":
-        from .train import build_demo_model
-
         model = build_demo_model()
         if num_classes is not None and num_classes != model.fc.out_features:
             model.fc = nn.Linear(model.fc.in_features, num_classes)

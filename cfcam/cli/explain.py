@@ -1,4 +1,4 @@
-"""The ``cfcam`` command line: ``cfcam explain IMAGES... -o DIR`` and ``cfcam train-demo``.
+"""``cfcam explain IMAGES... -o DIR``: a heatmap overlay per image and a ``summary.csv``.
 
 A thin layer: it finds and loads images (:mod:`cfcam.imageio`), loads the model (:mod:`cfcam.models`), runs
 an explainer (:mod:`cfcam.explainers`) a batch at a time, and writes overlays and ``summary.csv`` atomically.
@@ -16,19 +16,18 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 
-from . import __version__
-from .capture import ActivationsAndGradients
-from .config import PRESETS
-from .explainers import METHODS
-from .imageio import IMAGE_EXTENSIONS, ImageError, find_images, load_image, save_npy_atomic, save_png_atomic, \
+from ..core.capture import ActivationsAndGradients
+from .args import alpha_value, class_names, positive_int
+from ..core.config import PRESETS
+from ..methods.explainers import METHODS
+from ..images.imageio import IMAGE_EXTENSIONS, ImageError, find_images, load_image, save_npy_atomic, save_png_atomic, \
     write_text_atomic
-from .models import ModelError, check_class_names, check_device, classification_models, load_model
-from .viz import overlay, preprocess
+from ..world.models import ModelError, check_class_names, check_device, classification_models, load_model
+from ..images.viz import overlay, preprocess
 
 METHOD_NAMES = ("cfcam", "gradcam")
 CSV_COLUMNS = ("file", "overlay", "predicted", "confidence", "target", "clusters", "noise_channels", "seconds",
@@ -36,44 +35,10 @@ CSV_COLUMNS = ("file", "overlay", "predicted", "confidence", "target", "clusters
 _MAX_LISTED_FAILURES = 10
 
 
-# -- argument parsing -------------------------------------------------------------------------------------
+# -- explain ----------------------------------------------------------------------------------------------
 
-def _positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _alpha(text: str) -> float:
-    """argparse type: a number in [0, 1] (the heatmap's weight in the overlay)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    return value
-
-
-def _class_names(text: str) -> list[str]:
-    """argparse type: comma-separated class names, none empty."""
-    names = [s.strip() for s in text.split(",")]
-    if not names or any(not s for s in names):
-        raise argparse.ArgumentTypeError(f"expected comma-separated non-empty names like 'normal,lesion', got {text!r}")
-    return names
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``cfcam`` parser with its ``explain`` and ``train-demo`` subcommands."""
-    parser = argparse.ArgumentParser(prog="cfcam", description="CF-CAM and Grad-CAM heatmaps for image classifiers.")
-    parser.add_argument("--version", action="version", version=f"cfcam {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{explain,train-demo}")
-
+def add_parser(sub) -> argparse.ArgumentParser:
+    """The ``explain`` subcommand's options."""
     ex = sub.add_parser(
         "explain", help="write a heatmap overlay per image and a summary.csv",
         description="Explain each image's predicted (or --target) class with CF-CAM or Grad-CAM. Folders are "
@@ -90,9 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--weights", default=None, metavar="FILE",
                     help="a state-dict file for the --model/--arch architecture (same as --model FILE --arch NAME)")
     ex.add_argument("--arch", default=None, help="architecture of a weights file: a torchvision name or 'demo'")
-    ex.add_argument("--num-classes", type=_positive_int, default=None, metavar="N",
+    ex.add_argument("--num-classes", type=positive_int, default=None, metavar="N",
                     help="outputs of a weights file's classifier (default: read from the file)")
-    ex.add_argument("--class-names", type=_class_names, default=None, metavar="A,B,...",
+    ex.add_argument("--class-names", type=class_names, default=None, metavar="A,B,...",
                     help="class names, one per output (default: the model's own, or 'class 0', 'class 1', ...)")
     ex.add_argument("--layer", default=None,
                     help="layer to explain, e.g. 'layer4[-1]' or 'layer4.1' (default: the model's last stage)")
@@ -101,42 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="CF-CAM parameter preset (default: readme; ignored by gradcam)")
     ex.add_argument("--target", default=None, metavar="CLASS",
                     help="class to explain, an index or a class name (default: each image's top class)")
-    ex.add_argument("--batch-size", type=_positive_int, default=8, metavar="N",
+    ex.add_argument("--batch-size", type=positive_int, default=8, metavar="N",
                     help="images per forward pass (default: 8)")
     ex.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or mps")
-    ex.add_argument("--alpha", type=_alpha, default=0.4,
+    ex.add_argument("--alpha", type=alpha_value, default=0.4,
                     help="heatmap weight in the overlay, in [0, 1] (default: 0.4)")
     ex.add_argument("--save-raw", action="store_true",
                     help="also write <stem>_<method>.npy, the float32 map in [0, 1] at the model's input size")
     ex.add_argument("--quiet", action="store_true",
                     help="no progress bar and no summary on stdout (failures still go to stderr)")
-    ex.set_defaults(subparser=ex)  # so errors read "cfcam explain: error: ..."
+    ex.set_defaults(subparser=ex, run=explain)  # errors read "cfcam explain: error: ..."
+    return ex
 
-    sub.add_parser("train-demo", add_help=False, help="train the demo model (see cfcam train-demo --help)")
-    return parser
-
-
-# -- entry point ------------------------------------------------------------------------------------------
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line on ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        if argv and argv[0] == "train-demo":
-            from . import train  # lazy: only this subcommand needs the training code
-
-            return int(train.main(argv[1:]) or 0)
-        parser = build_parser()
-        args = parser.parse_args(argv)
-        if args.command is None:
-            parser.print_help(sys.stderr)
-            return 2
-        return explain(args, args.subparser)
-    except SystemExit as exc:  # argparse's errors and --help: hand back the code instead of exiting
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-
-
-# -- explain ----------------------------------------------------------------------------------------------
 
 def explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """The ``explain`` subcommand: validate options, then explain every image a batch at a time."""

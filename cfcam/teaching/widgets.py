@@ -9,10 +9,8 @@ notebook's own plotting backend is left alone and records the computation time (
 
 from __future__ import annotations
 
-import csv
 import io
 import time
-from pathlib import Path
 from typing import Callable
 
 import ipywidgets as W
@@ -21,14 +19,13 @@ import torch
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from .capture import ActivationsAndGradients, Capture, eval_mode
-from .compose import gradcam_weights, normalize, upsample, weighted_relu_sum
-from .config import FILTERS, NORMALIZATIONS, PRESETS, WEIGHTINGS, CFCAMConfig, make_config
-from .core import CFCAMResult, as_maps, assemble, cluster_stage, compose_stage, filter_stage
-from .viz import overlay, preprocess, to_rgb_array
+from ..core.capture import ActivationsAndGradients, Capture, eval_mode
+from ..core.compose import gradcam_weights, normalize, upsample, weighted_relu_sum
+from ..core.config import FILTERS, NORMALIZATIONS, PRESETS, WEIGHTINGS, CFCAMConfig, make_config
+from ..core.pipeline import CFCAMResult, as_maps, assemble, cluster_stage, compose_stage, filter_stage
+from ..images.viz import overlay, preprocess, to_rgb_array
 
 LAYERS = ("layer1", "layer2", "layer3", "layer4[-1]")
-TESTIMGS = Path(__file__).resolve().parent.parent / "testimgs"
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -38,12 +35,12 @@ class Session:
     """The model, the images (with lesion masks where known) and a cache of captures.
 
     model: a classifier (default: the demo model); images: a list of uint8 RGB/grayscale arrays (default: the
-    test images in ``testimgs/``, or freshly generated synthetic ones when that folder is not there).
+    built-in examples, :func:`cfcam.load_examples`).
     """
 
     def __init__(self, model=None, images=None, masks=None, names=None, class_names=None) -> None:
         if model is None:
-            from .models import load_model
+            from ..world.models import load_model
 
             model, info = load_model("demo")
             class_names = class_names or info["classes"]
@@ -85,23 +82,12 @@ class Session:
 
 
 def _default_images():
-    manifest = TESTIMGS / "manifest.csv"
-    if manifest.exists():
-        from PIL import Image
+    """The built-in examples (the same pixels as ``testimgs/``, from any install or folder)."""
+    from ..world.examples import load_examples
 
-        images, masks, names = [], [], []
-        with open(manifest, newline="") as f:
-            for row in csv.DictReader(f):
-                images.append(np.asarray(Image.open(TESTIMGS / row["file"]).convert("RGB")))
-                m = row.get("mask") or ""
-                masks.append(np.asarray(Image.open(TESTIMGS / m).convert("L")) > 127 if m else None)
-                names.append(f"{row['file']} ({row['class']})")
-        return images, masks, names
-    from .synthetic import CLASSES, make_dataset
-
-    imgs, labels, ms = make_dataset(6, seed=2024)
-    return list(imgs), [m if m.any() else None for m in ms], [f"synthetic {i} ({CLASSES[int(y)]})"
-                                                                for i, y in enumerate(labels)]
+    examples = load_examples()
+    return ([np.asarray(e.image) for e in examples], [e.mask if e.has_lesion else None for e in examples],
+            [f"{e.name} ({e.class_name})" for e in examples])
 
 
 class StagedCFCAM:

@@ -14,10 +14,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .capture import ActivationsAndGradients, Capture
-from .compose import gradcam_weights, normalize, upsample, weighted_relu_sum
-from .config import CFCAMConfig, make_config
-from .core import CFCAMResult, cluster_filter_cam
+from ..core.capture import ActivationsAndGradients, Capture
+from ..core.compose import gradcam_weights, normalize, upsample, weighted_relu_sum
+from ..core.config import CFCAMConfig, make_config
+from ..core.pipeline import CFCAMResult, cluster_filter_cam
 
 
 class BaseCAM:

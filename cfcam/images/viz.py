@@ -11,9 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-INPUT_SIZE = 224
+from ..constants import IMAGENET_MEAN, IMAGENET_STD, INPUT_SIZE
 
 
 def to_rgb_array(image) -> np.ndarray:

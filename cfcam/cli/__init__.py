@@ -1,0 +1,44 @@
+"""The ``cfcam`` command line: ``cfcam explain`` (heatmaps for a folder of images) and ``cfcam train-demo``.
+
+Each subcommand lives in its own module and adds its own options; this module only dispatches. Exit codes:
+0 success, 1 some input failed (each named on stderr, the run goes on), 2 usage error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from .. import __version__
+from . import explain
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``cfcam`` parser with its ``explain`` and ``train-demo`` subcommands."""
+    parser = argparse.ArgumentParser(prog="cfcam", description="CF-CAM and Grad-CAM heatmaps for image classifiers.")
+    parser.add_argument("--version", action="version", version=f"cfcam {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="{explain,train-demo}")
+
+    explain.add_parser(sub)
+
+    sub.add_parser("train-demo", add_help=False, help="train the demo model (see cfcam train-demo --help)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line on ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] == "train-demo":
+            from ..world import train  # lazy: only this subcommand needs the training code
+
+            return int(train.main(argv[1:]) or 0)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return 2
+        return args.run(args, args.subparser)
+    except SystemExit as exc:  # argparse's errors and --help: hand back the code instead of exiting
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
