@@ -8,14 +8,15 @@ from .core.capture import ActivationsAndGradients, Capture, resolve_layer
 from .core.compose import normalize, upsample
 from .core.config import PRESETS, CFCAMConfig, make_config
 from .core.pipeline import CFCAMResult, cluster_filter_cam
-from .methods.explainers import CFCAM, BaseCAM, GradCAM
+from .methods import METHODS, create, method_names
+from .methods.base import CFCAM, BaseCAM, GradCAM
 from .world.examples import Example, find_example, load_examples
 from .world.models import ModelError, load_model
 from .images.viz import IMAGENET_MEAN, IMAGENET_STD, overlay, preprocess, preprocess_batch
 
 __all__ = [
     "ActivationsAndGradients", "BaseCAM", "CFCAM", "CFCAMConfig", "CFCAMResult", "Capture", "Example", "GradCAM",
-    "IMAGENET_MEAN", "IMAGENET_STD", "ModelError", "PRESETS", "cluster_filter_cam", "find_example", "load_examples", "load_model", "make_config",
+    "IMAGENET_MEAN", "IMAGENET_STD", "METHODS", "ModelError", "PRESETS", "cluster_filter_cam", "create", "find_example", "load_examples", "load_model", "make_config", "method_names",
     "normalize", "overlay", "preprocess", "preprocess_batch", "resolve_layer", "upsample",
 ]
 __version__ = "0.1.0"

@@ -23,13 +23,12 @@ import torch
 from ..core.capture import ActivationsAndGradients
 from .args import alpha_value, class_names, positive_int
 from ..core.config import PRESETS
-from ..methods.explainers import METHODS
+from ..methods.registry import create, method_names
 from ..images.imageio import IMAGE_EXTENSIONS, ImageError, find_images, load_image, save_npy_atomic, save_png_atomic, \
     write_text_atomic
 from ..world.models import ModelError, check_class_names, check_device, classification_models, load_model
 from ..images.viz import overlay, preprocess
 
-METHOD_NAMES = ("cfcam", "gradcam")
 CSV_COLUMNS = ("file", "overlay", "predicted", "confidence", "target", "clusters", "noise_channels", "seconds",
                "notes", "error")
 _MAX_LISTED_FAILURES = 10
@@ -61,9 +60,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     help="class names, one per output (default: the model's own, or 'class 0', 'class 1', ...)")
     ex.add_argument("--layer", default=None,
                     help="layer to explain, e.g. 'layer4[-1]' or 'layer4.1' (default: the model's last stage)")
-    ex.add_argument("--method", choices=METHOD_NAMES, default="cfcam", help="CAM method (default: cfcam)")
+    ex.add_argument("--method", choices=["cfcam", *method_names()], default="cfcam",
+                    help="CAM method (default: cfcam, that is cfcam-<--preset>)")
     ex.add_argument("--preset", choices=sorted(PRESETS), default="readme",
-                    help="CF-CAM parameter preset (default: readme; ignored by gradcam)")
+                    help="CF-CAM parameter preset for --method cfcam (default: readme; other methods ignore it)")
     ex.add_argument("--target", default=None, metavar="CLASS",
                     help="class to explain, an index or a class name (default: each image's top class)")
     ex.add_argument("--batch-size", type=positive_int, default=8, metavar="N",
@@ -109,8 +109,8 @@ def explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     for path, reason in problems:
         fail(path, reason)
 
-    kwargs = {"preset": args.preset} if args.method == "cfcam" else {}
-    explainer = METHODS[args.method](model, layer_name, **kwargs)
+    method = f"cfcam-{args.preset}" if args.method == "cfcam" else args.method
+    explainer = create(method, model, layer_name)
     started = time.perf_counter()
     interrupted = False
     try:
@@ -280,10 +280,10 @@ def _explain_batch(loaded, explainer, info, target, args, out_dir, bases, rows, 
             "predicted": classes[predicted],
             "confidence": f"{float(probs[i][predicted]):.4f}",
             "target": classes[int(targets[i])],
-            "clusters": getattr(result, "n_clusters", ""),
+            "clusters": getattr(result, "n_clusters", ""),  # CF-CAM only
             "noise_channels": getattr(result, "n_noise", ""),
             "seconds": f"{load_seconds + share + time.perf_counter() - t1:.3f}",
-            "notes": "; ".join(getattr(result, "notes", ())),
+            "notes": "; ".join(result.notes),
             "error": "",
         })
         bar.update(1)

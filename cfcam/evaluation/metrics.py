@@ -30,22 +30,20 @@ def pointing_hits(maps, masks, tolerance: int = POINTING_TOLERANCE_PX) -> np.nda
     return hits
 
 
-def pointing_game(model, inputs: torch.Tensor, masks, method: str = "gradcam", preset: str = "readme",
+def pointing_game(model, inputs: torch.Tensor, masks, method: str = "gradcam", preset: str | None = None,
                   layer: str = "layer4[-1]", target: int | None = None, batch_size: int = 32) -> float:
-    """Fraction of images whose map (``method`` "gradcam" or "cfcam" with ``preset``) hits its mask.
+    """Fraction of images whose map (any registered ``method``) hits its mask.
 
     inputs: preprocessed ``(N, 3, H, W)``; masks ``(N, H, W)`` at the same size; target: the class to explain
-    (default: each image's top class).
+    (default: each image's top class). ``method="cfcam"`` with ``preset`` is short for ``"cfcam-<preset>"``.
     """
-    from ..methods.explainers import CFCAM, GradCAM
+    from ..methods.registry import create
 
-    if method not in ("gradcam", "cfcam"):
-        raise ValueError(f"method must be 'gradcam' or 'cfcam', got {method!r}")
-    make = (lambda: GradCAM(model, layer)) if method == "gradcam" else (lambda: CFCAM(model, layer, preset))
+    if method == "cfcam":
+        method = f"cfcam-{preset or 'readme'}"
     hits = []
-    with make() as explainer:
+    with create(method, model, layer) as explainer:
         for i in range(0, len(inputs), batch_size):
             maps = explainer(inputs[i:i + batch_size], targets=target)
             hits.append(pointing_hits(maps, np.asarray(masks[i:i + batch_size])))
     return float(np.concatenate(hits).mean())
-

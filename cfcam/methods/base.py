@@ -8,7 +8,7 @@ Explainers are context managers that always remove their hook.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 import torch
@@ -68,10 +68,20 @@ class BaseCAM:
         return torch.softmax(self.capture.logits.float(), dim=1).cpu().numpy()
 
 
+class CAMResult(Protocol):
+    """What every method's per-image result offers: the ``(h, w)`` map before upsampling, notes in words
+    about anything unusual (an all-zero map, a fallback), and the fallback used (None when none was)."""
+
+    cam: np.ndarray
+    notes: tuple[str, ...]
+    fallback: str | None
+
+
 @dataclass(frozen=True)
 class GradCAMResult:
     cam: np.ndarray  # (h, w) after ReLU
     weights: np.ndarray  # (C,) mean gradient per channel
+    fallback: None = None
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -102,5 +112,3 @@ class CFCAM(BaseCAM):
         result: CFCAMResult = cluster_filter_cam(activations, gradients, self.config)
         return result.cam, result
 
-
-METHODS = {"gradcam": GradCAM, "cfcam": CFCAM}
