@@ -9,7 +9,8 @@ from torchvision.models.resnet import BasicBlock, ResNet
 
 from cfcam import cluster_filter_cam, make_config
 from cfcam.world.synthetic import make_dataset
-from cfcam.teaching.widgets import Session, StagedCFCAM, clustering_explorer, dashboard, filtering_explorer, hooks_explorer
+from cfcam.core.pipeline import CFCAMPipeline
+from cfcam.teaching.widgets import Session, clustering_explorer, dashboard, filtering_explorer, hooks_explorer
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +94,7 @@ def test_capture_is_cached(session, monkeypatch):
 def test_staged_equals_one_shot(session, changes):
     cap = session.capture(1, "layer3", None)
     a, g = cap.activations[0], cap.gradients[0]
-    staged = StagedCFCAM(a, g)
+    staged = CFCAMPipeline(a, g)
     staged.run(make_config("readme"))  # warm the caches with other settings first
     config = make_config("readme", **changes)
     got, want = staged.run(config), cluster_filter_cam(a, g, config)
