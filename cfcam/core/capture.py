@@ -118,8 +118,8 @@ class ActivationsAndGradients:
         self.model = model
         self.layer_name, self.layer = resolve_layer(model, target_layer)
         self.reshape_transform = get_transform(reshape_transform)
-        # a transform declares the layout; so does a layer that can only output (N, C, h, w)
-        self._declared = reshape_transform is not None or isinstance(self.layer, _CHANNELS_FIRST)
+        # a transform declares the layout; so does a layer that can only output (N, C, h, w); 'none' does not
+        self._declared = self.reshape_transform is not None or isinstance(self.layer, _CHANNELS_FIRST)
         self._handle = None
         self._active = False
         self._outputs: list[torch.Tensor] = []

@@ -77,8 +77,8 @@ def _follows(h: int, w: int, height: int, width: int) -> bool:
 def check_layout(output: torch.Tensor, layer: str, input_hw: tuple[int, int], declared: bool) -> torch.Tensor:
     """``output`` if it is established to be ``(N, C, h, w)`` with ``h * w > 1``; else ``ValueError`` with the fix.
 
-    ``declared``: the caller named the layout (a reshape transform, ``none`` included), so only the rank and
-    the map size are checked; otherwise the layout must follow from the input's shape.
+    ``declared``: a reshape transform (or the layer's type) fixes the layout, so only the rank and the map size
+    are checked; otherwise the layout must follow from the input's shape.
     """
     shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
     if not isinstance(output, torch.Tensor) or output.dim() != 4:
@@ -107,7 +107,7 @@ def check_layout(output: torch.Tensor, layer: str, input_hw: tuple[int, int], de
             raise ValueError(
                 f"target layer {layer!r} gives shape {shape}: channels-first and channels-last both fit the "
                 f"input's {height}x{width} shape, so its layout cannot be established. Pass "
-                "reshape_transform='none' if it is (N, C, h, w), or 'swin' if it is (N, h, w, C).")
+                "reshape_transform=lambda t: t if it is (N, C, h, w), or 'swin' if it is (N, h, w, C).")
     if h * w <= 1:
         raise ValueError(f"target layer {layer!r} gives a {h}x{w} map (shape {shape}): a CAM needs spatial "
                          "resolution; choose an earlier layer, such as the last convolutional block")
