@@ -16,6 +16,7 @@ from . import clustering as cl
 from .compose import cfcam_weights, coefficients, gradcam_weights, kept_channels, weighted_relu_sum
 from .config import CFCAMConfig, make_config
 from .filtering import filter_maps
+from .threads import single_threaded
 
 
 def as_maps(x, name: str) -> torch.Tensor:
@@ -209,6 +210,7 @@ def assemble(activations: torch.Tensor, stage1: ClusterStage, stage2: FilterStag
     )
 
 
+@single_threaded
 def cluster_filter_cam(activations, gradients, preset: str | CFCAMConfig = "readme", *,
                        return_distances: bool = False, **overrides) -> CFCAMResult:
     """CF-CAM for one image.
