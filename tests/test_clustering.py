@@ -138,7 +138,20 @@ def test_dbscan_at_exact_eps_is_scikit_learn_on_float64_distances(x, pct, min_sa
     assert_dbscan_is_float64_sklearn(x, cl.exact_eps(dist, pct, 1e-5), min_samples)
 
 
-@pytest.mark.parametrize("seed,n,d", [(0, 400, 49), (1, 700, 9), (2, 300, 196)])
+@settings(max_examples=40, deadline=None)
+@given(points, st.floats(0, 100), st.integers(1, 8))
+def test_float64_products_give_the_same_eps_and_labels(x, pct, min_samples):
+    """The float64 path (long rows) on any input: bit-identical eps, scikit-learn's labels."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cl, "_FLOAT64_FROM_DIM", 1)
+        dist = cl.Distances(x)
+        assert dist.squared.dtype == np.float64
+        eps = cl.exact_eps(dist, pct, 1e-5)
+        assert float(eps) == (published_eps(x, pct) if len(x) > 1 else 1e-5)
+        assert_dbscan_is_float64_sklearn(x, eps, min_samples)
+
+
+@pytest.mark.parametrize("seed,n,d", [(0, 400, 49), (1, 700, 9), (2, 300, 196), (10, 300, 784)])
 def test_sampled_bracket_path_is_exact(seed, n, d):
     """Enough pairs for the sampled bracket (and several row blocks): still the published eps and labels."""
     assert n * (n - 1) // 2 > cl._SAMPLE

@@ -1,7 +1,7 @@
 """Channel clustering: the important-channel split, pairwise distances, the percentile ``eps`` and DBSCAN.
 
 Everything works on the ``(C, h*w)`` matrix of flattened channel maps and is vectorised over channels.
-Squared distances come from one float32 matrix product; ``eps`` is selected from the upper triangle only
+Squared distances come from one matrix product; ``eps`` is selected from the upper triangle only
 (each pair once), a row block at a time, and only the pairs that could decide it (or a neighbour test at it)
 are recomputed the way the published code computes them, in chunks of bounded size. ``dbscan`` reproduces
 scikit-learn's ``DBSCAN`` labels exactly (same clusters, same numbering, same border assignment) from the
@@ -25,6 +25,8 @@ IMPORTANT = -2
 NOISE = -1
 
 _U32 = float(np.finfo(np.float32).eps) / 2  # unit roundoff of float32
+_U64 = float(np.finfo(np.float64).eps) / 2
+_FLOAT64_FROM_DIM = 512  # longer vectors: float64 products, whose error no longer widens the refined band
 _BLOCK_ELEMENTS = 1 << 18  # entries of the distance matrix handled per row block (1 MB of float32, in cache)
 _REFINE_BYTES = 1 << 23  # bound on the differences held at once while recomputing pairs (8 MB of float64)
 _SAMPLE = 20_000  # pairs sampled to bracket the two ranks of the percentile
@@ -55,7 +57,7 @@ def _rows_per_block(width: int) -> int:
 
 
 def _squared_distances(x: torch.Tensor, sq: torch.Tensor) -> np.ndarray:
-    """``|x_i|^2 + |x_j|^2 - 2 x_i.x_j`` for the pairs ``i <= j`` (upper triangle), ``(n, n)`` float32.
+    """``|x_i|^2 + |x_j|^2 - 2 x_i.x_j`` for the pairs ``i <= j`` (upper triangle), ``(n, n)`` of x's dtype.
 
     One matrix product per row block, over the block's own columns and those to its right only (about half
     the work of the full matrix); the two norms ride along as two extra columns (``[x, |x|^2, 1] .
@@ -65,28 +67,30 @@ def _squared_distances(x: torch.Tensor, sq: torch.Tensor) -> np.ndarray:
     ones = x.new_ones(n, 1)
     left = torch.cat([x, sq[:, None], ones], dim=1)
     right = torch.cat([-2.0 * x, ones, sq[:, None]], dim=1).T.contiguous()
-    out = torch.empty(n, n, dtype=torch.float32)
+    # numpy's allocator (huge pages, reused memory): no page faults on every call, unlike torch.empty
+    out = torch.from_numpy(np.empty((n, n), dtype=np.float32 if x.dtype == torch.float32 else np.float64))
     step = _rows_per_block(n)
     for r0 in range(0, n, step):
         torch.mm(left[r0:r0 + step], right[:, r0:], out=out[r0:r0 + step, r0:])
     return out.numpy()
 
 
-def _gamma(k: int) -> float:
-    """Higham's ``gamma_k``: the relative error bound of a float32 sum or dot product of ``k`` terms."""
-    return k * _U32 / (1 - k * _U32)
+def _gamma(k: int, unit: float = _U32) -> float:
+    """Higham's ``gamma_k``: the relative error bound of a sum or dot product of ``k`` terms (float32 default)."""
+    return k * unit / (1 - k * unit)
 
 
 class Distances:
     """Pairwise Euclidean distances between the rows of ``flat`` (channels), immutable once built.
 
-    ``squared`` ``(n, n)`` float32 holds, in its upper triangle ``i < j`` (the rest is undefined), the squared
-    distances of the mean-centred rows (distances do not
-    change under translation; centring keeps the product well conditioned), from one matrix product. Every
-    entry is within ``error`` of the squared distance the published code computes (float32 norms of float32
-    differences) and of the exact one (a worst-case rounding bound). The entries that decide something, the
-    ranks that give ``eps`` and the pairs whose comparison with ``eps`` could flip, are recomputed by
-    :func:`exact_eps` the way the published code computes them: ``eps`` from float32 distances of float32
+    ``squared`` ``(n, n)`` holds, in its upper triangle ``i < j`` (the rest is undefined), the squared
+    distances of the mean-centred rows (distances do not change under translation; centring keeps the product
+    well conditioned), from one matrix product, float32 (float64 for rows of ``_FLOAT64_FROM_DIM`` values or
+    more). An entry ``v`` is within :meth:`error_at` ``(v)`` of the squared distance the published code
+    computes (float32 norms of float32 differences), of the float64 one and of the exact one (worst-case
+    rounding bounds: ``error`` from the product, ``relative`` from the published rounding). The entries that
+    decide something, the ranks that give ``eps`` and the pairs whose comparison with ``eps`` could flip, are
+    recomputed by :func:`exact_eps` the way the published code computes them: ``eps`` from float32 distances of float32
     differences (numpy's ``linalg.norm``), and each neighbour test ``d <= eps`` on the float64 distance. So
     the clustering is the published one, except at an exact tie: when the percentile falls on a pair counted
     twice, ``eps`` *is* that pair's float32 distance, and whether scikit-learn then counts the pair as
@@ -100,18 +104,27 @@ class Distances:
         self.n, self.dim = x.shape
         self.token = next(_tokens)  # identifies these distances in the eps chosen from them
         self._x32 = x.float().numpy()
-        centred = (x - x.mean(dim=0)).float() if self.n else x.float()
+        wide = self.dim >= _FLOAT64_FROM_DIM
+        centred = x - x.mean(dim=0) if self.n else x
+        if not wide:
+            centred = centred.float()
         sq = centred.double().square().sum(dim=1)
-        self.squared: np.ndarray = _squared_distances(centred, sq.float())
+        self.squared: np.ndarray = _squared_distances(centred, sq.to(centred.dtype))
         max_sq = float(sq.max()) if self.n else 0.0
-        # product (d + 2 terms of size <= 4 max_sq), the rounded norms and centring, then the published
-        # float32 norm of float32 differences: a bound on |squared - published^2| and |squared - exact^2|
-        self.error = (8 * _gamma(self.dim + 4) + 16 * _U32) * max_sq
+        # the product: d + 2 terms of size <= 4 max_sq, plus rounding the norms and (float32) the centred rows
+        self.error = (4 * _gamma(self.dim + 2, _U64) + 8 * _U64 if wide else
+                      4 * _gamma(self.dim + 2) + 12 * _U32) * max_sq
+        # the published float32 differences and norm, relative to the distance itself
+        self.relative = _gamma(self.dim + 5)
+
+    def error_at(self, value: float) -> float:
+        """Bound on ``|squared - published^2|`` (and float64, exact) for an entry ``squared`` near ``value``."""
+        return 1.01 * (self.error + self.relative * abs(value))
 
     @functools.cached_property
     def matrix(self) -> np.ndarray:
         """``(n, n)`` float32 distances (symmetric, zero diagonal), each within :meth:`tolerance` of the exact."""
-        upper = np.sqrt(np.maximum(np.triu(self.squared, 1), 0.0))
+        upper = np.sqrt(np.maximum(np.triu(self.squared, 1), 0.0)).astype(np.float32)
         return upper + upper.T
 
     def tolerance(self, near: float) -> float:
@@ -133,7 +146,7 @@ class Band:
     hi: float
     below: int  # pairs whose approximate squared distance is below lo
     index: np.ndarray  # the pairs in it, as flat indices ``i * n + j`` of the matrix
-    approx: np.ndarray  # their approximate squared distances, float32
+    approx: np.ndarray  # their approximate squared distances
 
     def within(self, lo: float, hi: float) -> Band:
         """The part of this band inside ``[lo, hi]`` (which must lie inside the band's own range)."""
@@ -289,7 +302,7 @@ def _holds(band: Band | Refined, k_lo: int, k_hi: int, size: int) -> bool:
 
 
 def _refined_band(distances: Distances, k_lo: int, k_hi: int) -> Refined:
-    """The pairs within ``3 * error`` of the approximate rank statistics, recomputed as published.
+    """The pairs within ``3 * error_at`` of the approximate rank statistics, recomputed as published.
 
     An entry outside that band cannot cross the published statistics (nor any ``eps`` between them), so the
     published values of ranks ``k_lo..k_hi`` are found inside it."""
@@ -299,8 +312,7 @@ def _refined_band(distances: Distances, k_lo: int, k_hi: int) -> Refined:
         band = scan_upper(squared, -np.inf, np.inf)
     a2, b2 = np.partition(band.approx, (k_lo - band.below, k_hi - band.below))[[k_lo - band.below,
                                                                                    k_hi - band.below]]
-    w = 3.0 * distances.error
-    lo, hi = float(a2) - w, float(b2) + w
+    lo, hi = float(a2) - 3 * distances.error_at(a2), float(b2) + 3 * distances.error_at(b2)
     inner = band.within(lo, hi) if band.lo <= lo and hi <= band.hi else scan_upper(squared, lo, hi)
     refined = refine(distances, inner)
     if not _holds(refined, k_lo, k_hi, refined.i.size):  # cannot happen with a valid bound; stay exact
@@ -308,14 +320,15 @@ def _refined_band(distances: Distances, k_lo: int, k_hi: int) -> Refined:
     return refined
 
 
-def _covers(refined: Refined, eps: float, error: float) -> bool:
+def _covers(refined: Refined, eps: float, distances: Distances) -> bool:
     """Whether every pair left out of ``refined`` is certainly on the same side of ``eps`` either way."""
-    return refined.lo + error <= eps * eps <= refined.hi - error
+    w = 2 * distances.error_at(eps * eps)
+    return refined.lo + w <= eps * eps <= refined.hi - w
 
 
 def _around(distances: Distances, eps: float) -> Refined:
     """The pairs whose neighbour test at ``eps`` the approximate distances cannot decide, recomputed."""
-    w = 3.0 * distances.error
+    w = 3 * distances.error_at(eps * eps)
     return refine(distances, scan_upper(distances.squared, eps * eps - w, eps * eps + w))
 
 
@@ -337,7 +350,7 @@ def exact_eps(distances: Distances, percentile: float, eps_min: float) -> ExactE
     ranks = (k_lo - refined.below, k_hi - refined.below)
     a, b = np.partition(refined.published, ranks)[list(ranks)]
     eps = max(_lerp(float(a), float(b), t), float(eps_min))
-    if not _covers(refined, eps, distances.error):  # eps_min above the percentile
+    if not _covers(refined, eps, distances):  # eps_min above the percentile
         refined = _around(distances, eps)
     return ExactEps(eps, refined, distances.token)
 
@@ -352,10 +365,10 @@ def neighbours(distances: Distances, eps: float) -> np.ndarray:
     every test that the approximate distances cannot decide made on the float64 distance of the published
     float32 differences."""
     usable = isinstance(eps, ExactEps) and eps.token == distances.token
-    refined = eps.refined if usable and _covers(eps.refined, eps, distances.error) else _around(distances, eps)
+    refined = eps.refined if usable and _covers(eps.refined, eps, distances) else _around(distances, eps)
     n = distances.n
     upper = np.zeros((n, n), dtype=bool)
-    threshold = np.float32(eps * eps)
+    threshold = distances.squared.dtype.type(eps * eps)
     step = _rows_per_block(n)
     for r0 in range(0, n, step):
         _upper_block(distances.squared, r0, min(n, r0 + step), threshold, out=upper[r0:r0 + step, r0:])
