@@ -266,30 +266,40 @@ def startup(report: Report) -> None:
         print(f"   start-up {label:24s} {min(times):6.2f} s  {report.check(label, min(times), STARTUP_LIMIT, ' s')}")
 
 
-def write_images(folder: Path, count: int) -> list[Path]:
+def write_images(folder: Path, count: int) -> None:
     """``count`` PNG images made from the built-in examples (each a distinct file)."""
     examples = cfcam.load_examples()
-    paths = []
     for k in range(count):
-        path = folder / f"img_{k:03d}.png"
-        examples[k % len(examples)].image.save(path)
-        paths.append(path)
-    return paths
+        examples[k % len(examples)].image.save(folder / f"img_{k:03d}.png")
 
 
-def bare_loop(paths: list[Path], batch: int) -> float:
-    """Images/s of forward + backward + core on preloaded tensors (the demo model, CF-CAM readme)."""
-    model, info = cfcam.load_model("demo")
-    from PIL import Image
+BARE_LOOP = r"""
+import sys, time
+from pathlib import Path
+import torch
+from PIL import Image
+import cfcam
+from cfcam.cli.batches import model_threads
+folder, batch = Path(sys.argv[1]), int(sys.argv[2])
+model, info = cfcam.load_model("demo")
+paths = sorted(folder.glob("*.png"))
+tensors = torch.cat([cfcam.preprocess(Image.open(p).convert("RGB"), info["input_size"], info["mean"], info["std"])
+                     for p in paths])
+with model_threads(), cfcam.create("cfcam-readme", model, info["default_layer"]) as explainer:
+    explainer(tensors[:batch])  # warm up
+    start = time.perf_counter()
+    for s in range(0, len(tensors), batch):
+        explainer(tensors[s:s + batch])
+print(len(tensors) / (time.perf_counter() - start))
+"""
 
-    tensors = torch.cat([cfcam.preprocess(Image.open(p).convert("RGB"), info["input_size"], info["mean"],
-                                          info["std"]) for p in paths])
-    with cfcam.create("cfcam-readme", model, info["default_layer"]) as explainer:
-        explainer(tensors[:batch])  # warm up
-        start = time.perf_counter()
-        for s in range(0, len(tensors), batch):
-            explainer(tensors[s:s + batch])
-    return len(tensors) / (time.perf_counter() - start)
+
+def bare_loop(folder: Path, batch: int) -> float:
+    """Images/s of forward + backward + core on preloaded tensors (the demo model, CF-CAM readme, the command
+    line's thread setting), in a fresh process like the command line's."""
+    out = subprocess.run([sys.executable, "-c", BARE_LOOP, str(folder), str(batch)], capture_output=True,
+                         text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def command_line(folder: Path, count: int, batch: int) -> tuple[float, float]:
@@ -309,10 +319,10 @@ def command_line(folder: Path, count: int, batch: int) -> tuple[float, float]:
 def throughput(count: int, batch: int, rounds: int, report: Report) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        paths = write_images(folder, count)
+        write_images(folder, count)
         bare, loop, whole = [], [], []
         for _ in range(rounds):  # interleaved, fastest of each kept
-            bare.append(bare_loop(paths, batch))
+            bare.append(bare_loop(folder, batch))
             summary, total = command_line(folder, count, batch)
             loop.append(summary)
             whole.append(total)
