@@ -161,11 +161,12 @@ def _strict_upper(size: int) -> np.ndarray:
     return np.triu(np.ones((size, size), dtype=bool), 1)
 
 
-def _upper_block(squared: np.ndarray, r0: int, r1: int, threshold: float, out: np.ndarray | None = None):
-    """``squared <= threshold`` on rows ``r0:r1`` from column ``r0`` on, False on and below the diagonal."""
-    below = np.less_equal(squared[r0:r1, r0:], threshold, out=out)
-    below[:, :r1 - r0] &= _strict_upper(r1 - r0)
-    return below
+def _upper_block(squared: np.ndarray, r0: int, r1: int, threshold: float, out: np.ndarray | None = None,
+                 compare=np.less_equal) -> np.ndarray:
+    """``compare(squared, threshold)`` on rows ``r0:r1`` from column ``r0`` on, False on and below the diagonal."""
+    mask = compare(squared[r0:r1, r0:], threshold, out=out)
+    mask[:, :r1 - r0] &= _strict_upper(r1 - r0)
+    return mask
 
 
 def scan_upper(squared: np.ndarray, lo: float, hi: float) -> Band:
@@ -179,10 +180,9 @@ def scan_upper(squared: np.ndarray, lo: float, hi: float) -> Band:
     for r0 in range(0, n, step):
         r1 = min(n, r0 + step)
         shape = (r1 - r0, n - r0)
-        under = np.less(squared[r0:r1, r0:], lo, out=buffers[0, :shape[0] * shape[1]].reshape(shape))
-        under[:, :r1 - r0] &= _strict_upper(r1 - r0)
+        under = _upper_block(squared, r0, r1, lo, buffers[0, :shape[0] * shape[1]].reshape(shape), np.less)
         below += int(np.count_nonzero(under))
-        inside = _upper_block(squared, r0, r1, hi, out=buffers[1, :shape[0] * shape[1]].reshape(shape))
+        inside = _upper_block(squared, r0, r1, hi, buffers[1, :shape[0] * shape[1]].reshape(shape))
         np.greater(inside, under, out=inside)  # <= hi and not < lo
         rows, cols = np.divmod(np.flatnonzero(inside), n - r0)
         found.append((rows + r0) * n + (cols + r0))
