@@ -27,9 +27,10 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 lab: $(STAMP)
 	$(BIN)/jupyter lab $(ALLOW_ROOT) notebooks/00_index.ipynb
 
+# make bench BENCH_ARGS="--device cuda" runs the end-to-end part on a GPU (see benchmarks/bench_speed.py)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps "grad-cam>=1.5" ttach
-	$(BIN)/python benchmarks/bench_speed.py
+	$(BIN)/python benchmarks/bench_speed.py $(BENCH_ARGS)
 
 strip: $(STAMP)
 	$(BIN)/nbstripout notebooks/*.ipynb

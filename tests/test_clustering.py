@@ -1,6 +1,7 @@
 """Distances, the percentile eps and DBSCAN against numpy and scikit-learn."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -82,3 +83,172 @@ def test_min_samples_truncates_and_has_a_floor():
     assert cl.min_samples_for(1536, 0.05, 2) == 76
     assert cl.min_samples_for(30, 0.05, 2) == 2
     assert cl.min_samples_for(0, 0.05, 2) == 2
+
+
+# -- the one-triangle algorithms against brute force ---------------------------------------------------------
+
+def published_matrix(x):
+    """All pairwise distances as the published code computes them: float32 norms of float32 differences."""
+    x = np.asarray(x, dtype=np.float32)
+    return np.linalg.norm(x[:, None] - x[None, :], axis=2)
+
+
+def float64_matrix(x):
+    """The float64 distances of the same float32 differences (what decides a neighbour test here)."""
+    diff = np.asarray(x, dtype=np.float32)[:, None] - np.asarray(x, dtype=np.float32)[None, :]
+    return np.sqrt(np.square(diff.astype(np.float64)).sum(axis=2))
+
+
+def published_eps(x, pct, eps_min=1e-5):
+    """numpy's percentile of the published off-diagonal distances, interpolated as cfcam interpolates."""
+    n = len(x)
+    off = np.sort(published_matrix(x)[~np.eye(n, dtype=bool)])
+    index = pct / 100.0 * (off.size - 1)
+    lo = int(np.floor(index))
+    return max(cl._lerp(float(off[lo]), float(off[min(lo + 1, off.size - 1)]), index - lo), eps_min)
+
+
+def planted_points(seed, n, d, spread=0.3):
+    """``n`` points around a few centres, float32, the way channel maps cluster."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 3, size=(4, d))
+    return (centres[rng.integers(0, 4, n)] + rng.normal(0, spread, size=(n, d))).astype(np.float32)
+
+
+def assert_dbscan_is_float64_sklearn(x, eps, min_samples):
+    ours = cl.dbscan(cl.Distances(x), eps, min_samples)
+    theirs = DBSCAN(eps=float(eps), min_samples=min_samples, metric="precomputed").fit(float64_matrix(x))
+    np.testing.assert_array_equal(ours.labels, theirs.labels_)
+    core = np.zeros(len(x), dtype=bool)
+    core[theirs.core_sample_indices_] = True
+    np.testing.assert_array_equal(ours.core, core)
+
+
+@settings(max_examples=60, deadline=None)
+@given(points, st.floats(0, 100))
+def test_eps_is_bit_identical_to_the_published_percentile(x, pct):
+    eps = cl.exact_eps(cl.Distances(x), pct, 1e-5)
+    assert float(eps) == (published_eps(x, pct) if len(x) > 1 else 1e-5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(points, st.floats(0, 100), st.integers(1, 8))
+def test_dbscan_at_exact_eps_is_scikit_learn_on_float64_distances(x, pct, min_samples):
+    dist = cl.Distances(x)
+    assert_dbscan_is_float64_sklearn(x, cl.exact_eps(dist, pct, 1e-5), min_samples)
+
+
+@settings(max_examples=40, deadline=None)
+@given(points, st.floats(0, 100), st.integers(1, 8))
+def test_float64_products_give_the_same_eps_and_labels(x, pct, min_samples):
+    """The float64 path (long rows) on any input: bit-identical eps, scikit-learn's labels."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cl, "_FLOAT64_FROM_DIM", 1)
+        dist = cl.Distances(x)
+        assert dist.squared.dtype == np.float64
+        eps = cl.exact_eps(dist, pct, 1e-5)
+        assert float(eps) == (published_eps(x, pct) if len(x) > 1 else 1e-5)
+        assert_dbscan_is_float64_sklearn(x, eps, min_samples)
+
+
+@pytest.mark.parametrize("seed,n,d", [(0, 400, 49), (1, 700, 9), (2, 300, 196), (10, 300, 784)])
+def test_sampled_bracket_path_is_exact(seed, n, d):
+    """Enough pairs for the sampled bracket (and several row blocks): still the published eps and labels."""
+    assert n * (n - 1) // 2 > cl._SAMPLE
+    x = planted_points(seed, n, d)
+    eps = cl.exact_eps(cl.Distances(x), 25, 1e-5)
+    assert float(eps) == published_eps(x, 25)
+    assert_dbscan_is_float64_sklearn(x, eps, max(2, n // 20))
+
+
+def test_a_bracket_that_misses_is_detected_and_the_answer_stays_exact(monkeypatch):
+    x = planted_points(3, 300, 20)
+    monkeypatch.setattr(cl, "_bracket", lambda squared, k_lo, k_hi: (0.0, 1e-30))
+    assert float(cl.exact_eps(cl.Distances(x), 25, 1e-5)) == published_eps(x, 25)
+
+
+def test_eps_min_above_the_percentile_refines_around_eps_min():
+    x = planted_points(4, 120, 6, spread=0.01)
+    dist = cl.Distances(x)
+    eps_min = float(np.median(float64_matrix(x)))  # far above the 25th percentile
+    eps = cl.exact_eps(dist, 25, eps_min)
+    assert float(eps) == eps_min
+    assert_dbscan_is_float64_sklearn(x, eps, 5)
+
+
+def test_nothing_is_mutated_and_a_plain_float_eps_gives_the_same_labels():
+    x = planted_points(5, 250, 12)
+    dist = cl.Distances(x)
+    before = dist.squared.copy()
+    eps = cl.exact_eps(dist, 25, 1e-5)
+    first = cl.dbscan(dist, eps, 12)
+    again = cl.dbscan(dist, float(eps), 12)  # no carried refinement: dbscan refines around eps itself
+    np.testing.assert_array_equal(dist.squared, before)
+    np.testing.assert_array_equal(first.labels, again.labels)
+    np.testing.assert_array_equal(first.n_neighbors, again.n_neighbors)
+    other = cl.exact_eps(cl.Distances(x), 25, 1e-5)  # an eps from other Distances is not trusted blindly
+    np.testing.assert_array_equal(cl.dbscan(dist, other, 12).labels, first.labels)
+
+
+def test_exact_eps_pickles_as_a_plain_float():
+    import pickle
+
+    eps = cl.exact_eps(cl.Distances(planted_points(6, 30, 4)), 25, 1e-5)
+    assert isinstance(eps, cl.ExactEps)
+    back = pickle.loads(pickle.dumps(eps))
+    assert type(back) is float and back == float(eps)
+
+
+def test_matrix_is_symmetric_with_zero_diagonal():
+    x = planted_points(7, 90, 5)
+    m = cl.Distances(x).matrix
+    np.testing.assert_array_equal(m, m.T)
+    assert np.all(np.diag(m) == 0)
+    assert np.abs(m - float64_matrix(x)).max() <= cl.Distances(x).tolerance(0.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 150), st.floats(0.0, 1.0), st.integers(0, 2**31 - 1))
+def test_packed_graph_finds_the_same_neighbours_as_the_dense_matrix(n, density, seed):
+    rng = np.random.default_rng(seed)
+    upper = np.triu(rng.random((n, n)) < density, 1)
+    dense = upper | upper.T
+    graph = cl._PackedGraph(upper)
+    np.testing.assert_array_equal(graph.degree, dense.sum(axis=1))
+    points = np.flatnonzero(rng.random(n) < 0.3)
+    if points.size:
+        np.testing.assert_array_equal(graph.reached_from(points), dense[points].any(axis=0))
+
+
+def test_refinement_memory_is_bounded_by_its_chunk(monkeypatch):
+    """Recomputing many pairs of long vectors holds one chunk of differences at a time."""
+    import tracemalloc
+
+    monkeypatch.setattr(cl, "_REFINE_BYTES", 1 << 20)
+    x32 = np.random.default_rng(8).random((200, 784), dtype=np.float32)
+    i, j = np.triu_indices(200, 1)  # 19900 pairs: 125 MB of float64 differences at once
+    tracemalloc.start()
+    published, exact = cl._recompute(x32, i, j)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    outputs = published.nbytes + exact.nbytes
+    assert peak <= outputs + 4 * (1 << 20)  # a few chunk-sized temporaries
+    np.testing.assert_array_equal(published, np.linalg.norm(x32[i] - x32[j], axis=1))
+
+
+def test_scan_holds_one_row_block_of_masks(monkeypatch):
+    import tracemalloc
+
+    x = planted_points(9, 600, 8)
+    dist = cl.Distances(x)
+    monkeypatch.setattr(cl, "_BLOCK_ELEMENTS", 1 << 14)
+    tracemalloc.start()
+    band = cl.scan_upper(dist.squared, 0.0, 1.0)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    found = band.index.nbytes + band.approx.nbytes
+    assert peak <= 4 * found + 8 * (1 << 14) + 100_000  # the results and a few block-sized masks, not n^2
+    upper = np.triu(np.ones((600, 600), dtype=bool), 1)
+    values = dist.squared[upper]
+    assert band.below == int((values < 0.0).sum())
+    assert band.index.size == int(((values >= 0.0) & (values <= 1.0)).sum())

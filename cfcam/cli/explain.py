@@ -17,18 +17,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from ..core.capture import ActivationsAndGradients
 from ..core.layouts import TRANSFORMS
 from .args import alpha_value, class_names, positive_int
 from ..core.config import PRESETS
 from ..methods.registry import create, method_names
-from ..images.imageio import IMAGE_EXTENSIONS, ImageError, find_images, load_image, save_npy_atomic, save_png_atomic, \
-    write_text_atomic
-from ..world.models import ModelError, check_class_names, check_device, classification_models, load_model
-from ..images.viz import overlay, preprocess
+from ..images.imageio import IMAGE_EXTENSIONS, find_images, write_text_atomic
+
+# torch, torchvision and OpenCV are imported inside the functions that run the model, so that --help and
+# --version start without them
 
 CSV_COLUMNS = ("file", "overlay", "predicted", "confidence", "target", "clusters", "noise_channels", "seconds",
                "notes", "error")
@@ -114,6 +110,8 @@ def explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     for path, reason in problems:
         fail(path, reason)
 
+    from .batches import explain_batches
+
     method = f"cfcam-{args.preset}" if args.method == "cfcam" else args.method
     reshape = None if info["reshape_used"] == "none" and args.reshape == "auto" else info["reshape_used"]
     explainer = create(method, model, layer_name, reshape_transform=reshape)
@@ -121,18 +119,7 @@ def explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     interrupted = False
     try:
         with explainer:
-            for start in range(0, len(images), args.batch_size):
-                chunk = images[start:start + args.batch_size]
-                loaded = []
-                for path in chunk:
-                    t0 = time.perf_counter()
-                    try:
-                        loaded.append((path, load_image(path), time.perf_counter() - t0))
-                    except ImageError as exc:
-                        fail(path, exc.reason)
-                        bar.update(1)
-                if loaded:
-                    _explain_batch(loaded, explainer, info, target, args, out_dir, bases, rows, fail, bar)
+            explain_batches(images, explainer, info, target, args, out_dir, bases, rows, fail, bar)
     except KeyboardInterrupt:
         interrupted = True
         tqdm.write("cfcam explain: interrupted; the files written so far are complete", file=sys.stderr)
@@ -156,6 +143,8 @@ def explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def _setup(args, parser) -> tuple:
     """``(model, info, layer name, target index or None)`` from the options; usage errors exit with code 2."""
+    from ..world.models import ModelError, check_class_names, check_device, classification_models, load_model
+
     try:
         device = check_device(args.device)
     except ValueError as exc:
@@ -204,6 +193,10 @@ def _model_source(args, parser, names: list[str]) -> tuple[str, str | None, str]
 
 def _check_layer(model, layer: str, reshape, size: int, device) -> str:
     """The resolved name of ``layer``, after one capture on a blank image proves it gives (N, C, h, w) maps."""
+    import torch
+
+    from ..core.capture import ActivationsAndGradients
+
     with ActivationsAndGradients(model, layer, reshape) as grab:
         grab(torch.zeros(1, 3, size, size, device=device))
         return grab.layer_name
@@ -255,50 +248,6 @@ def _output_bases(images: list[Path], out_dir: Path, method: str, save_raw: bool
     return bases
 
 
-def _explain_batch(loaded, explainer, info, target, args, out_dir, bases, rows, fail, bar) -> None:
-    """One forward/backward pass for ``loaded`` images, then an overlay (and .npy) and a row per image."""
-    t0 = time.perf_counter()
-    try:
-        batch = torch.cat([preprocess(im, info["input_size"], info["mean"], info["std"]) for _, im, _ in loaded])
-        maps = explainer(batch, target)
-        probs = explainer.predictions
-        targets = explainer.capture.targets.tolist()
-        results = explainer.results
-    except (ValueError, RuntimeError) as exc:
-        for path, _, _ in loaded:
-            fail(path, f"explaining failed: {type(exc).__name__}: {exc}")
-        bar.update(len(loaded))
-        return
-    share = (time.perf_counter() - t0) / len(loaded)
-    classes = info["classes"]
-    for i, (path, image, load_seconds) in enumerate(loaded):
-        t1 = time.perf_counter()
-        name = f"{bases[path]}_{args.method}"
-        try:
-            save_png_atomic(overlay(maps[i], image, alpha=args.alpha), out_dir / f"{name}.png")
-            if args.save_raw:
-                save_npy_atomic(maps[i].astype(np.float32), out_dir / f"{name}.npy")
-        except (OSError, ValueError) as exc:
-            fail(path, f"cannot write the output ({exc})")
-            bar.update(1)
-            continue
-        predicted = int(np.argmax(probs[i]))
-        result = results[i]
-        rows.append({
-            "file": str(path),
-            "overlay": f"{name}.png",
-            "predicted": classes[predicted],
-            "confidence": f"{float(probs[i][predicted]):.4f}",
-            "target": classes[int(targets[i])],
-            "clusters": getattr(result, "n_clusters", ""),  # CF-CAM only
-            "noise_channels": getattr(result, "n_noise", ""),
-            "seconds": f"{load_seconds + share + time.perf_counter() - t1:.3f}",
-            "notes": "; ".join(result.notes),
-            "error": "",
-        })
-        bar.update(1)
-
-
 def _summary_csv(rows: list[dict]) -> str:
     """``summary.csv`` text: one row per input (``CSV_COLUMNS``; failures fill only ``file`` and ``error``)."""
     buf = io.StringIO()
@@ -318,7 +267,8 @@ def _summary_text(rows, failures, images, out_dir, args, info, layer_name, elaps
     done = [r for r in rows if not r.get("error")]
     method = args.method + (f" (preset {args.preset})" if args.method == "cfcam" else "")
     lines = [f"cfcam explain: {len(done)} of {len(images)} image(s) explained with {method}, model "
-             f"{info['name']}, layer {layer_name}{_reshape_note(info)}, in {elapsed:.1f} s" + (" (interrupted)" if interrupted else "")]
+             f"{info['name']}, layer {layer_name}{_reshape_note(info)}, in {elapsed:.1f} s "
+             f"({len(done) / max(elapsed, 1e-9):.1f} images/s)" + (" (interrupted)" if interrupted else "")]
     if done:
         counts = Counter(r["predicted"] for r in done)
         lines.append("  predicted: " + ", ".join(f"{c} {n}" for c, n in counts.most_common(8)))

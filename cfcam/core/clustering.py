@@ -1,19 +1,36 @@
 """Channel clustering: the important-channel split, pairwise distances, the percentile ``eps`` and DBSCAN.
 
 Everything works on the ``(C, h*w)`` matrix of flattened channel maps and is vectorised over channels.
-``dbscan`` reproduces scikit-learn's ``DBSCAN`` labels exactly (same clusters, same numbering, same border
-assignment) from a precomputed distance matrix, without scikit-learn's per-point neighbour lists.
+Squared distances come from one matrix product; ``eps`` is selected from the upper triangle only
+(each pair once), a row block at a time, and only the pairs that could decide it (or a neighbour test at it)
+are recomputed the way the published code computes them, in chunks of bounded size. ``dbscan`` reproduces
+scikit-learn's ``DBSCAN`` labels exactly (same clusters, same numbering, same border assignment) from the
+neighbour matrix, without scikit-learn's per-point neighbour lists. No function changes its arguments:
+:func:`exact_eps` returns the pairs it refined with ``eps`` (an :class:`ExactEps`), and :func:`dbscan`
+uses them from there.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from .threads import single_threaded
+
 IMPORTANT = -2
 NOISE = -1
+
+_U32 = float(np.finfo(np.float32).eps) / 2  # unit roundoff of float32
+_U64 = float(np.finfo(np.float64).eps) / 2
+_FLOAT64_FROM_DIM = 512  # longer vectors: float64 products, whose error no longer widens the refined band
+_BLOCK_ELEMENTS = 1 << 18  # entries of the distance matrix handled per row block (1 MB of float32, in cache)
+_REFINE_BYTES = 1 << 23  # bound on the differences held at once while recomputing pairs (8 MB of float64)
+_SAMPLE = 20_000  # pairs sampled to bracket the two ranks of the percentile
+_tokens = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -34,58 +51,86 @@ def split_important(flat: np.ndarray, important_fraction: float) -> Split:
     return Split(norms, threshold, norms >= threshold)
 
 
-_U32 = float(np.finfo(np.float32).eps) / 2  # unit roundoff of float32
+def _rows_per_block(width: int) -> int:
+    """Rows of a ``width``-wide matrix that make one block of about ``_BLOCK_ELEMENTS`` entries."""
+    return max(1, _BLOCK_ELEMENTS // max(width, 1))
+
+
+def _squared_distances(x: torch.Tensor, sq: torch.Tensor) -> np.ndarray:
+    """``|x_i|^2 + |x_j|^2 - 2 x_i.x_j`` for the pairs ``i <= j`` (upper triangle), ``(n, n)`` of x's dtype.
+
+    One matrix product per row block, over the block's own columns and those to its right only (about half
+    the work of the full matrix); the two norms ride along as two extra columns (``[x, |x|^2, 1] .
+    [-2x, 1, |x|^2]``), so each entry is written once, by the product. Entries below the diagonal blocks are
+    left undefined."""
+    n = x.shape[0]
+    ones = x.new_ones(n, 1)
+    left = torch.cat([x, sq[:, None], ones], dim=1)
+    right = torch.cat([-2.0 * x, ones, sq[:, None]], dim=1).T.contiguous()
+    # numpy's allocator (huge pages, reused memory): no page faults on every call, unlike torch.empty
+    out = torch.from_numpy(np.empty((n, n), dtype=np.float32 if x.dtype == torch.float32 else np.float64))
+    step = _rows_per_block(n)
+    for r0 in range(0, n, step):
+        torch.mm(left[r0:r0 + step], right[:, r0:], out=out[r0:r0 + step, r0:])
+    return out.numpy()
+
+
+def _gamma(k: int, unit: float = _U32) -> float:
+    """Higham's ``gamma_k``: the relative error bound of a sum or dot product of ``k`` terms (float32 default)."""
+    return k * unit / (1 - k * unit)
 
 
 class Distances:
-    """Pairwise Euclidean distances between the rows of ``flat`` (channels), ``(n, n)`` float32.
+    """Pairwise Euclidean distances between the rows of ``flat`` (channels), immutable once built.
 
-    Computed fast in float32 through the Gram matrix of the mean-centred rows (distances do not change under
-    translation; centring keeps the Gram trick well conditioned); every entry is within ``tolerance`` of the
-    exact distance (a worst-case rounding bound). The entries that decide something, the ranks that give
-    ``eps`` and the pairs whose comparison with ``eps`` could flip, are then recomputed by :func:`exact_eps`
-    the way the published code computes them: ``eps`` from float32 distances of float32 differences (numpy's
-    ``linalg.norm``), and each neighbour test ``d <= eps`` on the float64 distance. So the clustering is the
-    published one, except at an exact tie: when the percentile falls on a pair counted twice, ``eps`` *is* that
-    pair's float32 distance, and whether scikit-learn then counts the pair as neighbours depends on its own
-    internal rounding. Here a tie is decided by the float64 distance, the same way every time.
+    ``squared`` ``(n, n)`` holds, in its upper triangle ``i < j`` (the rest is undefined), the squared
+    distances of the mean-centred rows (distances do not change under translation; centring keeps the product
+    well conditioned), from one matrix product, float32 (float64 for rows of ``_FLOAT64_FROM_DIM`` values or
+    more). An entry ``v`` is within :meth:`error_at` ``(v)`` of the squared distance the published code
+    computes (float32 norms of float32 differences), of the float64 one and of the exact one (worst-case
+    rounding bounds: ``error`` from the product, ``relative`` from the published rounding). The entries that
+    decide something, the ranks that give ``eps`` and the pairs whose comparison with ``eps`` could flip, are
+    recomputed by :func:`exact_eps` the way the published code computes them: ``eps`` from float32 distances of float32
+    differences (numpy's ``linalg.norm``), and each neighbour test ``d <= eps`` on the float64 distance. So
+    the clustering is the published one, except at an exact tie: when the percentile falls on a pair counted
+    twice, ``eps`` *is* that pair's float32 distance, and whether scikit-learn then counts the pair as
+    neighbours depends on its own internal rounding. Here a tie is decided by the float64 distance, the same
+    way every time.
     """
 
+    @single_threaded
     def __init__(self, flat) -> None:
         x = torch.as_tensor(flat).to(device="cpu", dtype=torch.float64)
-        self.n, dim = x.shape
+        self.n, self.dim = x.shape
+        self.token = next(_tokens)  # identifies these distances in the eps chosen from them
         self._x32 = x.float().numpy()
-        self._x = x - x.mean(dim=0) if self.n else x
-        xf = self._x.float()
-        sq = (xf * xf).sum(dim=1)
-        d2 = torch.addmm(sq[:, None] + sq[None, :], xf, xf.T, alpha=-2.0)
-        d2.clamp_(min=0.0).sqrt_().fill_diagonal_(0.0)
-        self.matrix: np.ndarray = d2.numpy()
-        gamma = dim * _U32 / (1 - dim * _U32)
-        max_sq = float((self._x * self._x).sum(dim=1).max()) if self.n else 0.0
-        self._d2_error = (2 * gamma + 3 * _U32) * 2 * max_sq  # bound on the error of any squared distance
-        # entries (flat indices) near the last eps, with their float64 distances for the neighbour test
-        self.exact_index = np.zeros(0, dtype=np.int64)
-        self.exact_values = np.zeros(0, dtype=np.float64)
+        wide = self.dim >= _FLOAT64_FROM_DIM
+        centred = x - x.mean(dim=0) if self.n else x
+        if not wide:
+            centred = centred.float()
+        sq = centred.double().square().sum(dim=1)
+        self.squared: np.ndarray = _squared_distances(centred, sq.to(centred.dtype))
+        max_sq = float(sq.max()) if self.n else 0.0
+        # the product: d + 2 terms of size <= 4 max_sq, plus rounding the norms and (float32) the centred rows
+        self.error = (4 * _gamma(self.dim + 2, _U64) + 8 * _U64 if wide else
+                      4 * _gamma(self.dim + 2) + 12 * _U32) * max_sq
+        # the published float32 differences and norm, relative to the distance itself
+        self.relative = _gamma(self.dim + 5)
+
+    def error_at(self, value: float) -> float:
+        """Bound on ``|squared - published^2|`` (and float64, exact) for an entry ``squared`` near ``value``."""
+        return 1.01 * (self.error + self.relative * abs(value))
+
+    @functools.cached_property
+    def matrix(self) -> np.ndarray:
+        """``(n, n)`` float32 distances (symmetric, zero diagonal), each within :meth:`tolerance` of the exact."""
+        upper = np.sqrt(np.maximum(np.triu(self.squared, 1), 0.0)).astype(np.float32)
+        return upper + upper.T
 
     def tolerance(self, near: float) -> float:
-        """Bound on ``|approx - exact|`` for distances near ``near``: ``|d^2 error| / (d + d')``."""
-        return float(np.sqrt(self._d2_error)) if near <= 0 else min(
-            float(np.sqrt(self._d2_error)), self._d2_error / near)
-
-    def make_exact(self, flat_index: np.ndarray) -> None:
-        """Recompute the given entries (indices into the flattened matrix) as the published code does."""
-        i, j = np.divmod(flat_index, self.n)
-        diff32 = self._x32[i] - self._x32[j]
-        self.matrix.ravel()[flat_index] = np.linalg.norm(diff32, axis=1)
-        self.exact_index = flat_index
-        self.exact_values = np.sqrt(np.square(diff32.astype(np.float64)).sum(axis=1))
-
-    def neighbours(self, eps: float) -> np.ndarray:
-        """``(n, n)`` bool: ``distance <= eps``, the refined entries tested on their float64 distance."""
-        adjacent = self.matrix <= eps
-        adjacent.ravel()[self.exact_index] = self.exact_values <= eps
-        return adjacent
+        """Bound on ``|distance - exact|`` for distances near ``near``: ``|d^2 error| / (d + d')``."""
+        root = float(np.sqrt(self.error))
+        return root if near <= 0 else min(root, self.error / near)
 
 
 def pairwise_distances(flat) -> np.ndarray:
@@ -93,38 +138,117 @@ def pairwise_distances(flat) -> np.ndarray:
     return Distances(flat).matrix
 
 
-def _select(values: np.ndarray, k_lo: int, k_hi: int) -> tuple[float, float]:
-    """The ``k_lo``-th and ``k_hi``-th smallest of ``values`` (1-D), exactly.
+@dataclass(frozen=True)
+class Band:
+    """The upper-triangle pairs ``i < j`` whose approximate squared distance lies in ``[lo, hi]``."""
 
-    A random sample (fixed seed, so the cost is repeatable; the answer is exact either way) brackets the two
-    ranks, one comparison pass counts what lies below the bracket, and only the values inside it are
-    partitioned: a few passes over the data instead of a full quickselect.
-    """
-    n = values.size
-    m = min(n, 50000)
-    sample = np.sort(values[np.random.default_rng(0).integers(0, n, m)])
-    margin = int(5 * np.sqrt(m) / 2) + 8  # >= 5 standard deviations of a sample quantile's rank
-    lo = sample[max(0, int(k_lo / max(n - 1, 1) * (m - 1)) - margin)]
-    hi = sample[min(m - 1, int(k_hi / max(n - 1, 1) * (m - 1)) + margin)]
-    below = int(np.count_nonzero(values < lo))
-    inside = values[(values >= lo) & (values <= hi)]
-    if below <= k_lo and k_hi < below + inside.size:
-        part = np.partition(inside, (k_lo - below, k_hi - below))
-        return float(part[k_lo - below]), float(part[k_hi - below])
-    part = np.partition(values, (k_lo, k_hi))
-    return float(part[k_lo]), float(part[k_hi])
+    lo: float
+    hi: float
+    below: int  # pairs whose approximate squared distance is below lo
+    index: np.ndarray  # the pairs in it, as flat indices ``i * n + j`` of the matrix
+    approx: np.ndarray  # their approximate squared distances
+
+    def within(self, lo: float, hi: float) -> Band:
+        """The part of this band inside ``[lo, hi]`` (which must lie inside the band's own range)."""
+        keep = (self.approx >= lo) & (self.approx <= hi)
+        below = self.below + int(np.count_nonzero(self.approx < lo))
+        return Band(lo, hi, below, self.index[keep], self.approx[keep])
 
 
-def _percentile_ranks(n: int, percentile: float) -> tuple[int, int, float]:
-    """Ranks in the whole ``n x n`` matrix of the two values the percentile interpolates, and the weight.
+@functools.lru_cache(maxsize=8)
+def _strict_upper(size: int) -> np.ndarray:
+    """``(size, size)`` bool, True above the diagonal (cached)."""
+    return np.triu(np.ones((size, size), dtype=bool), 1)
 
-    The ``n`` zeros of the diagonal sort first, so rank ``i`` of the ``n*(n-1)`` off-diagonal entries (each
-    pair counted twice, as in the published code) is rank ``n + i`` of the whole matrix.
+
+def _upper_block(squared: np.ndarray, r0: int, r1: int, threshold: float, out: np.ndarray | None = None,
+                 compare=np.less_equal) -> np.ndarray:
+    """``compare(squared, threshold)`` on rows ``r0:r1`` from column ``r0`` on, False on and below the diagonal."""
+    mask = compare(squared[r0:r1, r0:], threshold, out=out)
+    mask[:, :r1 - r0] &= _strict_upper(r1 - r0)
+    return mask
+
+
+def scan_upper(squared: np.ndarray, lo: float, hi: float) -> Band:
+    """Count the upper-triangle entries below ``lo`` and collect those in ``[lo, hi]``, one row block at a
+    time (the block's columns from its diagonal on), so that each entry is read once, from cache."""
+    n = squared.shape[0]
+    flat = squared.ravel()
+    below, found = 0, []
+    step = _rows_per_block(n)
+    buffers = np.empty((2, step * n), dtype=bool)  # reused by every block: no fresh pages per block
+    for r0 in range(0, n, step):
+        r1 = min(n, r0 + step)
+        shape = (r1 - r0, n - r0)
+        under = _upper_block(squared, r0, r1, lo, buffers[0, :shape[0] * shape[1]].reshape(shape), np.less)
+        below += int(np.count_nonzero(under))
+        inside = _upper_block(squared, r0, r1, hi, buffers[1, :shape[0] * shape[1]].reshape(shape))
+        np.greater(inside, under, out=inside)  # <= hi and not < lo
+        rows, cols = np.divmod(np.flatnonzero(inside), n - r0)
+        found.append((rows + r0) * n + (cols + r0))
+    index = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+    return Band(lo, hi, below, index, flat[index])
+
+
+@dataclass(frozen=True)
+class Refined:
+    """Pairs recomputed as published, with the range of approximate squared distances they cover."""
+
+    lo: float
+    hi: float
+    below: int  # pairs below lo
+    i: np.ndarray
+    j: np.ndarray
+    published: np.ndarray  # float32 distances as the published code computes them
+    exact: np.ndarray  # float64 distances of the same float32 differences
+
+
+def _recompute(x32: np.ndarray, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distances of pairs ``(i, j)`` as published (float32 norm of float32 differences) and in float64, in
+    chunks that hold at most ``_REFINE_BYTES`` of float64 differences."""
+    published = np.empty(i.size, dtype=np.float32)
+    exact = np.empty(i.size, dtype=np.float64)
+    step = max(1, _REFINE_BYTES // (8 * max(x32.shape[1], 1)))
+    for s in range(0, i.size, step):
+        diff = x32[i[s:s + step]] - x32[j[s:s + step]]
+        published[s:s + step] = np.linalg.norm(diff, axis=1)
+        exact[s:s + step] = np.sqrt(np.square(diff.astype(np.float64)).sum(axis=1))
+    return published, exact
+
+
+def refine(distances: Distances, band: Band) -> Refined:
+    """Recompute the pairs of ``band`` as the published code computes them."""
+    i, j = np.divmod(band.index, max(distances.n, 1))
+    published, exact = _recompute(distances._x32, i, j)
+    return Refined(band.lo, band.hi, band.below, i, j, published, exact)
+
+
+class ExactEps(float):
+    """``eps`` (a float), carrying the pairs refined to choose it, so that :func:`dbscan` tests neighbours
+    near ``eps`` without recomputing them. Pickles and copies as a plain float."""
+
+    refined: Refined
+    token: int  # the Distances it was chosen from
+
+    def __new__(cls, value: float, refined: Refined, token: int):
+        obj = super().__new__(cls, value)
+        obj.refined, obj.token = refined, token
+        return obj
+
+    def __reduce__(self):
+        return float, (float(self),)
+
+
+def _triangle_ranks(n: int, percentile: float) -> tuple[int, int, float]:
+    """Ranks in the upper triangle of the two values the percentile interpolates, and the weight.
+
+    The published code takes the percentile over the ``n*(n-1)`` off-diagonal entries, each pair counted
+    twice: sorted, that list holds every triangle value twice, so its rank ``r`` is triangle rank ``r // 2``.
     """
     total = n * (n - 1)
     index = percentile / 100.0 * (total - 1)
     lo = int(np.floor(index))
-    return n + lo, n + min(lo + 1, total - 1), index - lo
+    return lo // 2, min(lo + 1, total - 1) // 2, index - lo
 
 
 def _lerp(a: float, b: float, t: float) -> float:
@@ -132,48 +256,124 @@ def _lerp(a: float, b: float, t: float) -> float:
 
 
 def eps_from_distances(distances: np.ndarray, percentile: float, eps_min: float) -> float:
-    """The ``percentile`` (linear interpolation) of the off-diagonal distances, at least ``eps_min``.
+    """The ``percentile`` (linear interpolation) of the off-diagonal entries of a distance matrix, at least
+    ``eps_min``: ``max(np.percentile(off_diagonal, percentile), eps_min)``, by selecting two ranks.
 
-    Equals ``max(np.percentile(off_diagonal, percentile), eps_min)`` but selects two ranks instead of sorting.
     With fewer than two points there is no pair: ``eps_min`` is returned.
     """
     n = distances.shape[0]
     if n < 2:
         return float(eps_min)
-    k_lo, k_hi, t = _percentile_ranks(n, percentile)
-    a, b = _select(distances.ravel(), k_lo, k_hi)
-    return max(_lerp(a, b, t), float(eps_min))
+    total = n * (n - 1)
+    index = percentile / 100.0 * (total - 1)
+    lo = int(np.floor(index))
+    ranks = (lo, min(lo + 1, total - 1))
+    off = distances[~np.eye(n, dtype=bool)]
+    a, b = np.partition(off, ranks)[list(ranks)]
+    return max(_lerp(float(a), float(b), index - lo), float(eps_min))
 
 
-def exact_eps(distances: Distances, percentile: float, eps_min: float) -> float:
-    """:func:`eps_from_distances` as the published code gets it, refining the entries that can decide it.
+def _bracket(squared: np.ndarray, k_lo: int, k_hi: int) -> tuple[float, float]:
+    """Bounds that hold triangle ranks ``k_lo..k_hi`` with near certainty, from a sample of pairs.
 
-    The approximate rank statistics ``a <= b`` are within ``tol`` of the true ones. Every entry within
-    ``w = 3 tol`` of ``[a, b]`` is recomputed as published (see :class:`Distances`); an entry outside that
-    band cannot cross the true statistics, so they are found inside the band, and every neighbour test
-    DBSCAN then makes with this ``eps`` is decided the published way too.
+    The sample has a fixed seed (the cost is repeatable; the answer is exact either way: a bracket that
+    misses is detected and widened). Few pairs: everything, ``(-inf, inf)``."""
+    n = squared.shape[0]
+    total = n * (n - 1) // 2
+    if total <= _SAMPLE:
+        return -np.inf, np.inf
+    rng = np.random.default_rng(0)
+    i = rng.integers(0, n, _SAMPLE)
+    j = rng.integers(0, n - 1, _SAMPLE)
+    j += j >= i  # a uniform pair of distinct points
+    sample = squared[np.minimum(i, j), np.maximum(i, j)]
+    margin = int(5 * np.sqrt(_SAMPLE) / 2) + 8  # >= 5 standard deviations of a sample quantile's rank
+    r_lo = max(0, int(k_lo / (total - 1) * (_SAMPLE - 1)) - margin)
+    r_hi = min(_SAMPLE - 1, int(k_hi / (total - 1) * (_SAMPLE - 1)) + margin)
+    part = np.partition(sample, (r_lo, r_hi))
+    lo = -np.inf if r_lo == 0 else float(part[r_lo])
+    hi = np.inf if r_hi == _SAMPLE - 1 else float(part[r_hi])
+    return lo, hi
+
+
+def _holds(band: Band | Refined, k_lo: int, k_hi: int, size: int) -> bool:
+    """Whether ranks ``k_lo..k_hi`` fall among the ``size`` pairs of the band."""
+    return band.below <= k_lo and k_hi < band.below + size
+
+
+def _refined_band(distances: Distances, k_lo: int, k_hi: int) -> Refined:
+    """The pairs within ``3 * error_at`` of the approximate rank statistics, recomputed as published.
+
+    An entry outside that band cannot cross the published statistics (nor any ``eps`` between them), so the
+    published values of ranks ``k_lo..k_hi`` are found inside it."""
+    squared = distances.squared
+    band = scan_upper(squared, *_bracket(squared, k_lo, k_hi))
+    if not _holds(band, k_lo, k_hi, band.index.size):  # the sample missed: about one chance in a million
+        band = scan_upper(squared, -np.inf, np.inf)
+    a2, b2 = np.partition(band.approx, (k_lo - band.below, k_hi - band.below))[[k_lo - band.below,
+                                                                                   k_hi - band.below]]
+    lo, hi = float(a2) - 3 * distances.error_at(a2), float(b2) + 3 * distances.error_at(b2)
+    inner = band.within(lo, hi) if band.lo <= lo and hi <= band.hi else scan_upper(squared, lo, hi)
+    refined = refine(distances, inner)
+    if not _holds(refined, k_lo, k_hi, refined.i.size):  # cannot happen with a valid bound; stay exact
+        refined = refine(distances, scan_upper(squared, -np.inf, np.inf))
+    return refined
+
+
+def _covers(refined: Refined, eps: float, distances: Distances) -> bool:
+    """Whether every pair left out of ``refined`` is certainly on the same side of ``eps`` either way."""
+    w = 2 * distances.error_at(eps * eps)
+    return refined.lo + w <= eps * eps <= refined.hi - w
+
+
+def _around(distances: Distances, eps: float) -> Refined:
+    """The pairs whose neighbour test at ``eps`` the approximate distances cannot decide, recomputed."""
+    w = 3 * distances.error_at(eps * eps)
+    return refine(distances, scan_upper(distances.squared, eps * eps - w, eps * eps + w))
+
+
+@single_threaded
+def exact_eps(distances: Distances, percentile: float, eps_min: float) -> ExactEps:
+    """``max(percentile of the off-diagonal distances, eps_min)`` as the published code gets it.
+
+    The percentile interpolates two ranks of the upper triangle; only the pairs that can decide them are
+    recomputed as published (see :class:`Distances`). The returned :class:`ExactEps` is a float that also
+    carries the refined pairs, so that :func:`dbscan` decides every neighbour test near ``eps`` the
+    published way too. ``distances`` is left as it was.
     """
     n = distances.n
+    empty = Refined(0.0, 0.0, 0, *(np.zeros(0, dtype=t) for t in (np.int64, np.int64, np.float32, np.float64)))
     if n < 2:
-        return float(eps_min)
-    values = distances.matrix.ravel()
-    k_lo, k_hi, t = _percentile_ranks(n, percentile)
-    a, b = _select(values, k_lo, k_hi)
-    w = 3.0 * distances.tolerance(a)
-    band = np.flatnonzero((values >= a - w) & (values <= b + w))
-    distances.make_exact(band)
-    below = int(np.count_nonzero(values < a - w))
-    if below <= k_lo and k_hi < below + band.size:
-        part = np.partition(values[band], (k_lo - below, k_hi - below))
-        a, b = float(part[k_lo - below]), float(part[k_hi - below])
-    else:  # cannot happen with a valid bound; stay exact regardless
-        a, b = _select(values, k_lo, k_hi)
-    return max(_lerp(a, b, t), float(eps_min))
+        return ExactEps(float(eps_min), empty, distances.token)
+    k_lo, k_hi, t = _triangle_ranks(n, percentile)
+    refined = _refined_band(distances, k_lo, k_hi)
+    ranks = (k_lo - refined.below, k_hi - refined.below)
+    a, b = np.partition(refined.published, ranks)[list(ranks)]
+    eps = max(_lerp(float(a), float(b), t), float(eps_min))
+    if not _covers(refined, eps, distances):  # eps_min above the percentile
+        refined = _around(distances, eps)
+    return ExactEps(eps, refined, distances.token)
 
 
 def min_samples_for(n_points: int, fraction: float, floor: int) -> int:
     """``max(floor, int(fraction * n_points))``, as published (int truncates)."""
     return max(int(floor), int(fraction * n_points))
+
+
+def neighbours(distances: Distances, eps: float) -> np.ndarray:
+    """``(n, n)`` bool, True at ``i < j`` where ``distance <= eps`` (the upper triangle only, each pair once),
+    every test that the approximate distances cannot decide made on the float64 distance of the published
+    float32 differences."""
+    usable = isinstance(eps, ExactEps) and eps.token == distances.token
+    refined = eps.refined if usable and _covers(eps.refined, eps, distances) else _around(distances, eps)
+    n = distances.n
+    upper = np.zeros((n, n), dtype=bool)
+    threshold = distances.squared.dtype.type(eps * eps)
+    step = _rows_per_block(n)
+    for r0 in range(0, n, step):
+        _upper_block(distances.squared, r0, min(n, r0 + step), threshold, out=upper[r0:r0 + step, r0:])
+    upper[refined.i, refined.j] = refined.exact <= eps
+    return upper
 
 
 @dataclass(frozen=True)
@@ -183,37 +383,67 @@ class DBSCANResult:
     n_neighbors: np.ndarray  # (n,) neighbours within eps, the point itself included
 
 
-def dbscan(distances: np.ndarray | Distances, eps: float, min_samples: int) -> DBSCANResult:
-    """DBSCAN on a precomputed distance matrix with scikit-learn's semantics.
+class _PackedGraph:
+    """A symmetric graph given by its upper triangle, rows packed into bits: the neighbours of a whole set of
+    points in two word-wide passes (their rows, and the column bits of everyone else)."""
 
-    ``distances`` is a matrix or a :class:`Distances` refined by :func:`exact_eps` for this ``eps``.
-    Neighbours are points with ``distance <= eps`` (the point itself included); a core point has at least
-    ``min_samples`` of them; a cluster is a connected component of core points plus the border points they
-    reach. Clusters are grown from the lowest-index unlabelled core point, breadth first over whole frontiers
-    (boolean matrix rows, no per-point Python loop), and a border point joins the first cluster that reaches
-    it: exactly the labels scikit-learn's expansion gives.
-    """
-    n = distances.n if isinstance(distances, Distances) else distances.shape[0]
+    def __init__(self, upper: np.ndarray) -> None:
+        self.n = upper.shape[0]
+        words = -(-self.n // 64)
+        packed = np.zeros((self.n, 8 * words), dtype=np.uint8)
+        packed[:, :-(-self.n // 8)] = np.packbits(upper, axis=1)
+        self.rows = packed.view(np.uint64)
+        column_sums = np.add.reduce(upper.view(np.uint8), axis=0, dtype=np.uint16 if self.n < 65536 else np.uint32)
+        self.degree = np.bitwise_count(self.rows).sum(axis=1, dtype=np.int64) + column_sums
+
+    def reached_from(self, points: np.ndarray) -> np.ndarray:
+        """``(n,)`` bool: the points adjacent to any of ``points`` (indices)."""
+        mask = np.zeros(self.rows.shape[1] * 64, dtype=bool)
+        mask[points] = True
+        bits = np.packbits(mask).view(np.uint64)
+        by_row = np.unpackbits(np.bitwise_or.reduce(self.rows[points], axis=0).view(np.uint8))[:self.n]
+        return by_row.astype(bool) | (self.rows & bits).any(axis=1)
+
+
+def _grow_clusters(graph: _PackedGraph, core: np.ndarray) -> np.ndarray:
+    """Labels of scikit-learn's expansion: clusters grown from the lowest-index unlabelled core point, breadth
+    first over whole frontiers, a border point joining the first cluster that reaches it."""
+    n = graph.n
     labels = np.full(n, NOISE, dtype=np.int64)
-    if n == 0:
-        return DBSCANResult(labels, np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64))
-    adjacent = distances.neighbours(eps) if isinstance(distances, Distances) else distances <= eps
-    n_neighbors = adjacent.sum(axis=1)
-    core = n_neighbors >= min_samples
     unlabelled_core = core.copy()
     cluster = 0
     while True:
         seeds = np.flatnonzero(unlabelled_core)
         if seeds.size == 0:
-            break
+            return labels
         members = np.zeros(n, dtype=bool)
         members[seeds[0]] = True
         frontier = seeds[:1]
         while frontier.size:
-            reached = adjacent[frontier].any(axis=0) & ~members & (labels == NOISE)
+            reached = graph.reached_from(frontier) & ~members & (labels == NOISE)
             members |= reached
             frontier = np.flatnonzero(reached & core)
         labels[members] = cluster
         unlabelled_core &= ~members
         cluster += 1
-    return DBSCANResult(labels, core, n_neighbors)
+
+
+@single_threaded
+def dbscan(distances: np.ndarray | Distances, eps: float, min_samples: int) -> DBSCANResult:
+    """DBSCAN on a symmetric distance matrix, or on :class:`Distances` at ``eps`` (best the
+    :class:`ExactEps` that :func:`exact_eps` returned), with scikit-learn's semantics.
+
+    Neighbours are points with ``distance <= eps`` (each point its own neighbour); a core point has at least
+    ``min_samples`` of them; a cluster is a connected component of core points plus the border points they
+    reach, numbered and assigned exactly as scikit-learn does.
+    """
+    if isinstance(distances, Distances):
+        upper, itself = neighbours(distances, eps), 1
+    else:
+        upper, itself = np.triu(distances <= eps, 1), (np.diagonal(distances) <= eps).astype(np.int64)
+    if upper.shape[0] == 0:
+        return DBSCANResult(np.full(0, NOISE, dtype=np.int64), np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64))
+    graph = _PackedGraph(upper)
+    n_neighbors = graph.degree + itself
+    core = n_neighbors >= min_samples
+    return DBSCANResult(_grow_clusters(graph, core), core, n_neighbors)

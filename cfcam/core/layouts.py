@@ -12,15 +12,19 @@ the worst failure an explanation tool can have.
 from __future__ import annotations
 
 import math
-from typing import Callable, Union
+from typing import TYPE_CHECKING, Any, Callable, Union
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
-ReshapeTransform = Callable[[torch.Tensor], torch.Tensor]
+# torch is imported inside the functions, so that the command line can list the transform names quickly
+ReshapeTransform = Callable[[Any], Any]
 
 
-def vit_tokens_to_maps(tokens: torch.Tensor) -> torch.Tensor:
+def vit_tokens_to_maps(tokens: "torch.Tensor") -> "torch.Tensor":
     """ViT tokens ``(N, T, C)`` -> ``(N, C, s, s)``: drop the class token when ``T - 1`` is square, grid from ``T``."""
+    import torch
+
     if not isinstance(tokens, torch.Tensor) or tokens.dim() != 3:
         shape = tuple(tokens.shape) if isinstance(tokens, torch.Tensor) else type(tokens).__name__
         raise ValueError(f"the 'vit' transform expects tokens of shape (N, tokens, C), got {shape}")
@@ -36,6 +40,8 @@ def vit_tokens_to_maps(tokens: torch.Tensor) -> torch.Tensor:
 
 def channels_last_to_first(maps: torch.Tensor) -> torch.Tensor:
     """Channels-last ``(N, h, w, C)`` (torchvision's Swin V1 and V2 blocks) -> ``(N, C, h, w)``."""
+    import torch
+
     if not isinstance(maps, torch.Tensor) or maps.dim() != 4:
         shape = tuple(maps.shape) if isinstance(maps, torch.Tensor) else type(maps).__name__
         raise ValueError(f"the 'swin' transform expects (N, h, w, C) maps, got {shape}")
@@ -80,6 +86,8 @@ def check_layout(output: torch.Tensor, layer: str, input_hw: tuple[int, int], de
     ``declared``: a reshape transform (or the layer's type) fixes the layout, so only the rank and the map size
     are checked; otherwise the layout must follow from the input's shape.
     """
+    import torch
+
     shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
     if not isinstance(output, torch.Tensor) or output.dim() != 4:
         hint = ""

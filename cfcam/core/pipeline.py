@@ -16,6 +16,7 @@ from . import clustering as cl
 from .compose import cfcam_weights, coefficients, gradcam_weights, kept_channels, weighted_relu_sum
 from .config import STAGES, CFCAMConfig, make_config, stage_fields
 from .filtering import filter_maps
+from .threads import single_threaded
 
 
 def as_maps(x, name: str) -> torch.Tensor:
@@ -239,6 +240,7 @@ class CFCAMPipeline:
         return compose_stage(self.activations, self.gradients, before["cluster"].labels,
                              before["filter"].filtered_gradients, config)
 
+    @single_threaded
     def run(self, preset: str | CFCAMConfig = "readme", *, return_distances: bool = False,
             **overrides) -> CFCAMResult:
         """The result for ``preset`` with ``overrides`` (see :func:`cfcam.make_config`)."""

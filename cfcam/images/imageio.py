@@ -192,6 +192,9 @@ def _write_atomic(path, write: Callable[[io.BufferedWriter], None]) -> Path:
     return path
 
 
+PNG_COMPRESS_LEVEL = 1  # zlib level: about 3x faster than PIL's default 6, files about 10-20 % larger
+
+
 def save_png_atomic(image, path) -> Path:
     """Write ``image`` (PIL image, or uint8 array ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)``) as a PNG, atomically."""
     if not isinstance(image, Image.Image):
@@ -201,7 +204,7 @@ def save_png_atomic(image, path) -> Path:
         if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (3, 4))):
             raise ValueError(f"image must have shape (H, W), (H, W, 3) or (H, W, 4), got {arr.shape}")
         image = Image.fromarray(np.ascontiguousarray(arr))
-    return _write_atomic(path, lambda fh: image.save(fh, format="PNG"))
+    return _write_atomic(path, lambda fh: image.save(fh, format="PNG", compress_level=PNG_COMPRESS_LEVEL))
 
 
 def save_npy_atomic(array, path) -> Path:

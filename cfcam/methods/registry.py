@@ -7,22 +7,33 @@ mapping, so a new method is one class (a :class:`~cfcam.methods.base.BaseCAM` su
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from torch import nn
+if TYPE_CHECKING:  # the registry itself stays light: the classes are imported when a method is used
+    from torch import nn
 
-from .base import BaseCAM, CFCAM, GradCAM
+    from .base import BaseCAM
 
 
 @dataclass(frozen=True)
 class Method:
-    """A registered method: its name, explainer class, default constructor options and a one-line summary."""
+    """A registered method: its name, explainer class (or ``"module:Class"``, imported on first use), default
+    constructor options and a one-line summary."""
 
     name: str
-    cls: type
+    target: type | str
     summary: str
     options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def cls(self) -> type:
+        """The explainer class."""
+        if not isinstance(self.target, str):
+            return self.target
+        module, _, attr = self.target.partition(":")
+        return getattr(importlib.import_module(module), attr)
 
     def create(self, model: nn.Module, target_layer=None, **overrides) -> BaseCAM:
         """The explainer for ``model`` at ``target_layer``, with the default options updated by ``overrides``."""
@@ -32,7 +43,7 @@ class Method:
 METHODS: dict[str, Method] = {}
 
 
-def register(name: str, cls: type, summary: str, **options) -> Method:
+def register(name: str, cls: type | str, summary: str, **options) -> Method:
     """Add a method under ``name`` (lower case, no spaces); a name can be registered only once."""
     if not isinstance(name, str) or not name or name != name.strip().lower() or " " in name:
         raise ValueError(f"a method name must be a non-empty lower-case word, got {name!r}")
@@ -58,7 +69,9 @@ def method_names() -> list[str]:
     return list(METHODS)
 
 
-register("gradcam", GradCAM, "Grad-CAM (Selvaraju et al. 2017): each channel weighted by its mean gradient")
-register("cfcam-readme", CFCAM, "CF-CAM as the authors' README describes it (preset readme)", preset="readme")
-register("cfcam-reference", CFCAM, "CF-CAM as the authors' published code computes it (preset reference)",
-         preset="reference")
+register("gradcam", "cfcam.methods.base:GradCAM",
+         "Grad-CAM (Selvaraju et al. 2017): each channel weighted by its mean gradient")
+register("cfcam-readme", "cfcam.methods.base:CFCAM",
+         "CF-CAM as the authors' README describes it (preset readme)", preset="readme")
+register("cfcam-reference", "cfcam.methods.base:CFCAM",
+         "CF-CAM as the authors' published code computes it (preset reference)", preset="reference")

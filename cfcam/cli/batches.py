@@ -1,0 +1,173 @@
+"""The batch loop of ``cfcam explain``, pipelined so that the model never waits on files.
+
+A small thread pool reads, decodes and preprocesses the next batches, and colours, encodes and writes the
+overlays of the previous batch, while the calling thread runs the model on the current one (decoding, PNG
+encoding and OpenCV release the GIL). Rows, failures and the progress bar are touched only by the calling
+thread, in the order the sequential loop would touch them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..core.threads import available_cpus, model_thread_count
+from ..images.imageio import ImageError, load_image, save_npy_atomic, save_png_atomic
+from ..images.viz import overlay, preprocess
+
+PREFETCH = 2  # batches read ahead of the model
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One input after reading: the image and its tensor, or why it could not be used."""
+
+    path: Path
+    image: object = None  # PIL image
+    tensor: torch.Tensor | None = None
+    seconds: float = 0.0
+    error: str | None = None  # the file cannot be used (reported as such)
+    problem: Exception | None = None  # preprocessing failed (reported like a failure of the model's pass)
+
+
+def load(path: Path, info: dict) -> Loaded:
+    """Read and preprocess one image (runs in a worker thread)."""
+    start = time.perf_counter()
+    try:
+        image = load_image(path)
+    except ImageError as exc:
+        return Loaded(path, error=exc.reason)
+    try:
+        tensor = preprocess(image, info["input_size"], info["mean"], info["std"])
+    except (ValueError, RuntimeError) as exc:
+        return Loaded(path, image, problem=exc)
+    return Loaded(path, image, tensor, time.perf_counter() - start)
+
+
+def write(heatmap: np.ndarray, image, alpha: float, png: Path, npy: Path | None) -> tuple[float, str | None]:
+    """Overlay, encode and write one result (runs in a worker thread): ``(seconds, error or None)``."""
+    start = time.perf_counter()
+    try:
+        save_png_atomic(overlay(heatmap, image, alpha=alpha), png)
+        if npy is not None:
+            save_npy_atomic(heatmap.astype(np.float32), npy)
+    except (OSError, ValueError) as exc:
+        return time.perf_counter() - start, f"cannot write the output ({exc})"
+    return time.perf_counter() - start, None
+
+
+@dataclass(frozen=True)
+class Pass:
+    """What the model's pass over one batch gave."""
+
+    maps: np.ndarray
+    probs: np.ndarray
+    targets: list
+    results: list
+    seconds_each: float
+
+
+def run_model(good: list[Loaded], explainer, target) -> Pass | str:
+    """The explainer on the batch of usable images: a :class:`Pass`, or the reason every one of them failed."""
+    start = time.perf_counter()
+    try:
+        for item in good:
+            if item.problem is not None:
+                raise item.problem
+        maps = explainer(torch.cat([item.tensor for item in good]), target)
+        probs, targets, results = explainer.predictions, explainer.capture.targets.tolist(), explainer.results
+    except (ValueError, RuntimeError) as exc:
+        return f"explaining failed: {type(exc).__name__}: {exc}"
+    return Pass(maps, probs, targets, results, (time.perf_counter() - start) / len(good))
+
+
+def make_row(item: Loaded, i: int, done: Pass, name: str, classes: list[str], write_seconds: float) -> dict:
+    """The summary row of image ``i`` of a batch."""
+    predicted = int(np.argmax(done.probs[i]))
+    result = done.results[i]
+    return {
+        "file": str(item.path),
+        "overlay": f"{name}.png",
+        "predicted": classes[predicted],
+        "confidence": f"{float(done.probs[i][predicted]):.4f}",
+        "target": classes[int(done.targets[i])],
+        "clusters": getattr(result, "n_clusters", ""),  # CF-CAM only
+        "noise_channels": getattr(result, "n_noise", ""),
+        "seconds": f"{item.seconds + done.seconds_each + write_seconds:.3f}",
+        "notes": "; ".join(result.notes),
+        "error": "",
+    }
+
+
+def io_workers() -> int:
+    """Threads for reading and writing: enough to keep up with the model, few enough not to crowd it."""
+    return max(2, min(4, available_cpus()))
+
+
+@contextmanager
+def model_threads():
+    """Torch's thread count set to :func:`~cfcam.core.threads.model_thread_count` for the run, then restored."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(model_thread_count())
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def explain_batches(images, explainer, info, target, args, out_dir: Path, bases, rows, fail, bar) -> None:
+    """Explain ``images`` a batch at a time, reading ahead and writing behind the model (see the module)."""
+    batches = [images[s:s + args.batch_size] for s in range(0, len(images), args.batch_size)]
+    classes = info["classes"]
+    pool = ThreadPoolExecutor(max_workers=io_workers(), thread_name_prefix="cfcam-io")
+    reading: deque[list[Future]] = deque()
+    writing: list[tuple] = []  # (future, item, i, pass, name) of the previous batch
+
+    def read_ahead(k: int) -> None:
+        if k < len(batches):
+            reading.append([pool.submit(load, path, info) for path in batches[k]])
+
+    def collect_writes() -> None:
+        for future, item, i, done, name in writing:
+            seconds, error = future.result()
+            if error is None:
+                rows.append(make_row(item, i, done, name, classes, seconds))
+            else:
+                fail(item.path, error)
+            bar.update(1)
+        writing.clear()
+
+    try:
+        with model_threads():
+            for k in range(PREFETCH):
+                read_ahead(k)
+            for k in range(len(batches)):
+                loaded = [future.result() for future in reading.popleft()]
+                read_ahead(k + PREFETCH)
+                good = [item for item in loaded if item.error is None]
+                done = run_model(good, explainer, target) if good else None
+                collect_writes()  # the previous batch's, written while the model ran
+                for item in loaded:
+                    if item.error is not None:
+                        fail(item.path, item.error)
+                        bar.update(1)
+                if isinstance(done, str):
+                    for item in good:
+                        fail(item.path, done)
+                    bar.update(len(good))
+                    continue
+                for i, item in enumerate(good):
+                    name = f"{bases[item.path]}_{args.method}"
+                    npy = out_dir / f"{name}.npy" if args.save_raw else None
+                    future = pool.submit(write, done.maps[i], item.image, args.alpha, out_dir / f"{name}.png", npy)
+                    writing.append((future, item, i, done, name))
+            collect_writes()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,94 @@
+"""The pipelined batch loop of ``cfcam explain`` (cfcam/cli/batches.py) and the fast PNG writer."""
+
+import re
+import struct
+import threading
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from cfcam import cli
+from cfcam.cli import batches
+from cfcam.images.imageio import PNG_COMPRESS_LEVEL, save_png_atomic
+
+
+def idat_zlib_level(path: Path) -> int:
+    """The FLEVEL field (0 fastest .. 3 best) of the zlib stream in a PNG's first IDAT chunk."""
+    data = path.read_bytes()
+    pos = 8
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"IDAT":
+            return data[pos + 9] >> 6  # second byte of the zlib header
+        pos += 12 + length
+    raise AssertionError("no IDAT chunk")
+
+
+def test_png_is_written_at_the_fast_level_and_reads_back_exactly(tmp_path):
+    pixels = np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    save_png_atomic(pixels, tmp_path / "a.png")
+    assert PNG_COMPRESS_LEVEL == 1 and idat_zlib_level(tmp_path / "a.png") == 0  # level 1: "fastest"
+    with Image.open(tmp_path / "a.png") as im:
+        np.testing.assert_array_equal(np.asarray(im), pixels)
+
+
+def test_reading_and_writing_run_in_the_pool_and_rows_keep_input_order(tmp_path, monkeypatch, capsys):
+    images = tmp_path / "in"
+    images.mkdir()
+    rng = np.random.default_rng(1)
+    for k in range(7):
+        Image.fromarray(rng.integers(0, 256, (50 + k, 60, 3), dtype=np.uint8)).save(images / f"im{k}.png")
+    (images / "im3.png").write_bytes(b"not an image")
+    where = {"load": set(), "write": set()}
+    load, write = batches.load, batches.write
+
+    def spy_load(*args):
+        where["load"].add(threading.current_thread().name)
+        return load(*args)
+
+    def spy_write(*args):
+        where["write"].add(threading.current_thread().name)
+        return write(*args)
+
+    monkeypatch.setattr(batches, "load", spy_load)
+    monkeypatch.setattr(batches, "write", spy_write)
+    code = cli.main(["explain", str(images), "-o", str(tmp_path / "out"), "--batch-size", "3"])
+    out, err = capsys.readouterr()
+    assert code == 1  # one input failed
+    assert where["load"] and all(name.startswith("cfcam-io") for name in where["load"] | where["write"])
+    assert re.search(r"6 of 7 image\(s\) explained .* in [\d.]+ s \([\d.]+ images/s\)", out)
+    assert "im3.png" in err
+    summary = (tmp_path / "out" / "summary.csv").read_text().splitlines()[1:]
+    assert [Path(line.split(",")[0]).name for line in summary] == [f"im{k}.png" for k in range(7)]
+    assert len(list((tmp_path / "out").glob("*_cfcam.png"))) == 6
+
+
+def test_a_failed_write_is_reported_and_the_others_are_written(tmp_path, monkeypatch, capsys):
+    images = tmp_path / "in"
+    images.mkdir()
+    for k in range(4):
+        Image.fromarray(np.full((40, 40, 3), 30 * k, dtype=np.uint8)).save(images / f"w{k}.png")
+    write = batches.write
+
+    def failing_write(heatmap, image, alpha, png, npy):
+        if png.name.startswith("w2"):
+            return 0.0, "cannot write the output (disk full)"
+        return write(heatmap, image, alpha, png, npy)
+
+    monkeypatch.setattr(batches, "write", failing_write)
+    code = cli.main(["explain", str(images), "-o", str(tmp_path / "out"), "--batch-size", "2"])
+    _, err = capsys.readouterr()
+    assert code == 1 and "w2.png" in err and "disk full" in err
+    assert sorted(p.name for p in (tmp_path / "out").glob("*_cfcam.png")) == ["w0_cfcam.png", "w1_cfcam.png",
+                                                                             "w3_cfcam.png"]
+
+
+def test_model_threads_are_restored(monkeypatch):
+    import torch
+
+    monkeypatch.setenv("CFCAM_THREADS", "1")
+    before = torch.get_num_threads()
+    with batches.model_threads():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
