@@ -79,8 +79,8 @@ def load_image(path, max_pixels: int | None = None) -> Image.Image:
         warnings.simplefilter("always")  # recorded here: bombs refused, the rest re-issued with the file name
         try:
             with Image.open(fh) as im:
-                _refuse_too_many_pixels(p, im, caught, limit)
                 _refuse_lying_header(p, fh, im)
+                _refuse_too_many_pixels(p, im, caught, limit)
                 image = _decode(p, fh, im)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ImageError(p, f"too many pixels, refused as a possible decompression bomb ({exc})") from None
