@@ -110,6 +110,7 @@ def explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         try:
             remove_stale_temps(out_dir)
             log = RunLog(summary_path, [p for p, _ in problems] + images)
+            _start_summary(log, parser)
             return _run(args, model, info, layer_name, target, images, problems, bases, log, guard)
         finally:
             lock.release()
@@ -125,6 +126,15 @@ def _claim_output(out_dir: Path, parser) -> FolderLock:
         parser.error(f"argument -o/--output: {printable(exc)}")
     except OSError as exc:
         parser.error(f"argument -o/--output: cannot write in {printable(out_dir)} ({exc.strerror or exc})")
+
+
+def _start_summary(log: RunLog, parser) -> None:
+    """Write this run's ``summary.csv`` (every input still to do) before the work, so that an older run's
+    never stands for this one; a usage error (exit 2) if it cannot be written (a full disk)."""
+    try:
+        log.save()
+    except OSError as exc:
+        parser.error(f"argument -o/--output: cannot write {printable(log.path)} ({exc.strerror or exc})")
 
 
 def _run(args, model, info, layer_name, target, images, problems, bases, log: RunLog, guard: SignalGuard) -> int:
@@ -150,7 +160,6 @@ def _run(args, model, info, layer_name, target, images, problems, bases, log: Ru
     started = time.perf_counter()
     stopped = None
     try:
-        log.save()  # from now on summary.csv describes this run, whatever happens
         with explainer:
             for start in range(0, len(images), args.batch_size):
                 chunk = images[start:start + args.batch_size]
@@ -164,7 +173,7 @@ def _run(args, model, info, layer_name, target, images, problems, bases, log: Ru
                         bar.update(1)
                 if loaded:
                     _explain_batch(loaded, explainer, info, target, args, out_dir, bases, log, fail, bar)
-                log.save_now_and_then()
+                log.save_progress()  # after every batch: a killed run leaves a true summary of what it did
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP through the guard
         stopped = exc
         tqdm.write(f"cfcam explain: stopped by {signal_name(exc)}; the files written so far are complete",

@@ -1,8 +1,7 @@
 """``summary.csv`` of one ``cfcam explain`` run, kept true while the run goes on.
 
 It is written (atomically) when the run starts, with a row per input, so that an older run's summary never
-stands for this one; rewritten as images are explained (at most about once a second); and written a last
-time on every way out: the end, a bad input, an error, Ctrl-C, SIGTERM. An input the run did not reach
+stands for this one; rewritten after every batch; and written a last time on every way out: the end, a bad input, an error, Ctrl-C, SIGTERM. An input the run did not reach
 says so in its ``error`` cell. Every cell goes through :func:`csv_cell` (control characters and undecodable
 bytes escaped, formulas defused). ``add`` may be called from worker threads.
 """
@@ -12,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import threading
-import time
 from pathlib import Path
 
 from ..images.imageio import write_text_atomic
@@ -21,20 +19,16 @@ from .escape import csv_cell
 CSV_COLUMNS = ("file", "overlay", "predicted", "confidence", "target", "clusters", "noise_channels", "seconds",
                "notes", "error")
 NOT_REACHED = "not explained: the run ended before this image"
-_MIN_INTERVAL_S = 1.0
 
 
 class RunLog:
     """The rows of one run, in input order (path problems first), and the ``summary.csv`` they make."""
 
-    def __init__(self, path, images, problems=()) -> None:
+    def __init__(self, path, inputs) -> None:
         self.path = Path(path)
-        self._order = [str(p) for p, _ in problems] + [str(p) for p in images]
+        self._order = [str(p) for p in inputs]
         self._rows: dict[str, dict] = {}
         self._lock = threading.Lock()
-        self._saved_at = float("-inf")
-        for p, reason in problems:
-            self.add({"file": str(p), "error": reason})
 
     def add(self, row: dict) -> None:
         """Record the row of one input (``row["file"]`` is its path as given); replaces an earlier one."""
@@ -57,11 +51,12 @@ class RunLog:
 
     def save(self, pending: str = NOT_REACHED) -> Path:
         """Write ``summary.csv`` now (atomically); ``OSError`` if it cannot be written."""
-        write_text_atomic(self.text(pending), self.path)
-        self._saved_at = time.monotonic()
-        return self.path
+        return write_text_atomic(self.text(pending), self.path)
 
-    def save_now_and_then(self) -> None:
-        """``save()`` unless the last save was less than a second ago (a long run rewrites it steadily)."""
-        if time.monotonic() - self._saved_at >= _MIN_INTERVAL_S:
+    def save_progress(self) -> bool:
+        """``save()`` during the run: a failure (a full disk) returns False, the final ``save()`` reports it."""
+        try:
             self.save()
+        except OSError:
+            return False
+        return True
