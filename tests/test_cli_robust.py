@@ -309,3 +309,18 @@ def test_unwritable_output_folder_is_refused_before_any_work(capsys):
     out, err = capsys.readouterr()
     assert code == 2 and "-o/--output: cannot write in /proc/self" in err
     assert "explained" not in out
+
+
+def test_a_summary_that_cannot_be_written_stops_the_run_before_the_work(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from cfcam.cli import runlog
+
+    def full(self, pending=runlog.NOT_REACHED):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(runlog.RunLog, "save", full)
+    code = cli.main(["explain", str(TESTIMGS), "-o", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert code == 2 and "cannot write" in err and "summary.csv" in err and "No space left" in err
+    assert sorted(os.listdir(tmp_path / "out")) == []  # no overlay, no lock, no temporary file

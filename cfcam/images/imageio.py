@@ -177,8 +177,8 @@ def _refuse_lying_header(p: Path, fh, im: Image.Image) -> None:
             raise ImageError(p, f"the header claims {w}x{h} pixels ({need} bytes) but the file holds only "
                                 f"{have} bytes of compressed image data (a lying or truncated header)")
         return
-    bound = _PIXELS_PER_BYTE.get(im.format or "")
-    if bound is None or (im.format == "TIFF" and im.info.get("compression") not in _TIFF_BOUNDED):
+    bound = _max_pixels_per_byte(im)
+    if bound is None:
         return
     size = os.fstat(fh.fileno()).st_size
     if w * h > bound * size:
@@ -186,10 +186,19 @@ def _refuse_lying_header(p: Path, fh, im: Image.Image) -> None:
                             "(a lying or truncated header)")
 
 
+def _max_pixels_per_byte(im: Image.Image) -> int | None:
+    """The most pixels one stored byte can hold in ``im``'s format and compression, or None if unbounded."""
+    if im.format == "TIFF" and im.info.get("compression") not in _TIFF_BOUNDED:
+        return None  # fax (group 3/4) coding of a blank page packs far more
+    if im.format == "BMP" and not (im.tile and im.tile[0][0] == "raw"):
+        return None  # run-length coding with "delta" jumps can skip whole regions
+    return _PIXELS_PER_BYTE.get(im.format or "")
+
+
 def _png_row_bytes(im: Image.Image) -> int:
     """Bytes of one decompressed PNG row (filter byte included), from the mode's bits per pixel."""
     bits = {"1": 1, "L": 8, "P": 8, "LA": 16, "RGB": 24, "RGBA": 32, "I": 16, "I;16": 16, "I;16B": 16}
-    depth = bits.get(im.mode, 32)
+    depth = bits.get(im.mode, 8)  # unknown: assume little, so an honest file is never refused
     raw = _tile_rawmode(im)
     if ";16" in raw:  # 16 bits per channel
         depth = 16 * len(im.getbands())
