@@ -18,8 +18,8 @@ venv: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-# The suite in quick mode (no notebooks, no browser) on the oldest and newest supported Pythons, each in its
-# own .venv-X.Y (first use downloads PyTorch for it: slow once). Not part of `make test`.
+# The suite in quick mode (no notebooks, browser or slow tests) on the oldest and newest supported Pythons,
+# each in its own .venv-X.Y (first use downloads PyTorch for it: slow once). Not part of `make test`.
 PYTHONS ?= 3.10 3.13
 test-pythons:
 	@for v in $(PYTHONS); do .ci/test-python $$v || exit 1; done
