@@ -35,7 +35,8 @@ def test_targets_that_are_not_class_indices_are_refused(targets, words):
 
 def test_integer_targets_of_every_kind_are_accepted():
     logits = torch.zeros(2, 3)
-    for targets in (2, np.int64(2), [2, 2], np.array([2, 2]), torch.tensor([2, 2]), torch.tensor([2, 2], dtype=torch.uint8)):
+    for targets in (2, np.int64(2), [2, 2], np.array([2, 2]), torch.tensor([2, 2]),
+                    torch.tensor([2, 2], dtype=torch.uint8)):
         assert as_targets(targets, logits).tolist() == [2, 2]
 
 

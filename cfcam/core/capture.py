@@ -107,7 +107,7 @@ def _class_indices(targets) -> torch.Tensor:
         t = torch.as_tensor(np.asarray(targets) if not isinstance(targets, torch.Tensor) else targets)
     except (TypeError, ValueError, RuntimeError) as exc:
         raise ValueError(f"targets must be class indices, got {type(targets).__name__} ({expected})") from exc
-    if t.dtype == torch.bool or t.is_floating_point() or t.is_complex() or not _is_integer_dtype(t.dtype):
+    if not _is_integer_dtype(t.dtype):
         shown = t.reshape(-1)[:3].tolist() if t.numel() else []
         raise ValueError(f"targets must be int class indices, got {t.dtype} values {shown} ({expected}; a "
                          "float is not rounded: 1.9 is not class 1)")
