@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv test demo lab bench clean strip
+.PHONY: venv test test-pythons demo lab bench clean strip
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,12 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The suite in quick mode (no notebooks, browser or slow tests) on the oldest and newest supported Pythons,
+# each in its own .venv-X.Y (first use downloads PyTorch for it: slow once). Not part of `make test`.
+PYTHONS ?= 3.10 3.13
+test-pythons:
+	@for v in $(PYTHONS); do .ci/test-python $$v || exit 1; done
 
 demo: $(STAMP)
 	$(BIN)/cfcam explain testimgs -o output
@@ -36,4 +42,4 @@ strip: $(STAMP)
 	$(BIN)/nbstripout notebooks/*.ipynb
 
 clean:
-	rm -rf $(VENV) output .pytest_cache
+	rm -rf $(VENV) $(VENV)-* output .pytest_cache

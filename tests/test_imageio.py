@@ -271,3 +271,176 @@ def test_writers_validate_their_arguments(tmp_path):
     with pytest.raises(ValueError, match="folder"):
         write_text_atomic("a", tmp_path)
     assert os.listdir(tmp_path) == []
+
+
+# -- issue 11: decoding to the real range, lying headers, odd entries, warnings, temporary files ----------
+
+def write_png(path, width, height, rows: bytes, colour_type=2, depth=8):
+    """A PNG written by hand: a header claiming ``width`` x ``height`` and ``rows`` as its compressed data."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("name", ["rgb16.png", "rgba16.png", "rgb16.tif"])
+def test_16bit_colour_is_decoded_at_full_depth_and_scaled_to_its_range(tmp_path, name):
+    cv2 = pytest.importorskip("cv2")
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(100, 4096, (24, 36, 3)).astype(np.uint16)  # 12-bit data: the high byte is 0..15
+    rgb[0, 0] = (100, 100, 100)
+    rgb[0, 1] = (4095, 4095, 4095)
+    stored = rgb[..., ::-1]
+    if "rgba" in name:
+        stored = np.concatenate([stored, np.full((24, 36, 1), 7, np.uint16)], axis=-1)  # alpha: dropped
+    assert cv2.imwrite(str(tmp_path / name), stored)
+    assert Image.open(tmp_path / name).mode in ("RGB", "RGBA")  # PIL alone would keep only the high byte
+
+    out = np.asarray(load_image(tmp_path / name))
+    expected = np.rint((rgb.astype(float) - 100) / (4095 - 100) * 255)
+    np.testing.assert_allclose(out, expected, atol=1)
+    assert out.max() == 255 and out.min() == 0
+
+
+def test_16bit_colour_keeps_the_exif_orientation(tmp_path):
+    import struct
+    import zlib
+
+    cv2 = pytest.importorskip("cv2")
+    arr = np.zeros((10, 30, 3), np.uint16)
+    arr[:, :10] = 4000  # the left third bright
+    data = cv2.imencode(".png", arr)[1].tobytes()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    payload = exif.tobytes()[6:]  # without the "Exif\0\0" of JPEG's APP1
+    chunk = struct.pack(">I", len(payload)) + b"eXIf" + payload + struct.pack(">I", zlib.crc32(b"eXIf" + payload))
+    iend = data.rindex(b"IEND") - 4
+    path = tmp_path / "turned.png"
+    path.write_bytes(data[:iend] + chunk + data[iend:])
+    assert Image.open(path).size == (30, 10)
+
+    out = np.asarray(load_image(path))
+    assert out.shape == (30, 10, 3)  # shown portrait
+    assert out[:10, :, 0].min() == 255 and out[10:, :, 0].max() == 0  # the bright third is now on top
+
+
+def test_lying_png_header_is_refused_before_decoding(tmp_path, monkeypatch):
+    path = write_png(tmp_path / "liar.png", 9000, 9000, b"\x00" + bytes(9000 * 3))  # one row of 9000
+    decoded = []
+    real_load = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: decoded.append(1) or real_load(self))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000_000)
+    refused(path, "header claims 9000x9000", "lying")
+    assert decoded == []
+    honest = write_png(tmp_path / "honest.png", 300, 200, (b"\x00" + bytes(300 * 3)) * 200)
+    assert load_image(honest).size == (300, 200)  # all black, yet honest: accepted
+
+
+def test_lying_jpeg_header_is_refused(tmp_path):
+    path = tmp_path / "small.jpg"
+    colourful(40, 30).save(path)
+    data = bytearray(path.read_bytes())
+    sof = data.index(b"\xff\xc0") + 5
+    data[sof:sof + 4] = (9000).to_bytes(2, "big") + (9000).to_bytes(2, "big")  # height, width
+    (tmp_path / "liar.jpg").write_bytes(bytes(data))
+    refused(tmp_path / "liar.jpg", "lying")
+
+
+def test_cfcam_pixel_limit_is_lower_than_pils_and_adjustable(tmp_path):
+    path = write_png(tmp_path / "big.png", 3000, 2000, (b"\x00" + bytes(3000)) * 2000, colour_type=0)
+    refused_err = pytest.raises(ImageError, load_image, path, max_pixels=5_000_000)
+    assert "too many pixels" in refused_err.value.reason and "--max-pixels" in refused_err.value.reason
+    assert load_image(path, max_pixels=6_000_000).size == (3000, 2000)
+    assert imageio.MAX_PIXELS < Image.MAX_IMAGE_PIXELS
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are a POSIX feature")
+def test_fifos_loops_and_broken_links_are_named_not_skipped(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    noise_png(folder / "good.png")
+    os.mkfifo(folder / "pipe.png")
+    os.symlink(folder / "nowhere.png", folder / "dangling.png")
+    os.symlink(folder / "loop.png", folder / "loop.png")
+    (folder / "sub.png").mkdir()  # a folder is never scanned: not an image, not a problem
+    images, problems = find_images([folder, tmp_path / "in" / "loop.png"])
+    assert [p.name for p in images] == ["good.png"]
+    reasons = {p.name: r for p, r in problems}
+    assert set(reasons) == {"pipe.png", "dangling.png", "loop.png"}
+    assert "FIFO" in reasons["pipe.png"]
+    assert "broken symbolic link" in reasons["dangling.png"] and "nowhere.png" in reasons["dangling.png"]
+    assert "loop" in reasons["loop.png"]
+    assert [r for p, r in problems if p.name == "loop.png"] == [reasons["loop.png"]] * 2  # by name, too
+    refused(folder / "pipe.png", "not a regular file", "FIFO")  # returns at once: never blocks on the FIFO
+    refused(folder / "loop.png", "loop")
+    refused(folder / "dangling.png", "broken symbolic link")
+
+
+def test_corrupt_exif_warning_names_the_file(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 1  # one tag, stored inline
+    block = exif.tobytes()
+    path = tmp_path / "odd exif.jpg"
+    colourful().save(path, exif=block[:-2])  # the offset of the next IFD cut short: "Corrupt EXIF data"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image = load_image(path)
+    messages = [str(w.message) for w in caught]
+    assert messages and all(issubclass(w.category, imageio.ImageWarning) for w in caught)
+    assert all(m.startswith(f"{path}: ") for m in messages) and any("Corrupt EXIF" in m for m in messages)
+    assert any("EXIF" in n for n in image.info["warnings"]) and "\n" not in " ".join(image.info["warnings"])
+
+
+def test_temporary_names_fit_under_the_longest_output_name(tmp_path):
+    stem = "x" * 245  # + "_cfcam.png" = 255 bytes, the longest name most file systems allow
+    path = write_text_atomic("ok", tmp_path / f"{stem}_cfcam.png")
+    assert path.read_text() == "ok" and os.listdir(tmp_path) == [path.name]
+
+
+def test_stale_temporary_files_are_swept_but_live_ones_kept(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    stale = tmp_path / f".cfcam-{dead}-0a1b2c3d.tmp"
+    live = tmp_path / f".cfcam-{os.getpid()}-0a1b2c3d.tmp"
+    other = tmp_path / ".someone-else.tmp"
+    for p in (stale, live, other):
+        p.write_bytes(b"")
+    assert imageio.remove_stale_temps(tmp_path) == [stale]
+    assert sorted(os.listdir(tmp_path)) == sorted([live.name, other.name])
+
+
+def test_sigkill_during_a_write_leaves_only_a_hidden_temp_the_next_run_removes(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    code = ("import sys, time; from cfcam.images import imageio\n"
+            "def write(fh):\n"
+            "    fh.write(b'x' * 1000); fh.flush(); print('writing', flush=True); time.sleep(600)\n"
+            f"imageio._write_atomic({str(tmp_path / 'out.npy')!r}, write)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    left = os.listdir(tmp_path)
+    assert "out.npy" not in left and all(n.startswith(".cfcam-") and n.endswith(".tmp") for n in left)
+    imageio.remove_stale_temps(tmp_path)
+    assert os.listdir(tmp_path) == []
+
+
+def test_writable_check(tmp_path):
+    imageio.check_writable(tmp_path)
+    assert os.listdir(tmp_path) == []
+    with pytest.raises(OSError):
+        imageio.check_writable(tmp_path / "missing")

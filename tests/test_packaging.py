@@ -1,35 +1,185 @@
-"""environment.yml (Binder) and pyproject.toml name the same packages."""
+"""Installs that work everywhere: pyproject.toml, environment.yml (Binder), postBuild, the sdist, CI, Python 3.10.
 
+The slow checks build a real sdist and run tests from it unpacked, and run postBuild into a throwaway venv.
+"""
+
+import ast
+import os
 import re
-import tomllib
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI (the test extra installs it there)
+    import tomli as tomllib
 
 from conftest import ROOT
 
 # pip name -> conda-forge name where they differ
 CONDA_NAMES = {"torch": "pytorch-cpu", "opencv-python-headless": "py-opencv", "matplotlib": "matplotlib-base"}
+# conda-only lines: they choose a build of a package above, they add no package
+CONDA_BUILD_SELECTORS = {"libopencv"}
+OLDEST_PYTHON = (3, 10)
 
 
-def requirement_name(spec: str) -> str:
-    return re.split(r"[<>=!~;\[ ]", spec.strip(), maxsplit=1)[0].lower()
+def requirement(spec: str) -> tuple[str, str | None]:
+    """``(name, lowest version or None)`` of a requirement such as ``torch>=2.4`` or ``libopencv=*=headless*``."""
+    spec = spec.split("#")[0].split(";")[0].strip()
+    name = re.split(r"[<>=!~\[ ]", spec, maxsplit=1)[0].lower()
+    low = re.search(r">=\s*([0-9][0-9.]*)", spec)
+    return name, low.group(1) if low else None
 
 
-def conda_packages() -> set[str]:
-    names = set()
-    for line in (ROOT / "environment.yml").read_text().splitlines():
-        m = re.match(r"\s*-\s*([A-Za-z0-9_.\-]+)", line.split("#")[0])
+def pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def pip_requirements() -> dict[str, str | None]:
+    """The dependencies plus the ``notebooks`` extra: the packages Binder must have, by conda-forge name."""
+    project = pyproject()["project"]
+    specs = project["dependencies"] + project["optional-dependencies"]["notebooks"]
+    return {CONDA_NAMES.get(n, n): v for n, v in map(requirement, specs)}
+
+
+def conda_requirements() -> dict[str, str | None]:
+    found = {}
+    for line in (ROOT / "environment.yml").read_text(encoding="utf-8").splitlines():
+        m = re.match(r"\s*-\s*([A-Za-z0-9_.\-]+.*)$", line.split("#")[0])
         if m and not line.strip().endswith(":"):
-            names.add(m.group(1).lower())
-    return names - {"python", "pip", "conda-forge"}
+            name, low = requirement(m.group(1))
+            found[name] = low
+    return found
 
 
-def test_environment_yml_lists_the_same_packages_as_pyproject():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    pip_names = {requirement_name(s) for s in project["dependencies"] + project["optional-dependencies"]["notebooks"]}
-    expected = {CONDA_NAMES.get(n, n) for n in pip_names}
-    assert conda_packages() == expected
+def test_environment_yml_lists_the_same_packages_with_the_same_lowest_versions():
+    conda = conda_requirements()
+    python = conda.pop("python")
+    for name in ("pip", "conda-forge", *CONDA_BUILD_SELECTORS):
+        conda.pop(name, None)
+    assert conda == pip_requirements()  # names *and* lowest versions
+    assert pip_requirements()["torchvision"] == "0.28"  # conda-forge's newest; pip picks newer where it can
+
+
+def test_environment_yml_pins_a_supported_python_and_the_headless_opencv():
+    text = (ROOT / "environment.yml").read_text(encoding="utf-8")
+    pinned = re.search(r"-\s*python=(\d+)\.(\d+)", text)
+    low = re.fullmatch(r">=(\d+)\.(\d+)", pyproject()["project"]["requires-python"])
+    assert pinned and low and (int(pinned[1]), int(pinned[2])) >= (int(low[1]), int(low[2]))
+    assert re.search(r"-\s*libopencv=\*=headless\*", text)  # else conda-forge's default pulls in Qt
 
 
 def test_environment_yml_has_no_local_references():
-    text = (ROOT / "environment.yml").read_text()
+    text = (ROOT / "environment.yml").read_text(encoding="utf-8")
     assert "conda-forge" in text
     assert not re.search(r"-e |file:|\./|\.\./|/work/", text)
+
+
+def test_code_and_tests_run_on_the_oldest_supported_python():
+    """No syntax newer than 3.10, and no 3.11-only module imported without a fallback."""
+    assert pyproject()["project"]["requires-python"] == ">=%d.%d" % OLDEST_PYTHON
+    for path in [*ROOT.glob("cfcam/**/*.py"), *ROOT.glob("tests/*.py")]:
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path), feature_version=OLDEST_PYTHON)
+        guarded = {id(n) for t in ast.walk(tree) if isinstance(t, ast.Try) for n in ast.walk(t)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import) and any(a.name == "tomllib" for a in node.names):
+                assert id(node) in guarded, f"{path}: import tomllib without a fallback for Python 3.10"
+    test_extra = pyproject()["project"]["optional-dependencies"]["test"]
+    assert any(s.startswith("tomli") and "python_version < '3.11'" in s for s in test_extra)
+
+
+def test_make_test_pythons_covers_the_oldest_and_newest_python():
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    pythons = re.search(r"^PYTHONS \?= (.+)$", makefile, re.M).group(1).split()
+    assert pythons[0] == "%d.%d" % OLDEST_PYTHON and "3.13" in pythons
+    assert re.search(r"^test-pythons:", makefile, re.M) and (ROOT / ".ci" / "test-python").stat().st_mode & 0o111
+
+
+def test_ci_looks_for_chromium_where_the_browser_test_does():
+    default = re.search(r'CFCAM_CHROMIUM", "([^"]+)"', (ROOT / "tests" / "test_browser.py").read_text()).group(1)
+    assert f'"${{CFCAM_CHROMIUM:-{default}}}"' in (ROOT / ".ci" / "run").read_text()
+
+
+def test_make_strip_has_its_tool(tmp_path):
+    """``make strip`` runs nbstripout, which an extra that ``make`` installs must bring (a no-op here)."""
+    assert "nbstripout" in " ".join(pyproject()["project"]["optional-dependencies"]["test"])
+    notebook = tmp_path / "00_index.ipynb"
+    shutil.copy(ROOT / "notebooks" / "00_index.ipynb", notebook)
+    subprocess.run([sys.executable, "-m", "nbstripout", str(notebook)], check=True, timeout=300)
+    assert notebook.read_bytes() == (ROOT / "notebooks" / "00_index.ipynb").read_bytes()
+
+
+# -- slow: a real sdist, a real postBuild ------------------------------------------------------------------
+
+def tracked_copy(dest: Path) -> Path:
+    """The files git tracks (plus new ones not ignored), copied to ``dest``: a clean source tree."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, check=True).stdout.split(b"\0")
+    for rel in filter(None, listed):
+        src = ROOT / os.fsdecode(rel)
+        if src.is_file():
+            (dest / os.fsdecode(rel)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / os.fsdecode(rel))
+    return dest
+
+
+@pytest.fixture(scope="module")
+def sdist(tmp_path_factory):
+    if not (ROOT / ".git").exists():
+        pytest.skip("building the sdist needs the git checkout (this may be the unpacked sdist itself)")
+    tree = tracked_copy(tmp_path_factory.mktemp("tree"))
+    dist = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, "-c", f"from setuptools import build_meta; build_meta.build_sdist({str(dist)!r})"],
+                   cwd=tree, check=True, capture_output=True, timeout=600)
+    (archive,) = dist.glob("cfcam-*.tar.gz")
+    return archive
+
+
+@pytest.mark.slow
+def test_sdist_ships_what_its_tests_need(sdist):
+    with tarfile.open(sdist) as tar:
+        names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
+    needed = {"tests/conftest.py", "tests/published_oracle.py", "testimgs/manifest.csv", "environment.yml",
+              "postBuild", "Makefile", ".ci/run", "notebooks/00_index.ipynb", "cfcam/data/demo_model.pt"}
+    assert needed <= names, needed - names
+    assert {f"tests/fixtures/{p.name}" for p in (ROOT / "tests" / "fixtures").iterdir()} <= names
+    assert {f"testimgs/{p.name}" for p in (ROOT / "testimgs").glob("*.png")} <= names
+    assert {f"tests/{p.name}" for p in (ROOT / "tests").glob("test_*.py")} <= names
+
+
+@pytest.mark.slow
+def test_tests_run_from_the_unpacked_sdist(sdist, tmp_path):
+    with tarfile.open(sdist) as tar:
+        tar.extractall(tmp_path, filter="data") if hasattr(tarfile, "data_filter") else tar.extractall(tmp_path)
+    (unpacked,) = tmp_path.iterdir()
+    where = subprocess.run([sys.executable, "-c", "import cfcam; print(cfcam.__file__)"], cwd=unpacked,
+                           capture_output=True, text=True, check=True).stdout
+    assert Path(where.strip()).is_relative_to(unpacked)  # the sdist's own code is what gets tested
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_parity.py",
+                           "tests/test_examples.py", "tests/test_imageio.py", "-k", "not sigkill"],
+                          cwd=unpacked, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert re.search(r"\d+ passed", proc.stdout) and "error" not in proc.stdout.splitlines()[-1]
+    collected = subprocess.run([sys.executable, "-m", "pytest", "-q", "--co", "-p", "no:cacheprovider"],
+                               cwd=unpacked, capture_output=True, text=True, timeout=900)
+    assert collected.returncode == 0, collected.stdout[-3000:]  # every test module imports from the sdist
+
+
+@pytest.mark.slow
+def test_postbuild_installs_cfcam_and_leaves_no_build_artefacts(tmp_path):
+    if not (ROOT / ".git").exists():
+        pytest.skip("needs the git checkout")
+    tree = tracked_copy(tmp_path / "repo")
+    subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "env")], check=True, timeout=600)
+    env = {**os.environ, "PATH": f"{tmp_path / 'env' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("VIRTUAL_ENV", None)
+    subprocess.run(["bash", "postBuild"], cwd=tree, env=env, check=True, capture_output=True, timeout=900)
+    shown = subprocess.run([str(tmp_path / "env" / "bin" / "python"), "-m", "pip", "show", "cfcam"],
+                           capture_output=True, text=True, timeout=300)
+    assert "Name: cfcam" in shown.stdout
+    assert not list(tree.glob("*.egg-info")) and not (tree / "build").exists()

@@ -1,7 +1,8 @@
 """The ``cfcam`` command line: ``cfcam explain`` (heatmaps for a folder of images) and ``cfcam train-demo``.
 
 Each subcommand lives in its own module and adds its own options; this module only dispatches. Exit codes:
-0 success, 1 some input failed (each named on stderr, the run goes on), 2 usage error, 130 interrupted.
+0 success, 1 some input failed (each named on stderr, the run goes on), 2 usage error, 128 + N stopped by
+signal N (130 for Ctrl-C, also during start-up: one line, no traceback).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Sequence
 
 from .. import __version__
 from . import explain
+from .signals import signal_name
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line on ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    _never_fail_to_print()
     try:
         if argv and argv[0] == "train-demo":
             from ..world import train  # lazy: only this subcommand needs the training code
@@ -42,3 +45,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args, args.subparser)
     except SystemExit as exc:  # argparse's errors and --help: hand back the code instead of exiting
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    except KeyboardInterrupt as exc:  # Ctrl-C (or SIGTERM, see cli.signals) before a run took charge of it
+        print(f"cfcam: stopped by {signal_name(exc)}", file=sys.stderr)
+        return getattr(exc, "exit_code", 130)
+
+
+def _never_fail_to_print() -> None:
+    """Let stdout/stderr show any character (as an escape if their encoding lacks it) instead of crashing."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # a stream that cannot be reconfigured: leave it
+                pass

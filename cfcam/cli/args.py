@@ -33,3 +33,18 @@ def class_names(text: str) -> list[str]:
     if not names or any(not s for s in names):
         raise argparse.ArgumentTypeError(f"expected comma-separated non-empty names like 'normal,lesion', got {text!r}")
     return names
+
+
+def int_range(low: int, high: int):
+    """argparse type factory: an integer in ``[low, high]`` (the message names the bounds)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected an integer from {low} to {high}, got {text!r}")
+        return value
+
+    return parse

@@ -37,11 +37,11 @@ class Loaded:
     problem: Exception | None = None  # preprocessing failed (reported like a failure of the model's pass)
 
 
-def load(path: Path, info: dict) -> Loaded:
+def load(path: Path, info: dict, max_pixels: int) -> Loaded:
     """Read and preprocess one image (runs in a worker thread)."""
     start = time.perf_counter()
     try:
-        image = load_image(path)
+        image = load_image(path, max_pixels=max_pixels)
     except ImageError as exc:
         return Loaded(path, error=exc.reason)
     try:
@@ -101,9 +101,14 @@ def make_row(item: Loaded, i: int, done: Pass, name: str, classes: list[str], wr
         "clusters": getattr(result, "n_clusters", ""),  # CF-CAM only
         "noise_channels": getattr(result, "n_noise", ""),
         "seconds": f"{item.seconds + done.seconds_each + write_seconds:.3f}",
-        "notes": "; ".join(result.notes),
+        "notes": "; ".join([*result.notes, *(f"image: {w}" for w in image_warnings(item))]),
         "error": "",
     }
+
+
+def image_warnings(item: Loaded) -> tuple[str, ...]:
+    """What the decoder warned about for this image (e.g. corrupt EXIF data)."""
+    return tuple(item.image.info.get("warnings", ())) if item.image is not None else ()
 
 
 def io_workers() -> int:
@@ -122,8 +127,13 @@ def model_threads():
         torch.set_num_threads(before)
 
 
-def explain_batches(images, explainer, info, target, args, out_dir: Path, bases, rows, fail, bar) -> None:
-    """Explain ``images`` a batch at a time, reading ahead and writing behind the model (see the module)."""
+def explain_batches(images, explainer, info, target, args, out_dir: Path, bases, add_row, fail, bar, *,
+                    warn=lambda path, note: None, after_batch=lambda: None) -> None:
+    """Explain ``images`` a batch at a time, reading ahead and writing behind the model (see the module).
+
+    ``add_row(row)`` records an explained image, ``fail(path, reason)`` one that failed, ``warn(path, note)`` a
+    decoder warning; ``after_batch()`` runs after each batch's rows are recorded. All run on this thread.
+    """
     batches = [images[s:s + args.batch_size] for s in range(0, len(images), args.batch_size)]
     classes = info["classes"]
     pool = ThreadPoolExecutor(max_workers=io_workers(), thread_name_prefix="cfcam-io")
@@ -132,13 +142,13 @@ def explain_batches(images, explainer, info, target, args, out_dir: Path, bases,
 
     def read_ahead(k: int) -> None:
         if k < len(batches):
-            reading.append([pool.submit(load, path, info) for path in batches[k]])
+            reading.append([pool.submit(load, path, info, args.max_pixels) for path in batches[k]])
 
     def collect_writes() -> None:
         for future, item, i, done, name in writing:
             seconds, error = future.result()
             if error is None:
-                rows.append(make_row(item, i, done, name, classes, seconds))
+                add_row(make_row(item, i, done, name, classes, seconds))
             else:
                 fail(item.path, error)
             bar.update(1)
@@ -154,7 +164,10 @@ def explain_batches(images, explainer, info, target, args, out_dir: Path, bases,
                 good = [item for item in loaded if item.error is None]
                 done = run_model(good, explainer, target) if good else None
                 collect_writes()  # the previous batch's, written while the model ran
+                after_batch()
                 for item in loaded:
+                    for note in image_warnings(item):
+                        warn(item.path, note)
                     if item.error is not None:
                         fail(item.path, item.error)
                         bar.update(1)
@@ -169,5 +182,6 @@ def explain_batches(images, explainer, info, target, args, out_dir: Path, bases,
                     future = pool.submit(write, done.maps[i], item.image, args.alpha, out_dir / f"{name}.png", npy)
                     writing.append((future, item, i, done, name))
             collect_writes()
+            after_batch()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -83,13 +84,17 @@ class Capture:
 
 
 def as_targets(targets, logits: torch.Tensor) -> torch.Tensor:
-    """Target classes per image: None -> top class; an int -> the same for all; a sequence -> one each."""
+    """Target classes per image: None -> top class; an int -> the same for all; a sequence -> one each.
+
+    Only whole numbers are classes: a float (1.9 would silently become class 1), a bool or a string (a class
+    *name*: look its index up first) is refused with a ``ValueError`` naming ``targets``.
+    """
     n, classes = logits.shape
     if targets is None:
         return logits.argmax(dim=1)
-    if isinstance(targets, int) and not isinstance(targets, bool):
-        targets = [targets] * n
-    t = torch.as_tensor(targets, dtype=torch.long, device=logits.device).reshape(-1)
+    if isinstance(targets, (int, np.integer)) and not isinstance(targets, (bool, np.bool_)):
+        targets = [int(targets)] * n
+    t = _class_indices(targets).to(logits.device).reshape(-1)
     if t.numel() != n:
         raise ValueError(f"targets must give one class per image: got {t.numel()} for a batch of {n}")
     bad = t[(t < 0) | (t >= classes)]
@@ -97,6 +102,28 @@ def as_targets(targets, logits: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"target class {int(bad[0])} is out of range for a model with {classes} outputs "
                          f"(expected 0..{classes - 1})")
     return t
+
+
+def _class_indices(targets) -> torch.Tensor:
+    """``targets`` (a sequence, array or tensor of whole numbers) as a long tensor; ``ValueError`` otherwise."""
+    expected = "expected None, an int class index, or a sequence/array/tensor of int class indices"
+    if isinstance(targets, (str, bytes)):
+        raise ValueError(f"targets must be class indices, got the string {targets!r} ({expected}; for a class "
+                         "name, pass its index, e.g. classes.index(name))")
+    try:
+        t = torch.as_tensor(np.asarray(targets) if not isinstance(targets, torch.Tensor) else targets)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"targets must be class indices, got {type(targets).__name__} ({expected})") from exc
+    if not _is_integer_dtype(t.dtype):
+        shown = t.reshape(-1)[:3].tolist() if t.numel() else []
+        raise ValueError(f"targets must be int class indices, got {t.dtype} values {shown} ({expected}; a "
+                         "float is not rounded: 1.9 is not class 1)")
+    return t.long()
+
+
+def _is_integer_dtype(dtype: torch.dtype) -> bool:
+    """True for torch's signed and unsigned integer dtypes."""
+    return not dtype.is_floating_point and not dtype.is_complex and dtype != torch.bool
 
 
 class ActivationsAndGradients:
@@ -168,6 +195,13 @@ class ActivationsAndGradients:
         if not isinstance(inputs, torch.Tensor) or inputs.dim() != 4:
             shape = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
             raise ValueError(f"inputs must be a (N, 3, H, W) tensor batch, got {shape}")
+        if inputs.shape[0] == 0:
+            raise ValueError(f"inputs is an empty batch (shape {tuple(inputs.shape)}): give at least one image")
+        if torch.is_inference_mode_enabled():
+            raise RuntimeError("ActivationsAndGradients needs gradients, which torch.inference_mode() turns off: "
+                               "call it outside that block (torch.no_grad() around it is fine)")
+        if inputs.is_inference():  # made under inference_mode: a normal copy can take part in autograd
+            inputs = inputs.clone()
         if self._handle is None:
             with self:
                 return self(inputs, targets)
@@ -179,7 +213,7 @@ class ActivationsAndGradients:
         self._active = True
         try:
             with eval_mode(self.model), torch.no_grad():
-                logits = self.model(inputs)
+                logits = self._forward(inputs)
             if not self._outputs:
                 raise ValueError(f"target_layer {self.layer_name!r} was not used in the forward pass")
             if len(self._outputs) > 1:
@@ -199,3 +233,16 @@ class ActivationsAndGradients:
             self._active = False
             self._outputs = []
             torch.set_grad_enabled(grad_mode)
+
+    def _forward(self, inputs: torch.Tensor):
+        """The model on ``inputs``; a failure on images under 32 px is explained as such (ResNets and most
+        ImageNet models shrink their input 32 times, so smaller images vanish inside the network)."""
+        h, w = inputs.shape[-2:]
+        try:
+            return self.model(inputs)
+        except (RuntimeError, ValueError) as exc:
+            if min(h, w) >= 32:
+                raise
+            raise ValueError(f"inputs of {h}x{w} pixels are too small for this model (it failed with: "
+                             f"{str(exc).splitlines()[0]}); expected images of at least 32x32 pixels, e.g. "
+                             "resized with cfcam.preprocess") from exc

@@ -9,9 +9,11 @@ ever opens an input file for writing.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
-import tempfile
+import secrets
+import stat
 import warnings
 from pathlib import Path
 from typing import Callable, Iterable
@@ -36,47 +38,251 @@ class ImageError(ValueError):
 
 # -- reading ----------------------------------------------------------------------------------------------
 
-def load_image(path) -> Image.Image:
+MAX_PIXELS = 40_000_000
+"""Default pixel limit of ``load_image`` (40 MP, about 2 GB at peak for an overlay at full size); larger
+images are refused from their header, before any pixel is decoded. ``PIL.Image.MAX_IMAGE_PIXELS`` applies too."""
+
+# Most image pixels one byte of stored data can hold, per format (measured on constant images, with a
+# margin of 4 or more): a header claiming more is lying, and is refused before a full-size buffer exists.
+# PNG is checked on its compressed data itself (deflate cannot exceed 1032:1). WebP, fax-coded TIFF and the
+# rest have no useful bound and are left to their decoders.
+_PIXELS_PER_BYTE = {"JPEG": 1_000, "MPO": 1_000, "GIF": 5_000, "BMP": 1_000, "TIFF": 5_000}
+_TIFF_BOUNDED = {"raw", "tiff_lzw", "tiff_adobe_deflate", "tiff_deflate", "packbits"}
+_DEFLATE_MAX_RATIO = 1100  # deflate's ceiling is 1032:1; a little over for headers
+
+
+class ImageWarning(UserWarning):
+    """Something odd but harmless in an image file (e.g. corrupt EXIF data); the message names the file."""
+
+
+def load_image(path, max_pixels: int | None = None) -> Image.Image:
     """The image at ``path`` as an in-memory RGB ``PIL.Image``; ``ImageError`` if it cannot be used.
 
-    Refused with a reason: a missing path, a folder, an unreadable or empty file, a file PIL does not
-    recognise or cannot decode (corrupt, truncated, not an image), and an image with more pixels than
-    ``PIL.Image.MAX_IMAGE_PIXELS`` (decompression bomb: refused from the header, never decoded).
+    Refused with a reason: a missing path, a broken or looping symbolic link, a folder, a FIFO or device, an
+    unreadable or empty file, a file PIL does not recognise or cannot decode (corrupt, truncated, not an
+    image), an image with more than ``max_pixels`` pixels (default ``MAX_PIXELS``, and never more than
+    ``PIL.Image.MAX_IMAGE_PIXELS``: a possible decompression bomb), and a header that claims more pixels than
+    the file's data can hold; the last two are refused from the header, never decoded.
     Conversions: EXIF orientation applied; 16-bit and 32-bit grayscale (``I;16``, ``I``, ``F``, common for
-    radiographs) scaled linearly from the image's own min..max to 0..255 (a constant image becomes black);
-    alpha is **dropped** (the colour channels are kept as stored, not composited), so the pixel values the
-    model sees do not depend on transparency; palette, grayscale, 1-bit and CMYK images convert to RGB.
-    Multi-frame files (GIF, multi-page TIFF) give their first frame. The file is only ever opened for reading.
+    radiographs) and 16-bit colour (48/64-bit PNG and TIFF) scaled linearly from the image's own min..max to
+    0..255, jointly over the colour channels (a constant image becomes black); alpha is **dropped** (the colour
+    channels are kept as stored, not composited), so the pixel values the model sees do not depend on
+    transparency; palette, grayscale, 1-bit and CMYK images convert to RGB. Multi-frame files (GIF,
+    multi-page TIFF) give their first frame. The file is only ever opened for reading.
+    Warnings from the decoder (such as corrupt EXIF data) are re-issued as ``ImageWarning`` naming the file,
+    and listed in ``image.info["warnings"]``.
     """
     p = Path(path)
-    if not p.exists():
-        raise ImageError(p, "no such file")
-    if p.is_dir():
-        raise ImageError(p, "is a folder, not an image file")
-    try:
-        size = p.stat().st_size
-    except OSError as exc:
-        raise ImageError(p, f"cannot read file ({exc.strerror or exc})") from None
-    if size == 0:
-        raise ImageError(p, "empty file (0 bytes)")
-    try:
-        fh = open(p, "rb")
-    except OSError as exc:
-        raise ImageError(p, f"cannot open file ({exc.strerror or exc})") from None
-    with fh, warnings.catch_warnings():
-        # Over MAX_IMAGE_PIXELS PIL only warns (over twice that it raises): treat both as a refusal.
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
+    fh = _open_regular_file(p)
+    limit = _pixel_limit(max_pixels)
+    with fh, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # recorded here: bombs refused, the rest re-issued with the file name
         try:
             with Image.open(fh) as im:
-                im.load()
-                image = _to_rgb(_exif_transpose(im))
+                _refuse_lying_header(p, fh, im)
+                _refuse_too_many_pixels(p, im, caught, limit)
+                image = _decode(p, fh, im)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ImageError(p, f"too many pixels, refused as a possible decompression bomb ({exc})") from None
         except Image.UnidentifiedImageError:
             raise ImageError(p, "not a recognised image format (corrupt, or not an image)") from None
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, MemoryError) as exc:
             raise ImageError(p, f"corrupt or truncated image data ({type(exc).__name__}: {exc})") from None
+    notes = [" ".join(str(w.message).split()) for w in caught]
+    image.info["warnings"] = notes
+    for note in notes:
+        warnings.warn(ImageWarning(f"{p}: {note}"), stacklevel=2)
     return image
+
+
+def _open_regular_file(p: Path) -> io.BufferedReader:
+    """``p`` opened for reading, or ``ImageError``: only a regular, non-empty file (links followed) is opened.
+
+    The file is opened without blocking and checked on the open descriptor, so a FIFO never hangs the
+    program and a file swapped between the check and the read cannot slip through.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(p, flags)
+    except OSError as exc:
+        raise ImageError(p, stat_problem(p, exc)) from None
+    try:
+        kind = file_kind(os.fstat(fd).st_mode)
+        if kind == "folder":
+            raise ImageError(p, "is a folder, not an image file")
+        if kind != "file":
+            raise ImageError(p, f"not a regular file (a {kind})")
+        if os.fstat(fd).st_size == 0:
+            raise ImageError(p, "empty file (0 bytes)")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def file_kind(mode: int) -> str:
+    """What an ``st_mode`` is, in words: "file", "folder", "FIFO", "socket", "device" or "special file"."""
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "folder"
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    return "special file"
+
+
+def stat_problem(path, exc: OSError, missing: str = "no such file") -> str:
+    """Why ``path`` could not be opened or stat'ed, in words (a loop and a broken link named as such)."""
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop (the link leads back to itself)"
+    if exc.errno == errno.ENOENT and os.path.islink(path):
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        return f"broken symbolic link (its target {target} does not exist)"
+    if exc.errno == errno.ENOENT:
+        return missing
+    return f"cannot open file ({exc.strerror or exc})"
+
+
+def _pixel_limit(max_pixels: int | None) -> int:
+    """The pixel limit in force: ``max_pixels`` (default ``MAX_PIXELS``), capped by PIL's own limit."""
+    limit = MAX_PIXELS if max_pixels is None else int(max_pixels)
+    if limit < 1:
+        raise ValueError(f"max_pixels must be a positive integer, got {max_pixels!r}")
+    pil = Image.MAX_IMAGE_PIXELS
+    return min(limit, int(pil)) if pil else limit
+
+
+def _refuse_too_many_pixels(p: Path, im: Image.Image, caught: list, limit: int) -> None:
+    """``ImageError`` if the header's size is over ``limit`` or PIL warned of a decompression bomb."""
+    w, h = im.size
+    bomb = any(issubclass(c.category, Image.DecompressionBombWarning) for c in caught)
+    if bomb or w * h > limit:
+        raise ImageError(p, f"too many pixels ({w}x{h} = {w * h} > {limit}), refused as a possible "
+                            "decompression bomb (raise the limit with max_pixels / --max-pixels)")
+
+
+def _refuse_lying_header(p: Path, fh, im: Image.Image) -> None:
+    """``ImageError`` if the header claims more pixels than the file's data could possibly hold."""
+    w, h = im.size
+    if im.format == "PNG":
+        need, have = _png_row_bytes(im) * h, _png_data_bytes(fh)
+        if need > _DEFLATE_MAX_RATIO * have + 65_536:
+            raise ImageError(p, f"the header claims {w}x{h} pixels ({need} bytes) but the file holds only "
+                                f"{have} bytes of compressed image data (a lying or truncated header)")
+        return
+    bound = _max_pixels_per_byte(im)
+    if bound is None:
+        return
+    size = os.fstat(fh.fileno()).st_size
+    if w * h > bound * size:
+        raise ImageError(p, f"the header claims {w}x{h} pixels but the file holds only {size} bytes "
+                            "(a lying or truncated header)")
+
+
+def _max_pixels_per_byte(im: Image.Image) -> int | None:
+    """The most pixels one stored byte can hold in ``im``'s format and compression, or None if unbounded."""
+    if im.format == "TIFF" and im.info.get("compression") not in _TIFF_BOUNDED:
+        return None  # fax (group 3/4) coding of a blank page packs far more
+    if im.format == "BMP" and not (im.tile and im.tile[0][0] == "raw"):
+        return None  # run-length coding with "delta" jumps can skip whole regions
+    return _PIXELS_PER_BYTE.get(im.format or "")
+
+
+def _png_row_bytes(im: Image.Image) -> int:
+    """Bytes of one decompressed PNG row (filter byte included), from the mode's bits per pixel."""
+    bits = {"1": 1, "L": 8, "P": 8, "LA": 16, "RGB": 24, "RGBA": 32, "I": 16, "I;16": 16, "I;16B": 16}
+    depth = bits.get(im.mode, 8)  # unknown: assume little, so an honest file is never refused
+    raw = _tile_rawmode(im)
+    if ";16" in raw:  # 16 bits per channel
+        depth = 16 * len(im.getbands())
+    elif raw in ("1", "L;2", "L;4", "P;1", "P;2", "P;4"):  # packed low bit depths
+        depth = {"1": 1, "L;2": 2, "L;4": 4, "P;1": 1, "P;2": 2, "P;4": 4}[raw]
+    return 1 + (im.size[0] * depth + 7) // 8
+
+
+def _png_data_bytes(fh) -> int:
+    """Total length of a PNG's IDAT/fdAT chunks (its compressed pixel data), read from the chunk headers."""
+    pos = fh.tell()
+    total = 0
+    try:
+        fh.seek(8)  # the signature
+        while True:
+            head = fh.read(8)
+            if len(head) < 8:
+                break
+            length, kind = int.from_bytes(head[:4], "big"), head[4:]
+            if kind in (b"IDAT", b"fdAT"):
+                total += length
+            if kind == b"IEND":
+                break
+            fh.seek(length + 4, io.SEEK_CUR)  # data and CRC
+    finally:
+        fh.seek(pos)
+    return total
+
+
+def _tile_rawmode(im: Image.Image) -> str:
+    """The raw mode of the image's first data tile (e.g. ``"RGB;16B"``), or ``""``."""
+    if not im.tile:
+        return ""
+    args = im.tile[0][3]
+    raw = args if isinstance(args, str) else (args[0] if isinstance(args, tuple) and args else "")
+    return raw if isinstance(raw, str) else ""
+
+
+def _is_deep_colour(im: Image.Image) -> bool:
+    """True for RGB(A) stored with 16 bits per channel, of which PIL would keep only the high byte."""
+    if im.mode not in ("RGB", "RGBA"):
+        return False
+    bits = getattr(im, "tag_v2", {}).get(258) if im.format == "TIFF" else None  # TIFF BitsPerSample
+    if bits is not None:
+        return max(bits if isinstance(bits, tuple) else (bits,)) > 8
+    return ";16" in _tile_rawmode(im)
+
+
+def _decode(p: Path, fh, im: Image.Image) -> Image.Image:
+    """Decode the opened image into a new RGB image (see ``load_image`` for the rules)."""
+    if _is_deep_colour(im):
+        return _orient(_decode_deep_colour(p, fh), _orientation(im))
+    im.load()
+    return _to_rgb(_exif_transpose(im))
+
+
+def _decode_deep_colour(p: Path, fh) -> Image.Image:
+    """A 16-bit-per-channel colour file decoded at full depth (OpenCV), scaled to its own range."""
+    import cv2
+
+    fh.seek(0)
+    data = np.frombuffer(fh.read(), dtype=np.uint8)
+    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise ImageError(p, "16-bit colour image that cannot be decoded at full depth (corrupt, or an "
+                            "unsupported compression)")
+    rgb = arr[..., 2::-1]  # BGR(A) -> RGB, alpha dropped
+    return Image.fromarray(scale_to_uint8(rgb), mode="RGB")
+
+
+def _orientation(im: Image.Image) -> int:
+    """The EXIF Orientation tag of ``im`` (1, upright, when absent or unreadable)."""
+    try:
+        return int(im.getexif().get(0x0112, 1))
+    except Exception:  # a malformed EXIF block must not make a readable image unusable
+        return 1
+
+
+def _orient(image: Image.Image, orientation: int) -> Image.Image:
+    """``image`` (decoded apart from PIL) turned upright for the EXIF ``orientation`` of its file."""
+    if orientation == 1:
+        return image
+    image.getexif()[0x0112] = orientation
+    return _exif_transpose(image)
 
 
 def _exif_transpose(im: Image.Image) -> Image.Image:
@@ -102,7 +308,9 @@ def _to_rgb(im: Image.Image) -> Image.Image:
 
 def scale_to_uint8(values: np.ndarray) -> np.ndarray:
     """``values`` mapped linearly from their own min..max to 0..255 uint8 (all zero when constant)."""
-    a = np.asarray(values, dtype=np.float64)
+    values = np.asarray(values)
+    # float32 holds 16-bit values exactly and needs half the memory of float64 on a large image
+    a = values.astype(np.float32 if values.dtype.itemsize <= 2 else np.float64)
     if a.size == 0:
         raise ValueError("values must not be empty")
     finite = np.isfinite(a)
@@ -119,80 +327,150 @@ def find_images(inputs: Iterable) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Expand files and folders into ``(images, problems)``.
 
     A folder is scanned **non-recursively** for files whose extension is one of ``IMAGE_EXTENSIONS``
-    (case-insensitive), hidden files (name starting with ".") skipped, sorted by name. A file named
-    explicitly is always kept, whatever its extension (``load_image`` decides). A path that does not exist,
-    a folder that cannot be listed or holds no images is a ``(path, reason)`` problem. The same file given
-    twice is kept once; the order of ``inputs`` is kept.
+    (case-insensitive), hidden files (name starting with ".") skipped, sorted by name; an entry with such an
+    extension that is not a usable file (a broken or looping link, a FIFO, a socket, a device) is a problem,
+    never skipped silently (sub-folders are not scanned, and not reported). A file named explicitly is always
+    kept, whatever its extension (``load_image`` decides). A path that does not exist or loops, a folder that
+    cannot be listed or holds no images is a ``(path, reason)`` problem. The same file given twice is kept
+    once; the order of ``inputs`` is kept.
     """
-    if isinstance(inputs, (str, os.PathLike)):
+    if isinstance(inputs, (str, bytes, os.PathLike)):
         inputs = [inputs]
     images: list[Path] = []
     problems: list[tuple[Path, str]] = []
     seen: set[str] = set()
 
     def keep(p: Path) -> None:
-        key = os.path.normcase(str(p.resolve()))
+        key = os.path.normcase(os.path.realpath(p))
         if key not in seen:
             seen.add(key)
             images.append(p)
 
     for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            try:
-                entries = sorted(p.iterdir(), key=lambda e: e.name)
-            except OSError as exc:
-                problems.append((p, f"cannot list folder ({exc.strerror or exc})"))
-                continue
-            found = [e for e in entries if e.suffix.lower() in IMAGE_EXTENSIONS
-                     and not e.name.startswith(".") and e.is_file()]
-            if not found:
-                problems.append((p, f"folder holds no image files ({' '.join(IMAGE_EXTENSIONS)})"))
-            for e in found:
-                keep(e)
-        elif p.exists():
+        p = Path(os.fsdecode(item))
+        try:
+            mode = os.stat(p).st_mode
+        except OSError as exc:
+            problems.append((p, stat_problem(p, exc, "no such file or folder")))
+            continue
+        if not stat.S_ISDIR(mode):
             keep(p)
-        else:
-            problems.append((p, "no such file or folder"))
+            continue
+        found, bad = _scan_folder(p)
+        problems += bad
+        if not found and not bad:
+            problems.append((p, f"folder holds no image files ({' '.join(IMAGE_EXTENSIONS)})"))
+        for e in found:
+            keep(e)
     return images, problems
+
+
+def _scan_folder(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """``(image files, problems)`` among the entries of ``folder`` with an image extension, sorted by name."""
+    try:
+        entries = sorted(folder.iterdir(), key=lambda e: e.name)
+    except OSError as exc:
+        return [], [(folder, f"cannot list folder ({exc.strerror or exc})")]
+    found: list[Path] = []
+    problems: list[tuple[Path, str]] = []
+    for e in entries:
+        if e.suffix.lower() not in IMAGE_EXTENSIONS or e.name.startswith("."):
+            continue
+        try:
+            kind = file_kind(os.stat(e).st_mode)
+        except OSError as exc:
+            problems.append((e, stat_problem(e, exc)))
+            continue
+        if kind == "file":
+            found.append(e)
+        elif kind != "folder":
+            problems.append((e, f"not a regular file (a {kind})"))
+    return found, problems
 
 
 # -- writing ----------------------------------------------------------------------------------------------
 
-def _umask() -> int:
-    """The process umask (read by setting and restoring it)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+TEMP_PREFIX = ".cfcam-"
+"""Temporary files are named ``.cfcam-<pid>-<random>.tmp``: short whatever the output's name, and owned."""
+
+
+def _temp_path(folder: Path) -> Path:
+    """A fresh temporary name in ``folder`` (28 bytes or so, so a long output name never makes it too long)."""
+    return folder / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}.tmp"
 
 
 def _write_atomic(path, write: Callable[[io.BufferedWriter], None]) -> Path:
-    """Call ``write(fh)`` on a temporary file next to ``path``, then ``os.replace`` it onto ``path``.
+    """Call ``write(fh)`` on a temporary file in ``path``'s folder, then move it onto ``path`` in one step.
 
-    The temporary file is removed if anything fails (also on ``KeyboardInterrupt``), so ``path`` holds
-    either its old content or the complete new one, never half of it.
+    The temporary file, ``.cfcam-<pid>-<random>.tmp`` (hidden, short whatever ``path`` is), is removed if
+    anything fails (also on ``KeyboardInterrupt``); after a ``SIGKILL`` :func:`remove_stale_temps` removes it.
+    ``path`` holds either its old content or the complete new one, never half of it.
     """
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"path must be a file path, got the folder {path}")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _open_temp(path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        _remove(tmp)
         raise
     return path
 
 
 PNG_COMPRESS_LEVEL = 1  # zlib level: about 3x faster than PIL's default 6, files about 10-20 % larger
+
+
+def _open_temp(folder: Path) -> tuple[int, Path]:
+    """``(fd, name)`` of a new, empty temporary file in ``folder``, with the usual permissions (umask)."""
+    tmp = _temp_path(folder)
+    return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+
+
+def _remove(path: Path) -> None:
+    """Delete ``path`` if it exists."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def check_writable(folder) -> None:
+    """Raise ``OSError`` unless a file can be created in ``folder`` (tried for real, then removed)."""
+    fd, tmp = _open_temp(Path(folder))
+    os.close(fd)
+    _remove(tmp)
+
+
+def remove_stale_temps(folder) -> list[Path]:
+    """Remove the temporary files that crashed cfcam processes left in ``folder``; the removed paths.
+
+    Only names ``.cfcam-<pid>-<hex>.tmp`` whose process no longer runs are touched: a live writer's are kept.
+    """
+    removed = []
+    for e in Path(folder).glob(f"{TEMP_PREFIX}*-*.tmp"):
+        pid = e.name[len(TEMP_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            _remove(e)
+            removed.append(e)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    """True when a process with id ``pid`` exists (on this machine)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):  # exists but is not ours, or the platform cannot tell
+        return True
+    return True
 
 
 def save_png_atomic(image, path) -> Path:
