@@ -49,9 +49,11 @@ def run_child(code: str, *args, **kwargs) -> subprocess.Popen:
 
 
 # a child that runs `cfcam explain argv...` after patching load_image to call hook(n) before the n-th image
+# (images are read ahead of the model in worker threads, cfcam.cli.batches, so hook(n) runs while earlier
+# images may still be in the model: which of them are done by then is not fixed)
 CHILD = """
 import os, signal, sys, time
-import cfcam.cli.explain as ex
+import cfcam.cli.batches as ex
 real, calls = ex.load_image, []
 def hook(n):
 {hook}
@@ -98,23 +100,22 @@ def test_sigterm_mid_run_writes_the_summary_and_exits_143(tmp_path):
     out = tmp_path / "out"
     child = child_with_hook("""
         if n == 3:
-            print("ready", flush=True)
-            time.sleep(600)
+            os.kill(os.getpid(), signal.SIGTERM)
     """, tmp_path / "in", "-o", out, "--method", "gradcam", "--batch-size", "1")
     try:
-        assert child.stdout.readline().strip() == "ready"
-        child.send_signal(signal.SIGTERM)
         stdout, stderr = child.communicate(timeout=300)
     finally:
         child.kill()
     assert child.returncode == 143, stderr
     rows = {Path(r["file"]).name: r for r in read_summary(out)}
-    assert [rows[f"img{i}.png"]["error"] for i in (0, 1)] == ["", ""]
-    for i in (2, 3, 4):
-        assert rows[f"img{i}.png"]["error"] == "not explained: the run was stopped by SIGTERM"
+    stopped = "not explained: the run was stopped by SIGTERM"
+    for i in (2, 3, 4):  # img2 was being read when the signal came
+        assert rows[f"img{i}.png"]["error"] == stopped
+    done = [f"img{i}" for i in (0, 1) if rows[f"img{i}.png"]["error"] == ""]
+    assert all(rows[f"img{i}.png"]["error"] in ("", stopped) for i in (0, 1))
     assert "stopped by SIGTERM" in stderr and "Traceback" not in stderr
-    assert "2 of 5 image(s) explained" in stdout and "not reached: 3" in stdout
-    assert sorted(p.name for p in out.iterdir()) == ["img0_gradcam.png", "img1_gradcam.png", "summary.csv"]
+    assert f"{len(done)} of 5 image(s) explained" in stdout and f"not reached: {5 - len(done)}" in stdout
+    assert sorted(p.name for p in out.iterdir()) == [f"{d}_gradcam.png" for d in done] + ["summary.csv"]
 
 
 @POSIX
@@ -123,7 +124,7 @@ def test_double_ctrl_c_still_writes_the_summary_and_exits_130(tmp_path):
     out = tmp_path / "out"
     code = """
         import os, signal, sys
-        import cfcam.cli.explain as ex, cfcam.cli.runlog as rl
+        import cfcam.cli.batches as ex, cfcam.cli.runlog as rl
         real_load, real_write = ex.load_image, rl.write_text_atomic
         def load_image(path, **kw):
             if path.name == "b.png":
@@ -142,7 +143,8 @@ def test_double_ctrl_c_still_writes_the_summary_and_exits_130(tmp_path):
     assert child.returncode == 130, stderr
     assert "Traceback" not in stderr
     errors = [r["error"] for r in read_summary(out)]
-    assert errors[0] == "" and errors[1:] == ["not explained: the run was stopped by SIGINT"] * 2
+    stopped = "not explained: the run was stopped by SIGINT"
+    assert errors[0] in ("", stopped) and errors[1:] == [stopped] * 2  # a.png may still be in the model
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file, no lock left
 
 
@@ -150,7 +152,7 @@ def test_double_ctrl_c_still_writes_the_summary_and_exits_130(tmp_path):
 def test_ctrl_c_during_start_up_is_one_line_and_130(tmp_path):
     code = """
         import os, signal, sys
-        import cfcam.cli.explain as ex
+        import cfcam.world.models as ex
         def load_model(*a, **k):
             os.kill(os.getpid(), signal.SIGINT)
         ex.load_model = load_model
@@ -176,7 +178,8 @@ def test_summary_is_kept_up_to_date_during_the_run(tmp_path):
     stdout, stderr = child.communicate(timeout=600)
     assert child.returncode == 0, stderr
     seen = eval(stdout.strip())  # what summary.csv said while the third image was being read
-    assert seen[0] == "" and seen[2] == "not explained: the run ended before this image"
+    ahead = "not explained: the run ended before this image"
+    assert seen[2] == ahead and all(e in ("", ahead) for e in seen)  # earlier ones done or still in the model
     assert [r["error"] for r in read_summary(out)] == ["", "", ""]
 
 
