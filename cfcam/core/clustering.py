@@ -26,7 +26,9 @@ NOISE = -1
 
 _U32 = float(np.finfo(np.float32).eps) / 2  # unit roundoff of float32
 _U64 = float(np.finfo(np.float64).eps) / 2
-_FLOAT64_FROM_DIM = 512  # longer vectors: float64 products, whose error no longer widens the refined band
+# float32 products while their worst-case error, relative to a typical squared distance, stays below this:
+# beyond it so many pairs need recomputing that float64 products (twice the product's cost) are cheaper
+_FLOAT32_MAX_RELATIVE_ERROR = 2e-3
 _BLOCK_ELEMENTS = 1 << 18  # entries of the distance matrix handled per row block (1 MB of float32, in cache)
 _REFINE_BYTES = 1 << 23  # bound on the differences held at once while recomputing pairs (8 MB of float64)
 _SAMPLE = 20_000  # pairs sampled to bracket the two ranks of the percentile
@@ -85,8 +87,8 @@ class Distances:
 
     ``squared`` ``(n, n)`` holds, in its upper triangle ``i < j`` (the rest is undefined), the squared
     distances of the mean-centred rows (distances do not change under translation; centring keeps the product
-    well conditioned), from one matrix product, float32 (float64 for rows of ``_FLOAT64_FROM_DIM`` values or
-    more). An entry ``v`` is within :meth:`error_at` ``(v)`` of the squared distance the published code
+    well conditioned), from one matrix product, float32, or float64 when the float32 error bound would be large
+    against the typical squared distance (long rows, a few rows far from the others). An entry ``v`` is within :meth:`error_at` ``(v)`` of the squared distance the published code
     computes (float32 norms of float32 differences), of the float64 one and of the exact one (worst-case
     rounding bounds: ``error`` from the product, ``relative`` from the published rounding). The entries that
     decide something, the ranks that give ``eps`` and the pairs whose comparison with ``eps`` could flip, are
@@ -104,16 +106,20 @@ class Distances:
         self.n, self.dim = x.shape
         self.token = next(_tokens)  # identifies these distances in the eps chosen from them
         self._x32 = x.float().numpy()
-        wide = self.dim >= _FLOAT64_FROM_DIM
         centred = x - x.mean(dim=0) if self.n else x
-        if not wide:
-            centred = centred.float()
-        sq = centred.double().square().sum(dim=1)
-        self.squared: np.ndarray = _squared_distances(centred, sq.to(centred.dtype))
+        sq = centred.square().sum(dim=1)
         max_sq = float(sq.max()) if self.n else 0.0
         # the product: d + 2 terms of size <= 4 max_sq, plus rounding the norms and (float32) the centred rows
-        self.error = (4 * _gamma(self.dim + 2, _U64) + 8 * _U64 if wide else
-                      4 * _gamma(self.dim + 2) + 12 * _U32) * max_sq
+        error32 = (4 * _gamma(self.dim + 2) + 12 * _U32) * max_sq
+        typical = 2 * float(sq.median()) if self.n else 0.0
+        wide = error32 >= _FLOAT32_MAX_RELATIVE_ERROR * typical
+        if wide:
+            self.error = (4 * _gamma(self.dim + 2, _U64) + 8 * _U64) * max_sq
+        else:
+            centred = centred.float()
+            sq = centred.double().square().sum(dim=1)
+            self.error = error32
+        self.squared: np.ndarray = _squared_distances(centred, sq.to(centred.dtype))
         # the published float32 differences and norm, relative to the distance itself
         self.relative = _gamma(self.dim + 5)
 
