@@ -188,3 +188,35 @@ def test_runs_from_a_copy_outside_the_repository(tmp_path):
     nb = nbformat.read(copy / "01_hooks_and_gradcam.ipynb", as_version=4)
     text = run_notebook(nb, copy)
     assert "lesion_01.png" in text and "Using `solution_gradcam_weights`" in text
+
+
+@pytest.mark.slow
+def test_runs_with_a_non_editable_install(tmp_path, monkeypatch):
+    """cfcam built as a wheel and installed into a folder of its own (no checkout behind it), notebooks copied
+    elsewhere: the same example images, from the installed package, and the widgets see the same ones."""
+    import subprocess
+    import sys
+
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "cfcam", src / "cfcam", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, src / name)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
+    subprocess.run(pip + ["wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(src)],
+                   check=True, timeout=600)
+    wheel = next((tmp_path / "dist").glob("cfcam-*.whl"))
+    site = tmp_path / "site"
+    subprocess.run(pip + ["install", "--no-deps", "--target", str(site), str(wheel)], check=True, timeout=600)
+    monkeypatch.setenv("PYTHONPATH", str(site))  # the kernel imports this copy, not the editable checkout
+
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(NOTEBOOK_DIR, copy)
+    nb = nbformat.read(copy / "02_channel_clustering.ipynb", as_version=4)
+    nb.cells.insert(0, nbformat.v4.new_code_cell("import cfcam\nprint('cfcam from', cfcam.__file__)"))
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "import numpy as np\n"
+        "same = all(np.array_equal(np.asarray(e.image), session.image(k)) for k, e in enumerate(examples))\n"
+        "print('widgets see the notebook images:', same)"))
+    text = run_notebook(nb, copy)
+    assert f"cfcam from {site}" in text
+    assert "widgets see the notebook images: True" in text and "lesion_01.png" in text
