@@ -220,7 +220,8 @@ class Panel:
 
     def show(self, title: str, rgb: np.ndarray | None = None, foot: str = "", body: str | None = None) -> bool:
         """Show a picture (or ``body`` HTML); True when what is drawn changed."""
-        self.title.value = f"<div style='font-size:12px;width:{PANEL_PX}px;min-height:2.5em'>{title}</div>"
+        self.title.value = (f"<div style='font-size:12px;line-height:1.3;width:{PANEL_PX}px;min-height:4em'>"
+                            f"{title}</div>")  # same height in every panel, so the pictures line up
         self.foot.value = foot
         if body is not None:
             changed = body != self._html
@@ -656,7 +657,7 @@ def dashboard(session: Session | None = None, **start) -> Explorer:
         return [_input_panel(session, i, f"{html.escape(session.names[i])}<br>p: {probs}"),
                 _heat_panel(session, i, s["grad"], f"Grad-CAM at {v['layer']}, class {name}"),
                 _heat_panel(session, i, r.cam, f"CF-CAM, {matches_preset(v)}, class {name}<br>{r.n_clusters} "
-                            f"clusters, {r.n_noise} noise, {r.n_important} important{extra}", v["normalize"])]
+                            f"cluster{'' if r.n_clusters == 1 else 's'}, {r.n_noise} noise, {r.n_important} important{extra}", v["normalize"])]
 
     explorer = Explorer(controls, compute, draw, "CF-CAM dashboard (white outline: the true lesion)",
                         passive=("preset",), start={k: v for k, v in start.items() if k != "preset"})
