@@ -7,8 +7,8 @@ temporary copy of notebooks/ (as a learner's download would be), so nothing is w
 The machine's load average is printed: on a shared machine run times grow with it.
 
 Most of a kernel's memory is the libraries it imports, and that depends on the install: PyTorch's default
-(CUDA) wheels take about 0.55 GiB at ``import torch`` alone, the CPU wheels (Binder's conda-forge build, or
-``--index-url https://download.pytorch.org/whl/cpu``) much less. So a baseline kernel that only imports what
+(CUDA) wheels take about 0.55 GiB at ``import torch`` alone (measured here); the CPU wheels (Binder's
+conda-forge build) are smaller builds, not measured here. So a baseline kernel that only imports what
 the notebooks import is measured first, and each notebook's own use (peak minus that baseline) is printed
 beside its peak; a notebook is within the memory target when its peak is under 1 GB, or, on an install whose
 imports alone come near that, when its own use is under 0.25 GB.
