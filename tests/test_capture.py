@@ -141,7 +141,7 @@ def test_unused_or_twice_used_layer_and_bad_targets(tiny_resnet):
         ActivationsAndGradients(tiny_resnet, "layer4")(torch.randn(2, 3, 32, 32), targets=[0, 1, 0])
     with pytest.raises(ValueError, match=r"inputs must be a \(N, 3, H, W\)"):
         ActivationsAndGradients(tiny_resnet, "layer4")(torch.randn(3, 32, 32))
-    with pytest.raises(ValueError, match=r"must output a \(N, C, h, w\)"):
+    with pytest.raises(ValueError, match=r"'fc' gives shape \(1, 2\); CAM methods need \(N, C, h, w\)"):
         ActivationsAndGradients(tiny_resnet, "fc")(torch.randn(1, 3, 32, 32))
 
 

@@ -15,8 +15,9 @@ from torchvision.models.resnet import BasicBlock, ResNet
 
 from cfcam import cluster_filter_cam, make_config
 from cfcam.world.synthetic import make_dataset
-from cfcam.teaching.widgets import (Session, StagedCFCAM, clustering_explorer, dashboard, filtering_explorer,
-                                    hooks_explorer, signed_limits)
+from cfcam.core.pipeline import CFCAMPipeline
+from cfcam.teaching.widgets import (Session, clustering_explorer, dashboard, filtering_explorer, hooks_explorer,
+                                    signed_limits)
 from PIL import Image
 
 
@@ -108,7 +109,7 @@ def test_capture_is_cached(session, monkeypatch):
 def test_staged_equals_one_shot(session, changes):
     cap = session.capture(1, "layer3", None)
     a, g = cap.activations[0], cap.gradients[0]
-    staged = StagedCFCAM(a, g)
+    staged = CFCAMPipeline(a, g)
     staged.run(make_config("readme"))  # warm the caches with other settings first
     config = make_config("readme", **changes)
     got, want = staged.run(config), cluster_filter_cam(a, g, config)

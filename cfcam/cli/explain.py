@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..core.capture import ActivationsAndGradients
+from ..core.layouts import TRANSFORMS
 from .args import alpha_value, class_names, positive_int
 from ..core.config import PRESETS
 from ..methods.registry import create, method_names
@@ -60,6 +61,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     help="class names, one per output (default: the model's own, or 'class 0', 'class 1', ...)")
     ex.add_argument("--layer", default=None,
                     help="layer to explain, e.g. 'layer4[-1]' or 'layer4.1' (default: the model's last stage)")
+    ex.add_argument("--reshape", choices=["auto", *TRANSFORMS], default="auto",
+                    help="how to read the layer's output as (N, C, h, w) maps: auto (default: the model family's "
+                         "way, e.g. vit for ViT, swin for Swin), none (already channels-first), vit (tokens), "
+                         "swin (channels-last)")
     ex.add_argument("--method", choices=["cfcam", *method_names()], default="cfcam",
                     help="CAM method (default: cfcam, that is cfcam-<--preset>)")
     ex.add_argument("--preset", choices=sorted(PRESETS), default="readme",
@@ -110,7 +115,8 @@ def explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         fail(path, reason)
 
     method = f"cfcam-{args.preset}" if args.method == "cfcam" else args.method
-    explainer = create(method, model, layer_name)
+    reshape = None if info["reshape_used"] == "none" and args.reshape == "auto" else info["reshape_used"]
+    explainer = create(method, model, layer_name, reshape_transform=reshape)
     started = time.perf_counter()
     interrupted = False
     try:
@@ -172,10 +178,14 @@ def _setup(args, parser) -> tuple:
     layer = args.layer or info["default_layer"]
     if layer is None:
         parser.error(f"argument --layer: the model {info['name']} has no default layer to explain; pass --layer")
+    reshape = info.get("reshape", "none") if args.reshape == "auto" else args.reshape
+    if args.reshape == "auto" and reshape == "none":
+        reshape = None  # nothing declared: the layout must be established from the output's shape
     try:
-        layer_name = _check_layer(model, layer, info["input_size"], device)
+        layer_name = _check_layer(model, layer, reshape, info["input_size"], device)
     except ValueError as exc:
-        parser.error(f"argument --layer: {exc}")
+        parser.error(f"argument {'--reshape' if args.reshape != 'auto' else '--layer'}: {exc}")
+    info["layer"], info["reshape_used"] = layer_name, reshape or "none"
     target = None if args.target is None else _parse_target(args.target, info["classes"], parser)
     return model, info, layer_name, target
 
@@ -192,9 +202,9 @@ def _model_source(args, parser, names: list[str]) -> tuple[str, str | None, str]
     return args.weights, args.arch or model, "--weights"
 
 
-def _check_layer(model, layer: str, size: int, device) -> str:
+def _check_layer(model, layer: str, reshape, size: int, device) -> str:
     """The resolved name of ``layer``, after one capture on a blank image proves it gives (N, C, h, w) maps."""
-    with ActivationsAndGradients(model, layer) as grab:
+    with ActivationsAndGradients(model, layer, reshape) as grab:
         grab(torch.zeros(1, 3, size, size, device=device))
         return grab.layer_name
 
@@ -298,12 +308,17 @@ def _summary_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
+def _reshape_note(info) -> str:
+    used = info.get("reshape_used", "none")
+    return "" if used == "none" else f" (reshape {used})"
+
+
 def _summary_text(rows, failures, images, out_dir, args, info, layer_name, elapsed, interrupted) -> str:
     """The one-screen summary printed at the end of a run."""
     done = [r for r in rows if not r.get("error")]
     method = args.method + (f" (preset {args.preset})" if args.method == "cfcam" else "")
     lines = [f"cfcam explain: {len(done)} of {len(images)} image(s) explained with {method}, model "
-             f"{info['name']}, layer {layer_name}, in {elapsed:.1f} s" + (" (interrupted)" if interrupted else "")]
+             f"{info['name']}, layer {layer_name}{_reshape_note(info)}, in {elapsed:.1f} s" + (" (interrupted)" if interrupted else "")]
     if done:
         counts = Counter(r["predicted"] for r in done)
         lines.append("  predicted: " + ", ".join(f"{c} {n}" for c, n in counts.most_common(8)))

@@ -18,6 +18,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from .layouts import TransformSpec, check_layout, get_transform
+
 
 def resolve_layer(model: nn.Module, layer: nn.Module | str) -> tuple[str, nn.Module]:
     """``(name, module)`` for a module of ``model`` or a dotted name such as ``"layer4.2"``/``"layer4[-1]"``.
@@ -50,6 +52,11 @@ def resolve_layer(model: nn.Module, layer: nn.Module | str) -> tuple[str, nn.Mod
                              f"{hint} (list them with [n for n, _ in model.named_modules()])")
         resolved.append(part)
     return ".".join(resolved), module
+
+
+#: Modules whose 4-D output is always ``(N, C, h, w)``.
+_CHANNELS_FIRST = (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
+                   nn.AdaptiveMaxPool2d, nn.GroupNorm, nn.InstanceNorm2d)
 
 
 @contextmanager
@@ -97,13 +104,22 @@ class ActivationsAndGradients:
 
     >>> with ActivationsAndGradients(model, "layer4") as grab:
     ...     cap = grab(batch, targets=None)   # top class of each image
+
+    ``reshape_transform`` (None, a name from :data:`cfcam.core.layouts.TRANSFORMS`, or a callable) turns the
+    layer's output into ``(N, C, h, w)``; it is applied to the activations and the gradients alike. Without
+    one, an output whose channels-first layout cannot be established is refused (see
+    :func:`cfcam.core.layouts.check_layout`).
     """
 
-    def __init__(self, model: nn.Module, target_layer: nn.Module | str) -> None:
+    def __init__(self, model: nn.Module, target_layer: nn.Module | str,
+                 reshape_transform: TransformSpec = None) -> None:
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.model = model
         self.layer_name, self.layer = resolve_layer(model, target_layer)
+        self.reshape_transform = get_transform(reshape_transform)
+        # a transform declares the layout; so does a layer that can only output (N, C, h, w); 'none' does not
+        self._declared = self.reshape_transform is not None or isinstance(self.layer, _CHANNELS_FIRST)
         self._handle = None
         self._active = False
         self._outputs: list[torch.Tensor] = []
@@ -126,9 +142,9 @@ class ActivationsAndGradients:
     def _hook(self, module, inputs, output):
         if not self._active:  # the model is being used for something else: leave it alone
             return None
-        if not isinstance(output, torch.Tensor) or output.dim() != 4:
-            shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-            raise ValueError(f"target_layer {self.layer_name!r} must output a (N, C, h, w) tensor, got {shape}")
+        if not isinstance(output, torch.Tensor) or not output.is_floating_point():
+            what = f"a {output.dtype} tensor" if isinstance(output, torch.Tensor) else type(output).__name__
+            raise ValueError(f"target layer {self.layer_name!r} must output one floating-point tensor, got {what}")
         if output.requires_grad:  # a graph is already being built (grad mode on, or another hook's leaf)
             captured = output
         else:
@@ -136,6 +152,16 @@ class ActivationsAndGradients:
             torch.set_grad_enabled(True)  # the layers after this one build the graph; restored by __call__
         self._outputs.append(captured)
         return captured.clone()  # later in-place ops (e.g. ReLU(inplace=True)) must not touch what we keep
+
+    def _to_maps(self, output: torch.Tensor) -> torch.Tensor:
+        if self.reshape_transform is None:
+            return output
+        try:
+            maps = self.reshape_transform(output)
+        except Exception as exc:  # a user's callable: say where it failed
+            raise ValueError(f"reshape_transform failed on the output of {self.layer_name!r} with shape "
+                             f"{tuple(output.shape)}: {exc}") from exc
+        return maps.contiguous() if isinstance(maps, torch.Tensor) else maps
 
     # -- the capture -----------------------------------------------------------------------------------
     def __call__(self, inputs: torch.Tensor, targets: int | Sequence[int] | None = None) -> Capture:
@@ -166,7 +192,9 @@ class ActivationsAndGradients:
             with torch.enable_grad():
                 selected = logits.gather(1, t[:, None]).sum()
             (grads,) = torch.autograd.grad(selected, leaf)
-            return Capture(leaf.detach(), grads.detach(), logits.detach(), t, self.layer_name)
+            acts, grads = self._to_maps(leaf.detach()), self._to_maps(grads.detach())
+            check_layout(acts, self.layer_name, tuple(inputs.shape[-2:]), self._declared)
+            return Capture(acts, grads, logits.detach(), t, self.layer_name)
         finally:
             self._active = False
             self._outputs = []

@@ -8,13 +8,17 @@ when a value is out of range.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 FILTERS = ("reference", "bilateral", "gaussian", "none")
 WEIGHTINGS = ("softmax", "gap")
 NORMALIZATIONS = ("max", "minmax", "none")
 FALLBACKS = ("gradcam", "zero")
+
+#: The pipeline's stages in order: a field's stage (its ``metadata["stage"]``) and every later stage must be
+#: recomputed when the field changes. ``output`` is applied after upsampling, outside the core.
+STAGES = ("cluster", "filter", "compose", "output")
 
 
 @dataclass(frozen=True)
@@ -54,17 +58,17 @@ class CFCAMConfig:
         weights (mean gradient) over all channels; ``zero`` returns an all-zero map. The result names it.
     """
 
-    important_fraction: float = 0.0
-    eps_percentile: float = 25.0
-    eps_min: float = 1e-5
-    min_samples_fraction: float = 0.05
-    min_samples_floor: int = 2
-    filter: str = "bilateral"
-    spatial_sigma: float = 1.0
-    range_sigma: float = 0.2
-    weighting: str = "gap"
-    normalize: str = "minmax"
-    fallback: str = "gradcam"
+    important_fraction: float = field(default=0.0, metadata={"stage": "cluster"})
+    eps_percentile: float = field(default=25.0, metadata={"stage": "cluster"})
+    eps_min: float = field(default=1e-5, metadata={"stage": "cluster"})
+    min_samples_fraction: float = field(default=0.05, metadata={"stage": "cluster"})
+    min_samples_floor: int = field(default=2, metadata={"stage": "cluster"})
+    filter: str = field(default="bilateral", metadata={"stage": "filter"})
+    spatial_sigma: float = field(default=1.0, metadata={"stage": "filter"})
+    range_sigma: float = field(default=0.2, metadata={"stage": "filter"})
+    weighting: str = field(default="gap", metadata={"stage": "compose"})
+    normalize: str = field(default="minmax", metadata={"stage": "output"})
+    fallback: str = field(default="gradcam", metadata={"stage": "compose"})
 
     def __post_init__(self) -> None:
         self.validate()
@@ -92,6 +96,13 @@ class CFCAMConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def stage_fields(stage: str) -> tuple[str, ...]:
+    """The names of the config fields that ``stage`` depends on directly (declared next to each field)."""
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {list(STAGES)}, got {stage!r}")
+    return tuple(f.name for f in dataclasses.fields(CFCAMConfig) if f.metadata.get("stage") == stage)
 
 
 def _check_names(changes: dict) -> None:

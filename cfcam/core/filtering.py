@@ -16,7 +16,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .config import CFCAMConfig
+from .config import FILTERS, CFCAMConfig
 
 _MAX_ELEMENTS = 1 << 22  # bound on the unfolded patch tensor per chunk of maps
 
@@ -29,7 +29,9 @@ def filter_maps(maps: torch.Tensor, config: CFCAMConfig) -> torch.Tensor:
         return reference_filter(maps, config.spatial_sigma, config.range_sigma)
     if config.filter == "bilateral":
         return bilateral_filter(maps, config.spatial_sigma, config.range_sigma)
-    return bilateral_filter(maps, config.spatial_sigma, None)
+    if config.filter == "gaussian":
+        return bilateral_filter(maps, config.spatial_sigma, None)
+    raise ValueError(f"filter must be one of {list(FILTERS)}, got {config.filter!r}")
 
 
 def reference_kernels(maps: torch.Tensor, spatial_sigma: float = 5.0, range_sigma: float = 0.1) -> torch.Tensor:

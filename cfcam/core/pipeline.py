@@ -1,8 +1,8 @@
 """The pure CF-CAM core: one image's activations and gradients ``(C, h, w)`` plus a config -> a result.
 
-No hooks, no model, no hidden state. The pipeline is split into stages (clustering, filtering, composition)
-so that a notebook widget can recompute only the stages after the parameter it changed; each stage is a
-plain function of the previous stages' outputs.
+No hooks, no model, no hidden state. The pipeline is split into stages (clustering, filtering, composition),
+each a plain function of the previous stages' outputs; :class:`CFCAMPipeline` is the one orchestrator that
+runs them, recomputing only the stages after the parameter that changed (the widgets rely on it).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 
 from . import clustering as cl
 from .compose import cfcam_weights, coefficients, gradcam_weights, kept_channels, weighted_relu_sum
-from .config import CFCAMConfig, make_config
+from .config import STAGES, CFCAMConfig, make_config, stage_fields
 from .filtering import filter_maps
 
 
@@ -209,6 +209,55 @@ def assemble(activations: torch.Tensor, stage1: ClusterStage, stage2: FilterStag
     )
 
 
+class CFCAMPipeline:
+    """The one orchestrator of CF-CAM's stages for one image's activations and gradients ``(C, h, w)``.
+
+    ``run(config)`` recomputes only the stages whose parameters changed since the last run (which field
+    belongs to which stage is declared next to the field in :class:`~cfcam.core.config.CFCAMConfig`), so a
+    notebook slider costs only what it changes. The pipeline owns its caches (the distance matrices, keyed by
+    the set of clustered channels, and each stage's last result); stage results are never modified.
+    ``recomputed`` names the stages the last run computed.
+    """
+
+    _STAGES = STAGES[:-1]  # "output" (normalisation) happens after upsampling, outside the core
+
+    def __init__(self, activations, gradients) -> None:
+        self.activations = as_maps(activations, "activations")
+        self.gradients = as_maps(gradients, "gradients")
+        if self.activations.shape != self.gradients.shape:
+            raise ValueError(f"activations and gradients must have the same shape, got "
+                             f"{tuple(self.activations.shape)} and {tuple(self.gradients.shape)}")
+        self._distances: dict = {}
+        self._last: dict[str, tuple[tuple, object]] = {}
+        self.recomputed: tuple[str, ...] = ()
+
+    def _compute(self, stage: str, config: CFCAMConfig, before: dict):
+        if stage == "cluster":
+            return cluster_stage(self.activations, config, self._distances)
+        if stage == "filter":
+            return filter_stage(self.gradients, before["cluster"].labels, config)
+        return compose_stage(self.activations, self.gradients, before["cluster"].labels,
+                             before["filter"].filtered_gradients, config)
+
+    def run(self, preset: str | CFCAMConfig = "readme", *, return_distances: bool = False,
+            **overrides) -> CFCAMResult:
+        """The result for ``preset`` with ``overrides`` (see :func:`cfcam.make_config`)."""
+        config = make_config(preset, **overrides)
+        key: tuple = ()
+        done: dict = {}
+        recomputed = []
+        for stage in self._STAGES:
+            key += tuple(getattr(config, name) for name in stage_fields(stage))
+            last = self._last.get(stage)
+            if last is None or last[0] != key or recomputed:
+                self._last[stage] = (key, self._compute(stage, config, done))
+                recomputed.append(stage)
+            done[stage] = self._last[stage][1]
+        self.recomputed = tuple(recomputed)
+        return assemble(self.activations, done["cluster"], done["filter"], done["compose"], config,
+                        return_distances)
+
+
 def cluster_filter_cam(activations, gradients, preset: str | CFCAMConfig = "readme", *,
                        return_distances: bool = False, **overrides) -> CFCAMResult:
     """CF-CAM for one image.
@@ -218,13 +267,5 @@ def cluster_filter_cam(activations, gradients, preset: str | CFCAMConfig = "read
         :class:`CFCAMConfig`; ``overrides`` change single parameters (see :class:`CFCAMConfig`).
     return_distances: keep the ``(n, n)`` distance matrix of the clustered channels in the result.
     """
-    config = make_config(preset, **overrides)
-    a = as_maps(activations, "activations")
-    g = as_maps(gradients, "gradients")
-    if a.shape != g.shape:
-        raise ValueError(f"activations and gradients must have the same shape, got {tuple(a.shape)} "
-                         f"and {tuple(g.shape)}")
-    s1 = cluster_stage(a, config)
-    s2 = filter_stage(g, s1.labels, config)
-    s3 = compose_stage(a, g, s1.labels, s2.filtered_gradients, config)
-    return assemble(a, s1, s2, s3, config, return_distances)
+    config = make_config(preset, **overrides)  # validate the parameters before the inputs
+    return CFCAMPipeline(activations, gradients).run(config, return_distances=return_distances)

@@ -17,20 +17,36 @@ from torch import nn
 from ..core.capture import ActivationsAndGradients, Capture
 from ..core.compose import gradcam_weights, normalize, upsample, weighted_relu_sum
 from ..core.config import CFCAMConfig, make_config
+from ..core.layouts import TransformSpec
 from ..core.pipeline import CFCAMResult, cluster_filter_cam
+from .targets import choose_target
 
 
 class BaseCAM:
-    """Shared pipeline. Subclasses implement ``explain_one(activations, gradients) -> (cam, result)``."""
+    """Shared pipeline. Subclasses implement ``explain_one(activations, gradients) -> (cam, result)``.
+
+    model: the classifier (any ``nn.Module`` returning ``(N, classes)`` logits).
+    target_layer: a module of ``model`` or its dotted name (``"layer4[-1]"``); default None picks the usual
+        layer of the model's family (see :mod:`cfcam.methods.targets`) and says which in ``self.target``.
+    reshape_transform: None, ``"auto"`` (the family's transform), a name (``"none"``, ``"vit"``, ``"swin"``) or a
+        callable from the layer's output to ``(N, C, h, w)``, applied to activations and gradients alike.
+    """
 
     normalize_mode = "minmax"
 
-    def __init__(self, model: nn.Module, target_layer: nn.Module | str) -> None:
-        self._grab = ActivationsAndGradients(model, target_layer)
+    def __init__(self, model: nn.Module, target_layer: nn.Module | str | None = None, *,
+                 reshape_transform: TransformSpec | str = None) -> None:
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        self.target = choose_target(model, target_layer, reshape_transform)
+        self._grab = ActivationsAndGradients(model, self.target.layer, self.target.reshape_transform)
         self.model = model
         self.layer_name = self._grab.layer_name
         self.results: list = []
         self.capture: Capture | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.target.describe()})"
 
     def __enter__(self):
         self._grab.__enter__()
@@ -102,10 +118,11 @@ class GradCAM(BaseCAM):
 class CFCAM(BaseCAM):
     """CF-CAM with a preset (``"readme"`` default, or ``"reference"``) and any parameter overridden."""
 
-    def __init__(self, model: nn.Module, target_layer: nn.Module | str,
-                 preset: str | CFCAMConfig = "readme", **overrides) -> None:
+    def __init__(self, model: nn.Module, target_layer: nn.Module | str | None = None,
+                 preset: str | CFCAMConfig = "readme", *, reshape_transform: TransformSpec | str = None,
+                 **overrides) -> None:
         self.config = make_config(preset, **overrides)  # validate before touching the model
-        super().__init__(model, target_layer)
+        super().__init__(model, target_layer, reshape_transform=reshape_transform)
         self.normalize_mode = self.config.normalize
 
     def explain_one(self, activations, gradients):

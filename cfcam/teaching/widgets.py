@@ -1,7 +1,7 @@
 """Interactive explorers for the notebooks, built here (not pasted into cells) so tests can drive them.
 
 A :class:`Session` holds the model, the images and a cache of captures: the forward/backward pass runs once
-per (image, layer, class). :class:`StagedCFCAM` recomputes only the CF-CAM stages after the parameter that
+per (image, layer, class). :class:`~cfcam.core.pipeline.CFCAMPipeline` recomputes only the CF-CAM stages after the parameter that
 changed. Each explorer redraws its panels in place when a control is released (``continuous_update=False``).
 
 Drawing is built for speed and honesty rather than with matplotlib figures: every picture is an RGB array
@@ -29,8 +29,8 @@ from PIL import Image
 
 from ..core.capture import ActivationsAndGradients, Capture, eval_mode
 from ..core.compose import gradcam_weights, normalize, upsample, weighted_relu_sum
-from ..core.config import FILTERS, NORMALIZATIONS, PRESETS, WEIGHTINGS, CFCAMConfig, make_config
-from ..core.pipeline import CFCAMResult, as_maps, assemble, cluster_stage, compose_stage, filter_stage
+from ..core.config import FILTERS, NORMALIZATIONS, PRESETS, WEIGHTINGS, make_config
+from ..core.pipeline import CFCAMPipeline, CFCAMResult
 from ..images.viz import overlay, preprocess, to_rgb_array
 
 LAYERS = ("layer1", "layer2", "layer3", "layer4[-1]")
@@ -96,41 +96,6 @@ def _default_images():
     examples = load_examples()
     return ([np.asarray(e.image) for e in examples], [e.mask if e.has_lesion else None for e in examples],
             [f"{e.name} ({e.class_name})" for e in examples])
-
-
-class StagedCFCAM:
-    """CF-CAM for one captured image that recomputes only the stages after the parameter that changed.
-
-    Clustering depends on the split, eps and min_samples parameters (the distance matrix only on which
-    channels are clustered); filtering on the clusters and the filter parameters; composition on the
-    filtered gradients and the weighting. Results are identical to :func:`cfcam.cluster_filter_cam`.
-    """
-
-    _CLUSTER = ("important_fraction", "eps_percentile", "eps_min", "min_samples_fraction", "min_samples_floor")
-    _FILTER = ("filter", "spatial_sigma", "range_sigma")
-    _COMPOSE = ("weighting", "fallback")
-
-    def __init__(self, activations, gradients) -> None:
-        self.a = as_maps(activations, "activations")
-        self.g = as_maps(gradients, "gradients")
-        self._distances: dict = {}
-        self._stages: dict[str, tuple] = {}
-
-    def _stage(self, name: str, key: tuple, make: Callable):
-        cached = self._stages.get(name)
-        if cached is None or cached[0] != key:
-            self._stages[name] = (key, make())
-        return self._stages[name][1]
-
-    def run(self, config: CFCAMConfig) -> CFCAMResult:
-        k1 = tuple(getattr(config, f) for f in self._CLUSTER)
-        k2 = k1 + tuple(getattr(config, f) for f in self._FILTER)
-        k3 = k2 + tuple(getattr(config, f) for f in self._COMPOSE)
-        s1 = self._stage("cluster", k1, lambda: cluster_stage(self.a, config, self._distances))
-        s2 = self._stage("filter", k2, lambda: filter_stage(self.g, s1.labels, config))
-        s3 = self._stage("compose", k3, lambda: compose_stage(self.a, self.g, s1.labels,
-                                                              s2.filtered_gradients, config))
-        return assemble(self.a, s1, s2, s3, config)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -458,11 +423,11 @@ def hooks_explorer(session: Session | None = None, **start) -> Explorer:
 # --------------------------------------------------------------------------------------------------------
 # notebook 02: clustering
 # --------------------------------------------------------------------------------------------------------
-def _staged(session: Session, cache: dict, i: int, layer: str, target) -> StagedCFCAM:
+def _staged(session: Session, cache: dict, i: int, layer: str, target) -> CFCAMPipeline:
     key = (i, layer, target)
     if key not in cache:
         cap = session.capture(i, layer, target)
-        cache[key] = StagedCFCAM(cap.activations[0], cap.gradients[0])
+        cache[key] = CFCAMPipeline(cap.activations[0], cap.gradients[0])
     return cache[key]
 
 
@@ -543,7 +508,7 @@ def clustering_explorer(session: Session | None = None, **start) -> Explorer:
     def draw(v, r: CFCAMResult):
         key = (v["image"], v["layer"])
         if key not in projections:
-            projections[key] = _projection(_staged(session, cache, v["image"], v["layer"], None).a)
+            projections[key] = _projection(_staged(session, cache, v["image"], v["layer"], None).activations)
         legend = "colour: cluster id, grey: noise, black: important"
         return [_input_panel(session, v["image"]),
                 {"title": f"the {len(r.labels)} channels in 2-D (PCA)", "rgb": _scatter(projections[key], r.labels),

@@ -1,8 +1,8 @@
 """Loading a classifier to explain: the demo model, a torchvision ImageNet model, or a user's weights file.
 
 Every path ends in ``(model in eval mode, info)``; ``info`` has the model's ``name``, ``arch``, ``classes``
-(one name per output), ``default_layer`` (what CAM methods explain when no layer is given), and what the
-model expects as input (``input_size``, ``mean``, ``std``). Weights files are read with
+(one name per output), ``default_layer`` and ``reshape`` (what CAM methods explain when no layer is given,
+and how to read its output), and what the model expects as input (``input_size``, ``mean``, ``std``). Weights files are read with
 ``torch.load(..., weights_only=True)``: tensors and plain containers only, never arbitrary pickled objects.
 Anything that does not fit raises ``ModelError`` saying what was expected.
 """
@@ -23,6 +23,7 @@ import torchvision
 from torch import nn
 
 from ..constants import IMAGENET_MEAN, IMAGENET_STD
+from ..methods.targets import family_of
 from .architecture import build_demo_model
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -121,6 +122,7 @@ def _load_demo() -> tuple[nn.Module, dict]:
         "arch": "demo",
         "classes": [str(c) for c in card.get("classes", DEMO_CLASSES)],
         "default_layer": str(card.get("target_layer", "layer4[-1]")),
+        "reshape": "none",
         "input_size": _side(card.get("input_size", 224)),
         "mean": tuple(card.get("mean", norm.get("mean", IMAGENET_MEAN))),
         "std": tuple(card.get("std", norm.get("std", IMAGENET_STD))),
@@ -153,6 +155,7 @@ def _load_imagenet(name: str, num_classes: int | None) -> tuple[nn.Module, dict]
         "arch": name,
         "classes": categories or _numbered(_num_outputs(model)),
         "default_layer": default_layer(model, name),
+        "reshape": default_reshape(model),
         "input_size": _side(getattr(transform, "crop_size", 224)),
         "mean": tuple(getattr(transform, "mean", IMAGENET_MEAN)),
         "std": tuple(getattr(transform, "std", IMAGENET_STD)),
@@ -189,6 +192,7 @@ def _load_file(path: Path, arch: str | None, num_classes: int | None) -> tuple[n
         "arch": arch,
         "classes": _numbered(n),
         "default_layer": default_layer(model, arch),
+        "reshape": default_reshape(model),
         "input_size": 224,
         "mean": IMAGENET_MEAN,
         "std": IMAGENET_STD,
@@ -318,16 +322,22 @@ def _num_outputs(model: nn.Module) -> int:
 # -- layers, classes, small helpers -----------------------------------------------------------------------
 
 def default_layer(model: nn.Module, arch: str = "") -> str | None:
-    """The layer CAM methods usually explain for this architecture (last convolutional stage), or None."""
-    if re.match(r"(vit_|swin|maxvit)", arch or ""):
-        return None  # transformer blocks do not output (N, C, h, w) maps; the user must choose
-    for attr, name in (("layer4", "layer4[-1]"), ("Mixed_7c", "Mixed_7c"), ("inception5b", "inception5b"),
-                       ("conv5", "conv5"), ("trunk_output", "trunk_output[-1]"), ("layers", "layers[-1]"),
-                       ("features", "features[-1]")):
+    """The layer CAM methods usually explain for ``model``: its family's (see :mod:`cfcam.methods.targets`),
+    else the last stage of a few other torchvision layouts or the last ``Conv2d``; None if there is none."""
+    family = family_of(model)
+    if family is not None:
+        return family.layer
+    for attr, name in (("features", "features[-1]"), ("conv5", "conv5")):
         if isinstance(getattr(model, attr, None), nn.Module):
             return name
     convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
     return convs[-1] if convs else None
+
+
+def default_reshape(model: nn.Module) -> str:
+    """The reshape transform that goes with :func:`default_layer`: ``vit``, ``swin`` or ``none``."""
+    family = family_of(model)
+    return family.reshape if family is not None else "none"
 
 
 def check_class_names(names, n: int) -> list[str]:

@@ -1,0 +1,114 @@
+"""Layer output layouts: turn what a layer gives into ``(N, C, h, w)`` maps, or refuse with the fix.
+
+CAM methods need channel maps. CNN layers give them channels-first; torchvision's Swin blocks give
+channels-last ``(N, h, w, C)``; ViT blocks give tokens ``(N, 1 + h*w, C)``. A ``reshape_transform`` (the
+convention of pytorch-grad-cam) is a callable from the layer's output to ``(N, C, h, w)``, applied to the
+activations and the gradients alike. When no transform is given, :func:`check_layout` establishes the layout
+from the input's aspect ratio (a CNN's spatial dimensions follow it; the channel count does not) and
+refuses whatever it cannot establish: a wrong layout gives a finite, normalised, meaningless map, which is
+the worst failure an explanation tool can have.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Union
+
+import torch
+
+ReshapeTransform = Callable[[torch.Tensor], torch.Tensor]
+
+
+def vit_tokens_to_maps(tokens: torch.Tensor) -> torch.Tensor:
+    """ViT tokens ``(N, T, C)`` -> ``(N, C, s, s)``: drop the class token when ``T - 1`` is square, grid from ``T``."""
+    if not isinstance(tokens, torch.Tensor) or tokens.dim() != 3:
+        shape = tuple(tokens.shape) if isinstance(tokens, torch.Tensor) else type(tokens).__name__
+        raise ValueError(f"the 'vit' transform expects tokens of shape (N, tokens, C), got {shape}")
+    n, t, c = tokens.shape
+    for extra in (1, 0):  # a class token first (torchvision's ViT), or patch tokens only
+        side = math.isqrt(t - extra) if t > extra else 0
+        if side > 0 and side * side == t - extra:
+            grid = tokens[:, extra:, :].reshape(n, side, side, c)
+            return grid.permute(0, 3, 1, 2)
+    raise ValueError(f"the 'vit' transform needs a square grid of patch tokens (plus at most one class token), "
+                     f"got {t} tokens")
+
+
+def channels_last_to_first(maps: torch.Tensor) -> torch.Tensor:
+    """Channels-last ``(N, h, w, C)`` (torchvision's Swin V1 and V2 blocks) -> ``(N, C, h, w)``."""
+    if not isinstance(maps, torch.Tensor) or maps.dim() != 4:
+        shape = tuple(maps.shape) if isinstance(maps, torch.Tensor) else type(maps).__name__
+        raise ValueError(f"the 'swin' transform expects (N, h, w, C) maps, got {shape}")
+    return maps.permute(0, 3, 1, 2)
+
+
+#: The ready transforms by name; ``none`` means the layer already gives ``(N, C, h, w)``.
+TRANSFORMS: dict[str, ReshapeTransform | None] = {
+    "none": None,
+    "vit": vit_tokens_to_maps,
+    "swin": channels_last_to_first,
+}
+
+TransformSpec = Union[str, ReshapeTransform, None]
+
+
+def get_transform(spec: TransformSpec) -> ReshapeTransform | None:
+    """A transform from its name (``none``, ``vit``, ``swin``), a callable, or None."""
+    if spec is None or callable(spec):
+        return spec
+    if isinstance(spec, str) and spec in TRANSFORMS:
+        return TRANSFORMS[spec]
+    raise ValueError(f"reshape_transform must be a callable, None, or one of {sorted(TRANSFORMS)}, got {spec!r}")
+
+
+def transform_name(transform: ReshapeTransform | None) -> str:
+    """The registered name of ``transform``, or ``custom``."""
+    for name, fn in TRANSFORMS.items():
+        if fn is transform:
+            return name
+    return "custom"
+
+
+def _follows(h: int, w: int, height: int, width: int) -> bool:
+    """Do ``(h, w)`` follow the input's aspect ratio to within about one cell of downsampling?"""
+    return abs(h * width - w * height) <= height + width
+
+
+def check_layout(output: torch.Tensor, layer: str, input_hw: tuple[int, int], declared: bool) -> torch.Tensor:
+    """``output`` if it is established to be ``(N, C, h, w)`` with ``h * w > 1``; else ``ValueError`` with the fix.
+
+    ``declared``: a reshape transform (or the layer's type) fixes the layout, so only the rank and the map size
+    are checked; otherwise the layout must follow from the input's shape.
+    """
+    shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+    if not isinstance(output, torch.Tensor) or output.dim() != 4:
+        hint = ""
+        if isinstance(output, torch.Tensor) and output.dim() == 3 and not declared:
+            hint = (" This looks like transformer tokens (N, tokens, C): pass reshape_transform='vit' "
+                    "(command line: --reshape vit), or a callable that returns (N, C, h, w).")
+        how = "after its reshape_transform " if declared else ""
+        raise ValueError(f"target layer {layer!r} gives {how}shape {shape}; CAM methods need (N, C, h, w) "
+                         f"channel maps.{hint}")
+    _, c, h, w = output.shape
+    if not declared:
+        height, width = input_hw
+        first, last = _follows(h, w, height, width), _follows(c, h, height, width)
+        if last and not first:
+            raise ValueError(
+                f"target layer {layer!r} gives shape {shape}, which looks channels-last (N, h, w, C): its "
+                f"dimensions 1 and 2 follow the input's {height}x{width} shape, not dimensions 2 and 3. Pass "
+                "reshape_transform='swin' (command line: --reshape swin) or a callable that returns (N, C, h, w).")
+        if not first:
+            raise ValueError(
+                f"target layer {layer!r} gives shape {shape}, whose layout cannot be established: neither "
+                f"(h, w) nor dimensions 1 and 2 follow the input's {height}x{width} shape. Pass a "
+                "reshape_transform that returns (N, C, h, w).")
+        if last and h * w > 1:
+            raise ValueError(
+                f"target layer {layer!r} gives shape {shape}: channels-first and channels-last both fit the "
+                f"input's {height}x{width} shape, so its layout cannot be established. Pass "
+                "reshape_transform=lambda t: t if it is (N, C, h, w), or 'swin' if it is (N, h, w, C).")
+    if h * w <= 1:
+        raise ValueError(f"target layer {layer!r} gives a {h}x{w} map (shape {shape}): a CAM needs spatial "
+                         "resolution; choose an earlier layer, such as the last convolutional block")
+    return output
