@@ -1,60 +1,103 @@
-"""Computation per slider move in the notebook explorers, on the demo model (drawing excluded).
+"""Widget latency on the demo model: from a move to the new image.
 
-Target: at most 50 ms of computation per move. The first draw of an image/layer (the forward/backward pass
-and the distance matrix) is reported separately: it runs once and is cached. Each control is moved through
-several values, round-robin over the explorers' controls, and the median and max per control are printed.
+Targets (the issue's, end to end in the browser, on 2 cores): at most 250 ms for a parameter move and 600 ms
+for a new image, class or layer.
 
-Run: .venv/bin/python benchmarks/bench_widgets.py
+1. In the kernel (always): each explorer's controls moved through several values; per control the median and
+   worst *whole* time of a move (computation and drawing, what the status line shows). The first draw of an
+   image/layer/class (the forward/backward pass, the distance matrix) is what a dropdown move costs.
+2. In the browser (``--browser``): runs tests/test_browser.py (JupyterLab in headless Chromium), which
+   measures from the key press or dropdown change to the new image decoded in the page, and compares the
+   numbers with the targets. Needs Debian's chromium.
+
+Run: .venv/bin/python benchmarks/bench_widgets.py [--browser]
 """
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import ipywidgets as W
 import torch
 
 from cfcam.teaching.widgets import Session, clustering_explorer, dashboard, filtering_explorer, hooks_explorer
 
-TARGET = 0.050
+ROOT = Path(__file__).resolve().parent.parent
+PARAMETER_TARGET, NEW_IMAGE_TARGET = 0.250, 0.600
 
 
 def moves(control) -> list:
     if isinstance(control, (W.FloatSlider, W.IntSlider)):
         lo, hi = control.min, control.max
         return [lo + (hi - lo) * f for f in (0.1, 0.3, 0.5, 0.7, 0.9)]
-    return []  # dropdowns pick another image, layer or class: a new capture, reported as a first draw
+    return [v for _, v in control.options] if isinstance(control.options[0], tuple) else list(control.options)
 
 
-def main() -> int:
-    torch.set_num_threads(2)
+def kernel_side() -> bool:
     session = Session()
-    print(f"demo model, {len(session.images)} images; computation per move (drawing excluded)")
+    print(f"demo model, {len(session.images)} images, torch threads {torch.get_num_threads()} "
+          f"(moves run on one), load average {os.getloadavg()[0]:.1f}")
+    print("whole time of a move in the kernel (computation + drawing), median / worst:")
     ok = True
     for build in (hooks_explorer, clustering_explorer, filtering_explorer, dashboard):
         start = time.perf_counter()
         explorer = build(session)
-        first = time.perf_counter() - start
-        print(f"\n{build.__name__}: first draw {1000 * first:.0f} ms (capture and distances, then cached)")
+        print(f"\n{build.__name__}: first draw {1000 * (time.perf_counter() - start):.0f} ms")
         for name, control in explorer.controls.items():
-            values = moves(control)
-            if not values:
-                continue
-            original = control.value
-            times = []
-            for value in values:
-                if isinstance(control, W.IntSlider):
-                    value = int(round(value))
+            slider = isinstance(control, (W.FloatSlider, W.IntSlider))
+            original, times = control.value, []
+            for value in moves(control):
+                value = int(round(value)) if isinstance(control, W.IntSlider) else value
+                if value == control.value:
+                    continue
                 control.value = value
-                times.append(explorer.last_seconds)
+                times.append(explorer.last_total_seconds)
             control.value = original
-            med, worst = statistics.median(times), max(times)
-            flag = "ok" if worst <= TARGET else "OVER 50 ms"
-            ok &= worst <= TARGET
-            print(f"  {name:22s} median {1000 * med:6.1f} ms   max {1000 * worst:6.1f} ms   {flag}")
-    print("\nall slider moves within 50 ms" if ok else "\nsome slider moves over 50 ms")
+            if not times:
+                continue
+            target = PARAMETER_TARGET if slider else NEW_IMAGE_TARGET
+            worst = max(times)
+            ok &= worst <= target
+            print(f"  {name:22s} median {1000 * statistics.median(times):6.1f} ms   worst {1000 * worst:6.1f} ms   "
+                  f"(target {1000 * target:.0f} ms end to end) {'ok' if worst <= target else 'OVER'}")
+    return ok
+
+
+def browser_side() -> bool:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "latency.json"
+        env = dict(os.environ, CFCAM_LATENCY_OUT=str(out), CFCAM_REQUIRE_BROWSER="1")
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "tests/test_browser.py"], cwd=ROOT, env=env,
+                              capture_output=True, text=True)
+        if not out.exists():
+            print(proc.stdout[-3000:], proc.stderr[-2000:])
+            return False
+        report = json.loads(out.read_text())
+    print(f"\nin the browser (key press or dropdown change -> new image decoded), load average "
+          f"{os.getloadavg()[0]:.1f}:")
+    ok = True
+    for kind, target in (("parameter", PARAMETER_TARGET), ("new_image", NEW_IMAGE_TARGET),
+                         ("new_class", NEW_IMAGE_TARGET)):
+        times = [m["image_s"] if m["image_s"] is not None else m["status_s"] for m in report[kind]]
+        worst = max(times)
+        ok &= worst <= target
+        print(f"  {kind:10s} {', '.join(f'{1000 * t:.0f}' for t in times)} ms   worst {1000 * worst:.0f} ms   "
+              f"(target {1000 * target:.0f} ms) {'ok' if worst <= target else 'OVER'}")
+    return ok
+
+
+def main() -> int:
+    ok = kernel_side()
+    if "--browser" in sys.argv:
+        ok &= browser_side()
+    print("\nall within the targets" if ok else "\nsome moves over the targets")
     return 0 if ok else 1
 
 

@@ -1,9 +1,20 @@
-"""A real browser: JupyterLab on localhost, the composition notebook run in headless Chromium (Debian's
-package, driven by Playwright), a dashboard slider moved with the keyboard, the heatmap image changed.
+"""A real browser: JupyterLab on localhost, a notebook with the dashboard run in headless Chromium (Debian's
+package, driven by Playwright); the latency from a key press (or a dropdown choice) to the new image decoded in
+the page is measured there, and asserted with generous bounds.
+
+Targets (benchmarks/bench_widgets.py reports them): 250 ms for a parameter move, 600 ms for a new image or class.
+The bounds here are ten times looser, so a busy CI machine never turns this red; the measured numbers are
+printed and, with CFCAM_LATENCY_OUT=file.json, written for the benchmark.
+
+Robustness (it used to time out at random on a busy machine): the notebook is a small one (the dashboard only,
+not a whole tutorial notebook that took 80-95 s), the test waits on explicit readiness signals (the server's
+/api/status, the kernel's execution state from the REST API, the explorer's own status line with its update
+counter) instead of fixed sleeps, every wait has a generous timeout, and only the server start is retried.
 
 Chromium missing: the test skips locally, but fails when CFCAM_REQUIRE_BROWSER=1 (CI sets it).
 """
 
+import json
 import os
 import secrets
 import shutil
@@ -14,12 +25,16 @@ import time
 import urllib.request
 from pathlib import Path
 
+import nbformat
 import pytest
 
-from conftest import ROOT
-
 CHROMIUM = os.environ.get("CFCAM_CHROMIUM", "/usr/bin/chromium")
-NOTEBOOK = "04_composition.ipynb"
+NOTEBOOK = "latency.ipynb"
+PARAMETER_BOUND_S, NEW_IMAGE_BOUND_S = 2.5, 6.0  # generous; the targets are 0.25 s and 0.6 s
+CELLS = [
+    "import torch\ntorch.set_num_threads(1)",
+    "from cfcam.teaching.widgets import dashboard\n\nboard = dashboard()\nboard",
+]
 
 pytestmark = pytest.mark.browser
 
@@ -39,46 +54,128 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def jupyterlab(tmp_path):
-    """JupyterLab serving a copy of notebooks/ (so nothing in the repository is touched)."""
-    root = tmp_path / "notebooks"
-    shutil.copytree(Path(os.environ.get("CFCAM_NOTEBOOKS_DIR", ROOT / "notebooks")), root)
-    assert (root / NOTEBOOK).exists(), f"notebooks/{NOTEBOOK} is missing"
+def get_json(url: str, timeout: float = 5.0):
+    with urllib.request.urlopen(url, timeout=timeout) as reply:
+        return json.loads(reply.read().decode())
+
+
+def start_lab(root: Path, tmp: Path, attempt: int):
+    """JupyterLab on a free port; (process, url, token) once /api/status answers, else None."""
     port, token = free_port(), secrets.token_hex(16)
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"), JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"),
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp / f"cfg{attempt}"), JUPYTER_RUNTIME_DIR=str(tmp / f"rt{attempt}"),
                JUPYTER_DATA_DIR=os.environ.get("JUPYTER_DATA_DIR", str(Path(sys.prefix) / "share" / "jupyter")))
+    log = open(tmp / f"lab{attempt}.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
          f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         "--ServerApp.disable_check_xsrf=False", "--LabApp.news_url=", "--LabApp.check_for_updates_class="
-         "jupyterlab.NeverCheckForUpdate"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=root)
+         "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
+    deadline = time.time() + 180
+    while time.time() < deadline and proc.poll() is None:
         try:
-            urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
-            break
+            get_json(f"{url}/api/status?token={token}")
+            return proc, url, token
         except OSError:
-            if proc.poll() is not None:
-                log = proc.stdout.read().decode(errors="replace")[-3000:]
-                raise RuntimeError("JupyterLab exited: " + log) from None
             time.sleep(0.5)
-    else:
+    stop(proc)
+    return None
+
+
+def stop(proc) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
         proc.kill()
-        raise RuntimeError("JupyterLab did not start within 90 s")
+        proc.wait(timeout=20)
+
+
+@pytest.fixture
+def jupyterlab(tmp_path):
+    """JupyterLab serving a folder with one small notebook: the dashboard of notebook 04."""
+    root = tmp_path / "notebooks"
+    root.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in CELLS]
+    nbformat.write(nb, root / NOTEBOOK)
+    for attempt in range(3):  # the server start is the one step retried (a port race, a slow first start)
+        started = start_lab(root, tmp_path, attempt)
+        if started:
+            break
+    else:
+        logs = "\n".join((tmp_path / f"lab{a}.log").read_text(errors="replace")[-1500:] for a in range(3))
+        raise RuntimeError("JupyterLab did not start in 3 attempts of 180 s:\n" + logs)
+    proc, url, token = started
     try:
         yield url, token
     finally:
-        proc.terminate()
+        stop(proc)
+
+
+def wait_for_idle_kernel(url: str, token: str, timeout: float = 180.0) -> None:
+    """Until the notebook's kernel exists and reports 'idle' (REST API, no guessing from the page)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            sessions = get_json(f"{url}/api/sessions?token={token}")
+            states = [s["kernel"]["execution_state"] for s in sessions if s.get("path", "").endswith(NOTEBOOK)]
+            if states and all(s == "idle" for s in states):
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"the kernel of {NOTEBOOK} was not idle within {timeout:.0f} s")
 
 
-def test_composition_notebook_slider_changes_image(jupyterlab, tmp_path):
+# In the page: the time of the last key press or dropdown change, and the time the CF-CAM picture (the
+# dashboard's last panel) was replaced and decoded, or the status line changed.
+INSTRUMENT = """() => {
+  const roots = document.querySelectorAll('.cfcam-explorer');
+  const root = roots[roots.length - 1];
+  const cf = window.__cf = {t0: null, image: null, status: null};
+  const start = () => { cf.t0 = performance.now(); cf.image = null; cf.status = null; };
+  document.addEventListener('keydown', start, true);
+  document.addEventListener('change', start, true);
+  new MutationObserver(records => {
+    for (const r of records) {
+      const el = r.target.nodeType === 1 ? r.target : r.target.parentElement;
+      if (r.type === 'attributes' && el.matches('img.cfcam-panel-image')) {
+        const imgs = root.querySelectorAll('img.cfcam-panel-image');
+        if (el === imgs[imgs.length - 1] && cf.t0 !== null) {
+          el.decode().then(() => { cf.image = performance.now() - cf.t0; }).catch(() => {});
+        }
+      } else if (el && el.closest('.cfcam-explorer-status') && cf.t0 !== null) {
+        cf.status = performance.now() - cf.t0;
+      }
+    }
+  }).observe(root, {subtree: true, attributes: true, attributeFilter: ['src'], childList: true,
+                    characterData: true});
+}"""
+
+COUNTER = """() => { const s = document.querySelectorAll('.cfcam-explorer .cfcam-update');
+  return s.length ? Number(s[s.length - 1].dataset.n) : 0; }"""
+
+
+def measure(page, act, timeout_ms: int = 120_000) -> dict:
+    """Run ``act`` (a key press or a dropdown choice); wait for the explorer's next update; the latencies."""
+    before = page.evaluate(COUNTER)
+    act()
+    page.wait_for_function(f"() => ({COUNTER})() > {before}", timeout=timeout_ms)
+    # the status changes after the pictures; give a changed picture time to decode (it is usually done)
+    try:
+        page.wait_for_function("() => window.__cf.image !== null", timeout=3_000)
+    except Exception:  # noqa: BLE001 - no picture change: a move that left the map as it was
+        pass
+    cf = page.evaluate("() => window.__cf")
+    status = page.locator(".cfcam-explorer-status").last.inner_text()
+    return {"image_s": None if cf["image"] is None else cf["image"] / 1000,
+            "status_s": None if cf["status"] is None else cf["status"] / 1000,
+            "unchanged": "map unchanged" in status, "kernel": status.split("(")[0].strip()}
+
+
+def test_dashboard_latency_in_a_real_browser(jupyterlab, tmp_path):
     require_chromium()
     from playwright.sync_api import sync_playwright
 
@@ -90,32 +187,29 @@ def test_composition_notebook_slider_changes_image(jupyterlab, tmp_path):
                   "--disable-sync", "--no-first-run", "--disable-quic"])
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{url}/lab/tree/{NOTEBOOK}?token={token}")
-            page.wait_for_selector(".jp-NotebookPanel", timeout=120_000)
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
-                                   ".jp-Toolbar-kernelStatus", timeout=120_000)
-            time.sleep(2)
-            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click(timeout=30_000)
-            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click(timeout=30_000)
-            explorer = page.locator(".cfcam-explorer").filter(has_text="eps percentile").last
-            explorer.wait_for(timeout=240_000)
-            image = explorer.locator(".cfcam-explorer-image")
-            image.wait_for(timeout=60_000)
-            deadline = time.time() + 60
-            while not (image.get_attribute("src") or "").startswith("blob:") and time.time() < deadline:
-                time.sleep(0.5)
-            before = image.get_attribute("src")
+            page.set_default_timeout(120_000)
+            page.goto(f"{url}/lab/tree/{NOTEBOOK}?token={token}", timeout=180_000)
+            page.wait_for_selector(".jp-NotebookPanel", timeout=180_000)
+            wait_for_idle_kernel(url, token)
+            if page.locator(".jp-Dialog").count():  # e.g. a kernel chooser: accept the default
+                page.keyboard.press("Enter")
+            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+            # ready: the explorer exists and has drawn once (its status line carries an update counter)
+            page.wait_for_function(f"() => ({COUNTER})() >= 1", timeout=300_000)
+            page.evaluate(INSTRUMENT)
             page.screenshot(path=str(tmp_path / "before.png"))
-            handle = explorer.locator(".widget-slider", has_text="eps percentile").locator(".noUi-handle")
-            handle.scroll_into_view_if_needed()
-            handle.focus()
-            for _ in range(10):
-                page.keyboard.press("ArrowRight")
-            deadline = time.time() + 60
-            after = before
-            while after == before and time.time() < deadline:
-                time.sleep(0.5)
-                after = image.get_attribute("src")
+
+            explorer = page.locator(".cfcam-explorer").last
+            slider = explorer.locator(".widget-slider", has_text="important fraction").locator(".noUi-handle")
+            slider.scroll_into_view_if_needed()
+            slider.focus()
+            parameter = [measure(page, lambda: page.keyboard.press("ArrowRight")) for _ in range(5)]
+            selects = explorer.locator("select")
+            image_select, class_select = selects.nth(0), selects.nth(2)
+            images = image_select.locator("option").all_inner_texts()
+            new_image = [measure(page, lambda k=k: image_select.select_option(index=k)) for k in (1, 2, 6)]
+            new_class = [measure(page, lambda k=k: class_select.select_option(index=k)) for k in (1, 2, 0)]
             page.screenshot(path=str(tmp_path / "after.png"))
             shot_dir = os.environ.get("CFCAM_SCREENSHOTS")
             if shot_dir:
@@ -124,6 +218,17 @@ def test_composition_notebook_slider_changes_image(jupyterlab, tmp_path):
             errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
             tracebacks = [t for t in errors.all_inner_texts() if "Traceback" in t or "Error" in t]
             assert not tracebacks, tracebacks[:1]
-            assert before and after and after != before, "the heatmap image did not change after the slider moved"
         finally:
             browser.close()
+
+    report = {"parameter": parameter, "new_image": new_image, "new_class": new_class, "images": len(images)}
+    print(json.dumps(report, indent=1))
+    if os.environ.get("CFCAM_LATENCY_OUT"):
+        Path(os.environ["CFCAM_LATENCY_OUT"]).write_text(json.dumps(report, indent=1))
+    changed = [m for m in parameter if m["image_s"] is not None]
+    assert changed, "no slider step changed the CF-CAM picture"
+    assert all(m["status_s"] is not None for m in parameter + new_image + new_class), "every move updates the status"
+    assert max(m["image_s"] for m in changed) < PARAMETER_BOUND_S, parameter
+    for m in new_image + new_class:
+        assert max(m["image_s"] or 0, m["status_s"]) < NEW_IMAGE_BOUND_S, m
+    assert all(m["image_s"] is not None for m in new_image), "a new image redraws the CF-CAM picture"

@@ -69,6 +69,37 @@ def pointing_game(cam, mask, tolerance=15):
     return bool(ndimage.distance_transform_edt(~mask)[y, x] <= tolerance)
 
 
+def _same_padding_filter(m, kernel):
+    h, w = m.shape
+    top, left = (h - 1) // 2, (w - 1) // 2
+    return torch.nn.functional.conv2d(
+        torch.nn.functional.pad(m[None, None], (left, w - 1 - left, top, h - 1 - top)), kernel[None, None])[0, 0]
+
+
+def cfcam_from_parts(activations, gradients, weighting="softmax", use_filter=True, important_fraction=0.25):
+    """The capstone's assembly, from the right answers above (and its three typical mistakes as options)."""
+    from sklearn.cluster import DBSCAN
+
+    c = activations.shape[0]
+    flat = activations.reshape(c, -1)
+    norms = flat.norm(dim=1).numpy()
+    important = norms >= np.percentile(norms, 100 * (1 - important_fraction)) if important_fraction else \
+        np.zeros(c, dtype=bool)
+    rest = np.flatnonzero(~important)
+    d = torch.cdist(flat[rest], flat[rest], compute_mode="donot_use_mm_for_euclid_dist").numpy()
+    labels = np.full(c, -2)
+    labels[rest] = DBSCAN(eps=percentile_eps(d), min_samples=min_samples(len(rest)), metric="precomputed").fit(d).labels_
+    weights = torch.zeros(c, dtype=activations.dtype)
+    weights[important] = gradcam_weights(gradients)[important]
+    for j in range(labels.max() + 1):
+        m = cluster_mean_gradient(gradients, labels, j)
+        f = _same_padding_filter(m, reference_kernel(m)) if use_filter else m
+        weights[torch.as_tensor(labels == j)] = f.mean()
+    kept = torch.as_tensor(labels != -1)
+    alphas = softmax_weights(weights, kept) if weighting == "softmax" else weights * kept
+    return gradcam_map(activations, alphas)
+
+
 # -- wrong answers, each a typical mistake, with a word its hint must contain -----------------------------
 
 def _weights_sum(g):
@@ -191,7 +222,28 @@ def _pointing_inside_only(cam, mask, tolerance=15):
     return bool(mask[y, x])
 
 
+def _pointing_swapped(cam, mask, tolerance=15):
+    y, x = np.unravel_index(np.argmax(cam), cam.shape)
+    distance = ndimage.distance_transform_edt(~mask)
+    if x >= mask.shape[0] or y >= mask.shape[1]:
+        return False
+    return bool(distance[x, y] <= tolerance)  # (x, y) where (y, x) belongs
+
+
+def _pointing_strict(cam, mask, tolerance=15):
+    y, x = np.unravel_index(np.argmax(cam), cam.shape)
+    return bool(ndimage.distance_transform_edt(~mask)[y, x] < tolerance)
+
+
+def _min_samples_unrounded(n, fraction=0.05, floor=2):
+    return max(floor, fraction * n)  # forgot int(): 25.6 for 512 channels
+
+
 CASES = [
+    ("check_cfcam", cfcam_from_parts,
+     [(lambda a, g: cfcam_from_parts(a, g, weighting="gap"), "softmax"),
+      (lambda a, g: cfcam_from_parts(a, g, use_filter=False), "filter"),
+      (lambda a, g: cfcam_from_parts(a, g, important_fraction=0.0), "important")]),
     ("check_gradcam_weights", gradcam_weights,
      [(_weights_sum, "average"), (_weights_channel_mean, "spatial"), (_weights_keepdim, "(C,)")]),
     ("check_gradcam_map", gradcam_map,
@@ -200,7 +252,8 @@ CASES = [
      [(_eps_with_diagonal, "diagonal"), (_eps_upper, "twice"), (_eps_no_floor, "1e-5"),
       (_eps_fixed_25, "`percentile` argument")]),
     ("check_min_samples", min_samples,
-     [(_min_samples_round, "truncates"), (_min_samples_no_floor, "floor"), (_min_samples_float, "int")]),
+     [(_min_samples_round, "truncates"), (_min_samples_no_floor, "floor"), (_min_samples_float, "int"),
+      (_min_samples_unrounded, "truncate `fraction * n_channels` with int")]),
     ("check_cluster_sizes", cluster_sizes, [(_sizes_with_noise, "noise"), (_sizes_sorted, "order")]),
     ("check_cluster_mean_gradient", cluster_mean_gradient, [(_mean_all, "label"), (_sum_cluster, "mean")]),
     ("check_reference_kernel", reference_kernel,
@@ -209,7 +262,8 @@ CASES = [
     ("check_normalize", normalize_map,
      [(_normalize_by_max, "minimum"), (_normalize_nan, "zeros"), (_normalize_in_place, "in place")]),
     ("check_pointing_game", pointing_game,
-     [(_pointing_fixed_tolerance, "tolerance"), (_pointing_inside_only, "Hint")]),
+     [(_pointing_fixed_tolerance, "tolerance"), (_pointing_inside_only, "Hint"),
+      (_pointing_swapped, "swapped"), (_pointing_strict, "<=")]),
 ]
 
 
@@ -257,3 +311,27 @@ def test_numpy_answers_are_accepted(capsys):
     assert checks.check_cluster_sizes(lambda labels: {j: int((labels == j).sum()) for j in range(labels.max() + 1)})
     assert checks.check_min_samples(lambda n, fraction=0.05, floor=2: np.int64(max(floor, int(fraction * n))))
     assert capsys.readouterr().out.count("Correct:") == 3
+
+
+def solution_gradcam_weights(gradients):
+    return gradients.mean(dim=(1, 2))
+
+
+def test_yours_or_solution_keeps_the_learners_function(capsys):
+    chosen = checks.yours_or_solution(stub, solution_gradcam_weights)
+    assert chosen is solution_gradcam_weights
+    out = capsys.readouterr().out
+    assert out.startswith("Using `solution_gradcam_weights` for now") and "Correct" not in out
+    assert out.count("\n") == 1
+    with pytest.raises(NotImplementedError):
+        stub(torch.zeros(1, 1, 1))  # the learner's function is untouched
+    assert checks.yours_or_solution(gradcam_weights, solution_gradcam_weights) is gradcam_weights
+    assert capsys.readouterr().out.startswith("Using your `gradcam_weights`")
+
+
+def test_yours_or_solution_refuses_a_broken_solution():
+    def solution_gradcam_weights(gradients):  # noqa: F811 - a deliberately wrong solution
+        return gradients.sum(dim=(1, 2))
+
+    with pytest.raises(AssertionError, match="fails its own check"):
+        checks.yours_or_solution(stub, solution_gradcam_weights)

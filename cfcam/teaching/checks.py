@@ -23,6 +23,11 @@ Checks by notebook, with the function the learner writes:
 - 04: :func:`check_softmax_weights` ``softmax_weights(weights, kept) -> (C,)``;
   :func:`check_normalize` ``normalize_map(cam) -> (H, W)`` in [0, 1]
 - 05 (optional): :func:`check_pointing_game` ``pointing_game(cam, mask, tolerance=15) -> bool``
+- 07: :func:`check_cfcam` ``cfcam(activations, gradients) -> (h, w)``, the reference preset from the parts
+
+Solutions in the notebooks are named ``solution_<name>``, so running every cell never replaces the learner's
+function; :func:`yours_or_solution` picks the learner's function when it passes, else the solution, and says
+which.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from ..core import clustering as cl
 from ..core.compose import coefficients, gradcam_weights, normalize, weighted_relu_sum
@@ -41,6 +47,7 @@ from ..evaluation.metrics import pointing_hits
 
 __all__ = [
     "CHECKS",
+    "check_cfcam",
     "check_cluster_mean_gradient",
     "check_cluster_sizes",
     "check_gradcam_map",
@@ -51,6 +58,7 @@ __all__ = [
     "check_pointing_game",
     "check_reference_kernel",
     "check_softmax_weights",
+    "yours_or_solution",
 ]
 
 
@@ -396,6 +404,10 @@ def check_min_samples(fn) -> bool:
                 raise _Wrong(f"it returned {out!r} ({type(out).__name__}), the right value but not an integer",
                              "min_samples is a count of channels: return an int (e.g. with int(...)).")
             return
+        if float(got) != int(got):
+            raise _Wrong(f"min_samples = {got!r}, expected the whole number {expected}",
+                         "min_samples counts channels: truncate `fraction * n_channels` with int(...) (the "
+                         "published code rounds down), then apply the floor.")
         if got == max(floor, round(frac * n)) or got == max(floor, int(np.ceil(frac * n))):
             raise _Wrong(f"min_samples = {got}, expected {expected}",
                          "the published code truncates with int(...), which rounds down; it does not round.")
@@ -680,10 +692,39 @@ def _peak_map(size: int, cy: int, cx: int) -> np.ndarray:
     return np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * 6.0**2)).astype(np.float32)
 
 
+def _box_mask(height: int, width: int, rows: slice, cols: slice) -> np.ndarray:
+    mask = np.zeros((height, width), dtype=bool)
+    mask[rows, cols] = True
+    return mask
+
+
+def _peak_at(height: int, width: int, y: int, x: int) -> np.ndarray:
+    """A non-square map whose single maximum is at row ``y``, column ``x``."""
+    yy, xx = np.mgrid[:height, :width]
+    return np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * 6.0**2)).astype(np.float32)
+
+
 def check_pointing_game(fn) -> bool:
-    """``fn(cam, mask, tolerance=15)``: is the map's maximum within ``tolerance`` pixels of the mask?"""
+    """``fn(cam, mask, tolerance=15)``: is the map's maximum within ``tolerance`` pixels of the mask?
+
+    Besides symmetric cases, non-square maps with the lesion away from the diagonal (so that swapping rows and
+    columns gives the wrong answer) and peaks exactly ``tolerance`` pixels away (a hit: "within" includes the
+    boundary, so a strict ``<`` fails).
+    """
     mask = _disc_mask(96, 40, 40, 8)
+    wide = _box_mask(80, 128, slice(50, 61), slice(10, 21))  # lesion in the lower left of a wide image
+    edge = _box_mask(96, 96, slice(40, 50), slice(20, 31))  # right edge at column 30
     cases = [
+        _Case("a wide 80 x 128 map, peak on a lesion in the lower left (row 55, column 15)",
+              (_peak_at(80, 128, 55, 15), wide), None),
+        _Case("the same wide image, peak at row 15, column 55: far from the lesion (with rows and columns "
+              "swapped it would land on it)", (_peak_at(80, 128, 15, 55), wide), None),
+        _Case("peak exactly 15 px right of the lesion's edge (distance = tolerance)",
+              (_peak_at(96, 96, 45, 45), edge), None),
+        _Case("peak exactly 5 px right of the lesion's edge with tolerance=5", (_peak_at(96, 96, 45, 35), edge), None,
+              {"tolerance": 5}),
+        _Case("peak 16 px right of the lesion's edge (just beyond the tolerance)", (_peak_at(96, 96, 45, 46), edge),
+              None),
         _Case("peak inside the lesion", (_peak_map(96, 42, 38), mask), None),
         _Case("peak 10 px outside the lesion's edge", (_peak_map(96, 40, 58), mask), None),
         _Case("peak 25 px outside the lesion's edge", (_peak_map(96, 73, 40), mask), None),
@@ -701,8 +742,18 @@ def check_pointing_game(fn) -> bool:
             raise _Wrong(f"it returned a {type(out).__name__}, expected True or False")
         got = bool(out)
         if got != case.expected:
+            cam, lesion = case.args
+            tolerance = case.kwargs.get("tolerance", 15)
+            y, x = np.unravel_index(int(np.argmax(cam)), cam.shape)
+            distance = ndimage.distance_transform_edt(~lesion)
             hint = None
-            if case.kwargs.get("tolerance") is not None:
+            if x < lesion.shape[0] and y < lesion.shape[1] and bool(distance[x, y] <= tolerance) == got:
+                hint = ("rows and columns look swapped: np.unravel_index returns (row, column) = (y, x), and "
+                        "arrays are indexed [row, column].")
+            elif distance[y, x] == tolerance and not got:
+                hint = (f"the maximum is exactly {tolerance} px from the lesion, which is *within* the tolerance: "
+                        "compare with <=, not <.")
+            elif case.kwargs.get("tolerance") is not None:
                 hint = "use the `tolerance` argument, not a fixed 15 pixels."
             raise _Wrong(f"it returned {got}, expected {case.expected}", hint)
 
@@ -710,6 +761,105 @@ def check_pointing_game(fn) -> bool:
                    "find the position of the map's maximum, then ask whether it lies inside the lesion mask grown "
                    "by `tolerance` pixels (or: is its distance to the nearest lesion pixel <= tolerance?).",
                    "the pointing game asks whether the map's maximum falls on (or next to) the lesion.")
+
+
+# -- notebook 07: the capstone ----------------------------------------------------------------------------
+
+def _capstone_case(seed: int, channels: int, size: int, gradient_scale: float) -> tuple:
+    """Activations with four groups of similar channels (DBSCAN clusters) and a few loners (DBSCAN noise)."""
+    g = _rng(seed)
+    prototypes = torch.relu(torch.randn(4, size, size, generator=g, dtype=torch.float64))
+    group = torch.arange(channels) % 4
+    acts = torch.relu(prototypes[group] * (1 + 0.5 * torch.rand(channels, 1, 1, generator=g, dtype=torch.float64))
+                      + 0.15 * torch.randn(channels, size, size, generator=g, dtype=torch.float64))
+    loners = torch.relu(1.5 * torch.randn(channels // 8, size, size, generator=g, dtype=torch.float64))
+    acts = torch.cat([acts, loners])  # unlike any group: DBSCAN noise
+    grads = gradient_scale * torch.randn(acts.shape, generator=g, dtype=torch.float64)
+    return acts, grads
+
+
+def check_cfcam(fn) -> bool:
+    """``fn(activations, gradients)``: the published CF-CAM (``reference`` preset) map, ``(h, w)`` after ReLU.
+
+    Compared with :func:`cfcam.cluster_filter_cam` ``(..., "reference").cam`` within 1e-4 of its maximum, on
+    gradients of order 1e-3 (as at a real layer: the softmax is nearly uniform) and of order 1 (where it is
+    not, so a missing or misplaced softmax shows).
+    """
+    from ..core.pipeline import cluster_filter_cam
+
+    specs = [("72 channels of 7 x 7 (four groups and 8 loners), gradients of order 1e-3", 11, 64, 7, 1e-3),
+             ("72 channels of 7 x 7, gradients of order 1 (the softmax is far from uniform)", 12, 64, 7, 1.0),
+             ("54 channels of 10 x 10 (an even size), gradients of order 0.1", 13, 48, 10, 0.1)]
+    cases = []
+    for label, seed, c, size, scale in specs:
+        acts, grads = _capstone_case(seed, c, size, scale)
+        cases.append(_Case(label, (acts, grads), cluster_filter_cam(acts, grads, "reference").cam.astype(np.float64)))
+
+    def compare(out, case):
+        got = _to_array(out)
+        expected = case.expected
+        scale = max(float(np.abs(expected).max()), 1e-30)
+        if _is_right(got, expected, 0.0, 1e-4 * scale):
+            return
+        acts, grads = case.args
+        if got.shape != expected.shape:
+            raise _Wrong(f"the map has shape {got.shape}, expected {expected.shape}",
+                         "return the (h, w) map before upsampling: ReLU(sum_k alpha_k A_k).")
+        others = {"readme": "the readme preset (no important split, bilateral filter, no softmax)"}
+        for preset, words in others.items():
+            if _matches(got, cluster_filter_cam(acts, grads, preset).cam, rtol=1e-4, atol=1e-4 * scale):
+                raise _Wrong(f"this is {words}", "the capstone asks for the published code: the reference preset.")
+        from ..core.config import make_config
+        variants = {"weighting='gap'": ("the weights were not passed through the softmax",
+                                        "alpha = softmax of the weights over the kept channels."),
+                    "filter='none'": ("the cluster gradients were not filtered",
+                                      "filter each cluster's mean gradient with the published kernel, then take "
+                                      "the mean of the filtered map as the cluster's weight."),
+                    "important_fraction=0.0": ("no channel was set aside as important",
+                                               "channels whose norm is >= the 75th percentile of the norms are "
+                                               "important: never clustered, weight = their mean gradient.")}
+        for change, (problem, hint) in variants.items():
+            key, value = change.split("=")
+            config = make_config("reference", **{key: eval(value)})  # noqa: S307 - fixed literals above
+            if _matches(got, cluster_filter_cam(acts, grads, config).cam, rtol=1e-4, atol=1e-4 * scale):
+                raise _Wrong(problem, hint)
+        _check_array(got, expected, rtol=0.0, atol=1e-4 * scale)
+
+    return _verify(fn, "CF-CAM from your parts", cases, compare,
+                   "follow the steps of the reference preset in order: important split, eps and min_samples, DBSCAN "
+                   "on the rest, each cluster's mean gradient through the published kernel, weights (mean of the "
+                   "filtered map, or mean gradient for important channels), softmax over the kept channels, ReLU of "
+                   "the weighted sum.",
+                   "your CF-CAM reproduces the published implementation.")
+
+
+# -- using the learner's function or the solution ---------------------------------------------------------
+
+def yours_or_solution(yours, solution, check: Callable[[Any], bool] | None = None):
+    """``yours`` when it passes its check, else ``solution``; prints one line saying which, and never changes
+    the learner's name (the notebook keeps both and uses what this returns).
+
+    The check is looked up by the solution's name (``solution_gradcam_weights`` -> ``check_gradcam_weights``)
+    unless given. Raises ``AssertionError`` if the solution itself fails its check (a bug in the notebook).
+    """
+    import contextlib
+    import io
+
+    name = _name(solution)
+    base = name.removeprefix("solution_")
+    check = check or CHECKS[base]
+    with contextlib.redirect_stdout(io.StringIO()):
+        mine = callable(yours) and check(yours)
+    if mine:
+        print(f"Using your `{_name(yours)}` (it passes its check).")
+        return yours
+    with contextlib.redirect_stdout(io.StringIO()) as said:
+        ok = check(solution)
+    if not ok:
+        raise AssertionError(f"{name} fails its own check:\n{said.getvalue()}")
+    print(f"Using `{name}` for now: your `{base}` does not pass its check yet. It is left as you wrote it; "
+          "fix it and run this cell again to use yours.")
+    return solution
 
 
 CHECKS: dict[str, Callable[[Any], bool]] = {
@@ -723,5 +873,6 @@ CHECKS: dict[str, Callable[[Any], bool]] = {
     "softmax_weights": check_softmax_weights,
     "normalize_map": check_normalize,
     "pointing_game": check_pointing_game,
+    "cfcam": check_cfcam,
 }
 """Every check by the name of the function the learner writes."""
