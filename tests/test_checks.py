@@ -69,6 +69,11 @@ def pointing_game(cam, mask, tolerance=15):
     return bool(ndimage.distance_transform_edt(~mask)[y, x] <= tolerance)
 
 
+def energy_in_mask(cam, mask):
+    total = cam.sum()
+    return float(cam[mask].sum() / total) if total > 0 else 0.0
+
+
 # -- wrong answers, each a typical mistake, with a word its hint must contain -----------------------------
 
 def _weights_sum(g):
@@ -191,6 +196,19 @@ def _pointing_inside_only(cam, mask, tolerance=15):
     return bool(mask[y, x])
 
 
+def _energy_mean_inside(cam, mask):
+    return float(cam[mask].mean())
+
+
+def _energy_nan_when_zero(cam, mask):
+    with np.errstate(invalid="ignore"):
+        return float(cam[mask].sum() / cam.sum())
+
+
+def _energy_mask_share(cam, mask):
+    return float(mask.mean())
+
+
 CASES = [
     ("check_gradcam_weights", gradcam_weights,
      [(_weights_sum, "average"), (_weights_channel_mean, "spatial"), (_weights_keepdim, "(C,)")]),
@@ -210,6 +228,8 @@ CASES = [
      [(_normalize_by_max, "minimum"), (_normalize_nan, "zeros"), (_normalize_in_place, "in place")]),
     ("check_pointing_game", pointing_game,
      [(_pointing_fixed_tolerance, "tolerance"), (_pointing_inside_only, "Hint")]),
+    ("check_energy_in_mask", energy_in_mask,
+     [(_energy_mean_inside, "not a mean"), (_energy_nan_when_zero, "return 0"), (_energy_mask_share, "whole image")]),
 ]
 
 

@@ -26,7 +26,7 @@ from ..core.config import PRESETS
 from ..methods.registry import create, method_names
 from ..images.imageio import IMAGE_EXTENSIONS, ImageError, find_images, load_image, save_npy_atomic, save_png_atomic, \
     write_text_atomic
-from ..world.models import ModelError, check_class_names, check_device, classification_models, load_model
+from ..world.models import DEMO_MODELS, ModelError, check_class_names, check_device, classification_models, load_model
 from ..images.viz import overlay, preprocess
 
 CSV_COLUMNS = ("file", "overlay", "predicted", "confidence", "target", "clusters", "noise_channels", "seconds",
@@ -49,8 +49,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     ex.add_argument("-o", "--output", default="output", metavar="DIR",
                     help="output folder, created if missing (default: output)")
     ex.add_argument("--model", default=None,
-                    help="'demo' (default, the bundled normal-vs-lesion ResNet-10), a torchvision name with "
-                         "ImageNet weights (e.g. resnet50), or a state-dict file (.pt/.pth; needs --arch)")
+                    help="'demo' (default, the bundled normal-vs-lesion ResNet-10), 'demo-shortcut' (the same "
+                         "architecture trained to cheat: it follows a marker outside the lungs), a torchvision name "
+                         "with ImageNet weights (e.g. resnet50), or a state-dict file (.pt/.pth; needs --arch)")
     ex.add_argument("--weights", default=None, metavar="FILE",
                     help="a state-dict file for the --model/--arch architecture (same as --model FILE --arch NAME)")
     ex.add_argument("--arch", default=None, help="architecture of a weights file: a torchvision name or 'demo'")
@@ -185,7 +186,7 @@ def _model_source(args, parser, names: list[str]) -> tuple[str, str | None, str]
     model = args.model or "demo"
     if args.weights is None:
         return model, args.arch, "--model"
-    if args.model is not None and args.model != "demo" and args.model not in names:
+    if args.model is not None and args.model not in DEMO_MODELS and args.model not in names:
         parser.error("argument --weights: give the weights file either as --model FILE or as --weights FILE, not both")
     if args.arch is not None and args.model is not None and args.arch != args.model:
         parser.error(f"argument --arch: {args.arch!r} contradicts --model {args.model!r}")
