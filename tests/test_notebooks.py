@@ -19,6 +19,7 @@ ORDER = [
     "03_gradient_filtering",
     "04_composition",
     "05_your_own_images_and_models",
+    "08_a_model_that_cheats",
 ]
 WITH_EXERCISES = ORDER[1:5]
 # Paths a run may legitimately touch (caches, byte code); anything else new in the repository is a leak.
@@ -100,6 +101,26 @@ def test_exercises_have_stubs_checks_and_hidden_solutions(name):
         assert after[1] in solutions and f"def {fn}(" in after[1].source, f"{fn}: then its solution"
 
 
+def test_08_solution_is_collapsed_markdown_and_passes_its_check(capsys):
+    # 08's exercise keeps the learner's function: the solution is code in a collapsed <details> block, not a cell
+    # that would redefine it; run on its own, that code passes the check.
+    from cfcam.teaching import checks
+
+    nb = load("08_a_model_that_cheats")
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    stubs = [c for c in code if "raise NotImplementedError" in c.source]
+    assert len(stubs) == 1 and "def energy_in_mask(" in stubs[0].source
+    assert code[code.index(stubs[0]) + 1].source.strip() == "checks.check_energy_in_mask(energy_in_mask);"
+    assert sum("def energy_in_mask(" in c.source for c in code) == 1
+    details = [c.source for c in nb.cells if c.cell_type == "markdown" and "<details><summary>Solution" in c.source]
+    assert len(details) == 1
+    solution = re.search(r"```python\n(.*?)```", details[0], re.S).group(1)
+    scope = {}
+    exec(solution, scope)
+    assert checks.check_energy_in_mask(scope["energy_in_mask"]) is True
+    assert capsys.readouterr().out.startswith("Correct:")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ORDER)
 def test_runs_top_to_bottom_without_error(name):
@@ -125,6 +146,10 @@ def test_runs_top_to_bottom_without_error(name):
         assert text.count("Correct:") == len(solution_cells(nb))
     if name == "05_your_own_images_and_models":
         assert "skipped: offline" in text or "top classes:" in text
+    if name == "08_a_model_that_cheats":  # the stub is reported; the comparison of both models is printed
+        assert text.count("Not implemented yet:") == 1
+        assert "demo-shortcut" in text and "pointing_game_shortcut" in text
+        assert seconds < 60, f"{name} took {seconds:.0f} s"
     new = repository_files() - before
     assert not new, f"{name} wrote into the repository: {sorted(new)}"
     print(json.dumps({"notebook": name, "seconds": round(seconds, 1)}))
