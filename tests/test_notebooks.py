@@ -149,7 +149,6 @@ def test_runs_top_to_bottom_without_error(name):
     if name == "08_a_model_that_cheats":  # the stub is reported; the comparison of both models is printed
         assert text.count("Not implemented yet:") == 1
         assert "demo-shortcut" in text and "pointing_game_shortcut" in text
-        assert seconds < 60, f"{name} took {seconds:.0f} s"
     new = repository_files() - before
     assert not new, f"{name} wrote into the repository: {sorted(new)}"
     print(json.dumps({"notebook": name, "seconds": round(seconds, 1)}))
