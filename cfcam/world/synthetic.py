@@ -382,7 +382,8 @@ def _add_marker(rng: np.random.Generator, density: np.ndarray, field: np.ndarray
     """Stamp a marker token outside the lung field (at least ``MARKER_LUNG_GAP`` px away); return its mask.
 
     The position is uniform over the places where the whole box fits inside the border margin and clear of
-    the lungs (there always is room: the corners above the shoulders and the abdomen).
+    the lungs: in practice over the mediastinum and spine between the lung fields, or over the abdomen below
+    them (there always is room; a test draws many).
     """
     glyph = _marker_glyph(rng)
     side = glyph.shape[0]
