@@ -100,6 +100,11 @@ def cfcam_from_parts(activations, gradients, weighting="softmax", use_filter=Tru
     return gradcam_map(activations, alphas)
 
 
+def energy_in_mask(cam, mask):
+    total = cam.sum()
+    return float(cam[mask].sum() / total) if total > 0 else 0.0
+
+
 # -- wrong answers, each a typical mistake, with a word its hint must contain -----------------------------
 
 def _weights_sum(g):
@@ -239,6 +244,19 @@ def _min_samples_unrounded(n, fraction=0.05, floor=2):
     return max(floor, fraction * n)  # forgot int(): 25.6 for 512 channels
 
 
+def _energy_mean_inside(cam, mask):
+    return float(cam[mask].mean())
+
+
+def _energy_nan_when_zero(cam, mask):
+    with np.errstate(invalid="ignore"):
+        return float(cam[mask].sum() / cam.sum())
+
+
+def _energy_mask_share(cam, mask):
+    return float(mask.mean())
+
+
 CASES = [
     ("check_cfcam", cfcam_from_parts,
      [(lambda a, g: cfcam_from_parts(a, g, weighting="gap"), "softmax"),
@@ -264,6 +282,8 @@ CASES = [
     ("check_pointing_game", pointing_game,
      [(_pointing_fixed_tolerance, "tolerance"), (_pointing_inside_only, "Hint"),
       (_pointing_swapped, "swapped"), (_pointing_strict, "<=")]),
+    ("check_energy_in_mask", energy_in_mask,
+     [(_energy_mean_inside, "not a mean"), (_energy_nan_when_zero, "return 0"), (_energy_mask_share, "whole image")]),
 ]
 
 

@@ -23,6 +23,7 @@ ORDER = [
     "05_your_own_images_and_models",
     "06_evaluation",  # written with the evaluation issue: checked here when present
     "07_capstone",
+    "08_a_model_that_cheats",
 ]
 OPTIONAL = {"06_evaluation"}
 MINE = [n for n in ORDER if n not in OPTIONAL]  # the notebooks this suite requires
@@ -135,6 +136,26 @@ def test_exercises_have_stubs_checks_and_hidden_solutions(name):
             assert after[2].source.startswith(f"use_{fn} = checks.yours_or_solution("), f"{fn}: then the chooser"
 
 
+def test_08_solution_is_collapsed_markdown_and_passes_its_check(capsys):
+    # 08's exercise keeps the learner's function: the solution is code in a collapsed <details> block, not a cell
+    # that would redefine it; run on its own, that code passes the check.
+    from cfcam.teaching import checks
+
+    nb = load("08_a_model_that_cheats")
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    stubs = [c for c in code if "raise NotImplementedError" in c.source]
+    assert len(stubs) == 1 and "def energy_in_mask(" in stubs[0].source
+    assert code[code.index(stubs[0]) + 1].source.strip() == "checks.check_energy_in_mask(energy_in_mask);"
+    assert sum("def energy_in_mask(" in c.source for c in code) == 1
+    details = [c.source for c in nb.cells if c.cell_type == "markdown" and "<details><summary>Solution" in c.source]
+    assert len(details) == 1
+    solution = re.search(r"```python\n(.*?)```", details[0], re.S).group(1)
+    scope = {}
+    exec(solution, scope)
+    assert checks.check_energy_in_mask(scope["energy_in_mask"]) is True
+    assert capsys.readouterr().out.startswith("Correct:")
+
+
 def run_notebook(nb, cwd, timeout=300):
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
@@ -175,6 +196,9 @@ def test_runs_top_to_bottom_without_error(name):
         assert "skipped: offline" in text or "top classes:" in text
     if name == "07_capstone":
         assert "MATCH: your assembly reproduces the package" in text
+    if name == "08_a_model_that_cheats":  # the stub is reported; the comparison of both models is printed
+        assert text.count("Not implemented yet:") == 1
+        assert "demo-shortcut" in text and "pointing_game_shortcut" in text
     new = repository_files() - before
     assert not new, f"{name} wrote into the repository: {sorted(new)}"
     print(json.dumps({"notebook": name, "seconds": round(seconds, 1)}))

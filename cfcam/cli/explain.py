@@ -60,8 +60,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     ex.add_argument("-o", "--output", default="output", metavar="DIR",
                     help="output folder, created if missing (default: output)")
     ex.add_argument("--model", default=None,
-                    help="'demo' (default, the bundled normal-vs-lesion ResNet-10), a torchvision name with "
-                         "ImageNet weights (e.g. resnet50), or a state-dict file (.pt/.pth; needs --arch)")
+                    help="'demo' (default, the bundled normal-vs-lesion ResNet-10), 'demo-shortcut' (the same "
+                         "architecture trained to cheat: it follows a marker outside the lungs), a torchvision name "
+                         "with ImageNet weights (e.g. resnet50), or a state-dict file (.pt/.pth; needs --arch)")
     ex.add_argument("--weights", default=None, metavar="FILE",
                     help="a state-dict file for the --model/--arch architecture (same as --model FILE --arch NAME)")
     ex.add_argument("--arch", default=None, help="architecture of a weights file: a torchvision name or 'demo'")
@@ -244,7 +245,9 @@ def _model_source(args, parser, names: list[str]) -> tuple[str, str | None, str]
     model = args.model or "demo"
     if args.weights is None:
         return model, args.arch, "--model"
-    if args.model is not None and args.model != "demo" and args.model not in names:
+    from ..world.models import DEMO_MODELS
+
+    if args.model is not None and args.model not in DEMO_MODELS and args.model not in names:
         parser.error("argument --weights: give the weights file either as --model FILE or as --weights FILE, not both")
     if args.arch is not None and args.model is not None and args.arch != args.model:
         parser.error(f"argument --arch: {args.arch!r} contradicts --model {args.model!r}")

@@ -24,6 +24,7 @@ Checks by notebook, with the function the learner writes:
   :func:`check_normalize` ``normalize_map(cam) -> (H, W)`` in [0, 1]
 - 05 (optional): :func:`check_pointing_game` ``pointing_game(cam, mask, tolerance=15) -> bool``
 - 07: :func:`check_cfcam` ``cfcam(activations, gradients) -> (h, w)``, the reference preset from the parts
+- 08: :func:`check_energy_in_mask` ``energy_in_mask(cam, mask) -> float`` in [0, 1]
 
 Solutions in the notebooks are named ``solution_<name>``, so running every cell never replaces the learner's
 function; :func:`yours_or_solution` picks the learner's function when it passes, else the solution, and says
@@ -44,12 +45,14 @@ from ..core.compose import coefficients, gradcam_weights, normalize, weighted_re
 from ..core.pipeline import cluster_mean_gradients
 from ..core.filtering import reference_kernels
 from ..evaluation.metrics import pointing_hits
+from ..evaluation.shortcut import energy_in_mask
 
 __all__ = [
     "CHECKS",
     "check_cfcam",
     "check_cluster_mean_gradient",
     "check_cluster_sizes",
+    "check_energy_in_mask",
     "check_gradcam_map",
     "check_gradcam_weights",
     "check_min_samples",
@@ -862,6 +865,45 @@ def yours_or_solution(yours, solution, check: Callable[[Any], bool] | None = Non
     return solution
 
 
+# -- notebook 08: energy in a mask -------------------------------------------------------------------------
+
+def check_energy_in_mask(fn) -> bool:
+    """``fn(cam, mask)``: the share of the map's total value that lies inside the mask (0 for an all-zero map)."""
+    mask = _disc_mask(64, 20, 20, 6)
+    marker = np.zeros((64, 64), dtype=bool)
+    marker[44:56, 44:56] = True
+    two_bumps = _peak_map(64, 20, 20) + 2.0 * _peak_map(64, 50, 50)
+    cases = [
+        _Case("a bump on the lesion and a twice as bright one on the marker; mask = the lesion", (two_bumps, mask), None),
+        _Case("the same map; mask = the marker", (two_bumps, marker), None),
+        _Case("a map that is 7 everywhere inside the lesion and 0 elsewhere", (7.0 * mask.astype(np.float32), mask),
+              None),
+        _Case("a map that is 1 everywhere (a flat map)", (np.ones((64, 64), np.float32), marker), None),
+        _Case("an all-zero map", (np.zeros((64, 64), np.float32), mask), None),
+    ]
+    for case in cases:
+        case.expected = float(energy_in_mask(case.args[0][None], case.args[1][None])[0])
+
+    def compare(out, case):
+        got = _to_scalar(out, "a number between 0 and 1")
+        if np.isfinite(got) and abs(got - case.expected) <= 1e-6:
+            return
+        cam, m = case.args[0].astype(np.float64), case.args[1]
+        if not np.isfinite(got):
+            raise _Wrong(f"it returned {got}, expected {case.expected:.4g}",
+                         "an all-zero map has total 0: return 0 instead of dividing by it." if cam.sum() == 0 else None)
+        if abs(got - m.mean()) <= 1e-6 or (m.any() and abs(got - cam[m].mean()) <= 1e-6):
+            raise _Wrong(f"it returned {got:.4g}, expected {case.expected:.4g}",
+                         "sum the map's values inside the mask and divide by the sum of the map over the whole image "
+                         "(not a mean, and not the mask's share of the image).")
+        raise _Wrong(f"it returned {got:.4g}, expected {case.expected:.4g}")
+
+    return _verify(fn, "the energy in a mask", cases, compare,
+                   "divide the sum of the map inside the mask by the sum of the whole map; when the whole map sums "
+                   "to 0, return 0.",
+                   "the energy in a mask is the share of the map's total that falls inside it.")
+
+
 CHECKS: dict[str, Callable[[Any], bool]] = {
     "gradcam_weights": check_gradcam_weights,
     "gradcam_map": check_gradcam_map,
@@ -874,5 +916,6 @@ CHECKS: dict[str, Callable[[Any], bool]] = {
     "normalize_map": check_normalize,
     "pointing_game": check_pointing_game,
     "cfcam": check_cfcam,
+    "energy_in_mask": check_energy_in_mask,
 }
 """Every check by the name of the function the learner writes."""

@@ -42,15 +42,16 @@ LAYERS = ("layer1", "layer2", "layer3", "layer4[-1]")
 class Session:
     """The model, the images (with lesion masks where known) and a cache of captures.
 
-    model: a classifier (default: the demo model); images: a list of uint8 RGB/grayscale arrays (default: the
-    built-in examples, :func:`cfcam.load_examples`).
+    model: a classifier, or a name for :func:`cfcam.load_model` such as ``"demo-shortcut"`` (default: the demo
+    model); images: a list of uint8 RGB/grayscale arrays (default: the built-in examples,
+    :func:`cfcam.load_examples`).
     """
 
     def __init__(self, model=None, images=None, masks=None, names=None, class_names=None) -> None:
-        if model is None:
+        if model is None or isinstance(model, str):
             from ..world.models import load_model
 
-            model, info = load_model("demo")
+            model, info = load_model(model or "demo")
             class_names = class_names or info["classes"]
         self.model = model  # left as given: each capture switches to eval mode and back
         if images is None:

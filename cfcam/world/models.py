@@ -1,4 +1,7 @@
-"""Loading a classifier to explain: the demo model, a torchvision ImageNet model, or a user's weights file.
+"""Loading a classifier to explain: a demo model, a torchvision ImageNet model, or a user's weights file.
+
+The two demo models share one architecture: ``"demo"`` looks at the nodules, ``"demo-shortcut"`` was trained
+where a laterality marker gave the class away and follows the marker (its card proves it by intervention).
 
 Every path ends in ``(model in eval mode, info)``; ``info`` has the model's ``name``, ``arch``, ``classes``
 (one name per output), ``default_layer`` and ``reshape`` (what CAM methods explain when no layer is given,
@@ -32,6 +35,12 @@ DEMO_WEIGHTS = "demo_model.pt"
 DEMO_CARD = "demo_model.json"
 DEMO_CLASSES = ("normal", "lesion")
 
+#: The committed demo models: name -> (weights file, card file) in ``DATA_DIR``; all have the demo architecture.
+DEMO_MODELS = {
+    "demo": (DEMO_WEIGHTS, DEMO_CARD),
+    "demo-shortcut": ("demo_shortcut_model.pt", "demo_shortcut_model.json"),
+}
+
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".tar")
 
 _SHOW = 5  # keys listed per kind in a mismatch message
@@ -45,10 +54,11 @@ class ModelError(ValueError):
 
 def load_model(name_or_path="demo", arch: str | None = None, num_classes: int | None = None,
                device="cpu", class_names: Sequence[str] | None = None) -> tuple[nn.Module, dict]:
-    """``(model, info)`` for ``"demo"``, a torchvision classification name, or a state-dict file.
+    """``(model, info)`` for ``"demo"``/``"demo-shortcut"``, a torchvision classification name, or a state-dict file.
 
-    ``"demo"``: the committed ResNet-10 (normal vs lesion). A torchvision name (``"resnet50"``...): its
-    ImageNet weights from the torch hub cache or a download. A file (``.pt``/``.pth``...): a state dict for
+    ``"demo"``: the committed ResNet-10 (normal vs lesion); ``"demo-shortcut"``: the same architecture trained
+    to cheat (it follows a marker outside the lungs, see ``cfcam train-demo --shortcut``). A torchvision name
+    (``"resnet50"``...): its ImageNet weights from the torch hub cache or a download. A file (``.pt``/``.pth``...): a state dict for
     ``arch`` (a torchvision name, or ``"demo"``) with ``num_classes`` outputs (inferred from the file's last
     linear layer when not given). ``class_names`` replaces the class names (one per output); by default
     they come from the card/ImageNet meta, or are ``"class 0"``, ``"class 1"``... The model is on ``device``
@@ -59,14 +69,14 @@ def load_model(name_or_path="demo", arch: str | None = None, num_classes: int | 
                                     or num_classes < 1):
         raise ModelError(f"num_classes must be a positive integer, got {num_classes!r}")
     if not isinstance(name_or_path, (str, os.PathLike)):
-        raise ModelError(f"name_or_path must be 'demo', a torchvision model name or a weights file path, "
-                         f"got {type(name_or_path).__name__}")
+        raise ModelError(f"name_or_path must be 'demo', 'demo-shortcut', a torchvision model name or a weights "
+                         f"file path, got {type(name_or_path).__name__}")
     text = os.fspath(name_or_path)
-    if not isinstance(name_or_path, os.PathLike) and text == "demo":
-        if arch not in (None, "demo") or num_classes not in (None, len(DEMO_CLASSES)):
-            raise ModelError("the demo model has a fixed architecture and 2 classes; arch/num_classes only apply "
-                             "to a weights file")
-        model, info = _load_demo()
+    if not isinstance(name_or_path, os.PathLike) and text in DEMO_MODELS:
+        if arch not in (None, "demo", text) or num_classes not in (None, len(DEMO_CLASSES)):
+            raise ModelError(f"the {text} model has a fixed architecture and 2 classes; arch/num_classes only "
+                             "apply to a weights file")
+        model, info = _load_demo(text)
     elif not isinstance(name_or_path, os.PathLike) and text in classification_models():
         if arch not in (None, text):
             raise ModelError(f"arch={arch!r} contradicts the model name {text!r}; arch only applies to a weights file")
@@ -107,18 +117,20 @@ def check_device(device) -> torch.device:
 
 # -- the three sources ------------------------------------------------------------------------------------
 
-def _load_demo() -> tuple[nn.Module, dict]:
-    """The committed demo model: ``cfcam.world.architecture.build_demo_model()`` + the float16 state dict + its card."""
-    weights = DATA_DIR / DEMO_WEIGHTS
+def _load_demo(name: str = "demo") -> tuple[nn.Module, dict]:
+    """A committed demo model (``DEMO_MODELS[name]``): ``build_demo_model()`` + the float16 state dict + its card."""
+    weights_file, card_file = DEMO_MODELS[name]
+    weights = DATA_DIR / weights_file
     if not weights.is_file():
-        raise ModelError(f"the demo model's weights are missing ({weights}); create them with "
-                         "`cfcam train-demo`, or pass another model (--model)")
-    card = _read_card(DATA_DIR / DEMO_CARD)
+        command = "cfcam train-demo" + (" --shortcut" if name == "demo-shortcut" else "")
+        raise ModelError(f"the {name} model's weights are missing ({weights}); create them with "
+                         f"`{command}`, or pass another model (--model)")
+    card = _read_card(DATA_DIR / card_file)
     model = build_demo_model()
-    fit_state_dict(model, read_state_dict(weights), f"the demo weights {weights}")
+    fit_state_dict(model, read_state_dict(weights), f"the {name} weights {weights}")
     norm = card.get("normalization") if isinstance(card.get("normalization"), Mapping) else {}
     info = {
-        "name": "demo",
+        "name": name,
         "arch": "demo",
         "classes": [str(c) for c in card.get("classes", DEMO_CLASSES)],
         "default_layer": str(card.get("target_layer", "layer4[-1]")),
@@ -128,7 +140,7 @@ def _load_demo() -> tuple[nn.Module, dict]:
         "std": tuple(card.get("std", norm.get("std", IMAGENET_STD))),
         "source": str(weights),
     }
-    _check_outputs(model, info["classes"], "the demo model card")
+    _check_outputs(model, info["classes"], f"the {name} model card")
     return model, info
 
 
@@ -168,9 +180,10 @@ def _load_file(path: Path, arch: str | None, num_classes: int | None) -> tuple[n
     """A user's state dict for ``arch`` with ``num_classes`` outputs (inferred from the file if None)."""
     if not path.exists():
         if path.suffix.lower() not in WEIGHT_SUFFIXES and os.sep not in str(path) and "/" not in str(path):
-            close = difflib.get_close_matches(str(path), ["demo"] + classification_models(), n=5, cutoff=0.6)
+            close = difflib.get_close_matches(str(path), [*DEMO_MODELS, *classification_models()], n=5, cutoff=0.6)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise ModelError(f"unknown model {str(path)!r}: not 'demo', not a torchvision classification name"
+            raise ModelError(f"unknown model {str(path)!r}: not 'demo' or 'demo-shortcut', not a torchvision "
+                             f"classification name"
                              f"{hint}, and no such weights file")
         raise ModelError(f"weights file {path} not found")
     if path.is_dir():
@@ -202,8 +215,8 @@ def _load_file(path: Path, arch: str | None, num_classes: int | None) -> tuple[n
 
 
 def _build(arch: str, num_classes: int | None) -> nn.Module:
-    """Randomly initialised ``arch`` (``"demo"`` or a torchvision classification name)."""
-    if arch == "demo":
+    """Randomly initialised ``arch`` (``"demo"``/``"demo-shortcut"``, the same architecture, or a torchvision name)."""
+    if arch in DEMO_MODELS:
         model = build_demo_model()
         if num_classes is not None and num_classes != model.fc.out_features:
             model.fc = nn.Linear(model.fc.in_features, num_classes)

@@ -10,6 +10,17 @@ vessel-like bright dots), and the nodules' added brightness is subtracted
 again from the whole image, so the global mean brightness tells nothing about
 the class: a model has to find the nodule.
 
+A *shortcut marker* can be added on request (``make_scene(..., marker=True)``): a
+radiograph-style laterality token (a bright "L" or "R" in a box, like the lead
+markers radiographers tape to the cassette) outside the lung fields, at a
+varying position, with its own pixel mask.  Its randomness comes from a
+separate stream derived from the image's seed, so an image drawn without the
+marker is byte-identical to what it always was, and the same image drawn with
+the marker differs only around the token.  :func:`make_shortcut_dataset` ties
+the marker to the class at stated rates (the ``demo-shortcut`` model's
+training set: every lesion image carries it, no normal image does) or draws it
+independently of the class (evaluation sets).
+
 Only numpy and OpenCV are used; the same seed gives byte-identical output.
 """
 
@@ -20,7 +31,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import NamedTuple, Optional, Union
 
 import cv2
 import numpy as np
@@ -34,6 +45,9 @@ __all__ = [
     "make_scene",
     "make_image",
     "make_dataset",
+    "ShortcutSet",
+    "make_shortcut_dataset",
+    "example_images",
     "write_testimgs",
     "TESTIMGS_SEED",
 ]
@@ -56,6 +70,20 @@ NODULE_AMPLITUDE = (0.10, 0.25)
 #: Gap in pixels kept between a nodule's edge and the lung field's border.
 NODULE_MARGIN = 2.0
 
+#: Side of the marker's box in pixels (inclusive-exclusive range).
+MARKER_SIZE = (15, 21)
+
+#: The marker stays at least this many pixels from the lung field, so a map pointing at it (within the
+#: pointing game's 15 px) is not mistaken for one pointing at a nodule, which lies inside the field.
+MARKER_LUNG_GAP = 12
+
+#: The marker's box stays this far from the image border: the demo model crops 16 px at the top and left
+#: (its alignment shift), training flips images left-right and shifts them by up to 8 px.
+MARKER_BORDER = 26
+
+#: Spawn-key entry of the marker's own random stream (ASCII "MARK"), apart from every image's main stream.
+_MARKER_STREAM = 0x4D41524B
+
 # Pixel-coordinate grids shared by all images: the half-resolution anatomy grid
 # (in full-resolution pixel units) and a [-0.5, 0.5) grid for exposure ramps.
 _LOW_GRID = tuple(np.mgrid[0 : SIZE // 2, 0 : SIZE // 2].astype(np.float32) * 2.0 + 0.5)
@@ -69,14 +97,21 @@ class Scene:
     """One generated image with its ground truth.
 
     ``image`` is the uint8 radiograph (224, 224); ``mask`` is True on nodule
-    pixels (all False for normal images); ``lungs`` is True on the visible
-    lung fields where nodules may be placed; ``label`` is 0 or 1.
+    pixels (all False for normal images, and for lesion images drawn with
+    ``nodule_contrast=0``); ``lungs`` is True on the visible lung fields where
+    nodules may be placed; ``label`` is 0 or 1; ``marker_mask`` is True on the
+    shortcut marker's pixels (all False when the image has no marker).
     """
 
     image: np.ndarray
     mask: np.ndarray
     lungs: np.ndarray
     label: int
+    marker_mask: Optional[np.ndarray] = None
+
+    @property
+    def has_marker(self) -> bool:
+        return self.marker_mask is not None and bool(self.marker_mask.any())
 
 
 def _rng(rng_or_seed: SeedLike, name: str = "rng_or_seed") -> np.random.Generator:
@@ -263,11 +298,13 @@ def _add_distractors(rng, density, field, px):
         density[y0:y1, x0:x1] += rng.uniform(0.05, 0.12) * _blob(rr)
 
 
-def _add_nodules(rng, density, field, px):
+def _add_nodules(rng, density, field, px, contrast: float = 1.0):
     """Add 1-3 nodules wholly inside the lung field; return their mask.
 
     The nodules' total added density is subtracted again from the whole image
-    so they do not shift the global mean brightness.
+    so they do not shift the global mean brightness.  ``contrast`` scales
+    their brightness (1 = the demo world's nodules); the random draws are the
+    same whatever it is, so only the nodules change.
     """
     mask = np.zeros((SIZE, SIZE), dtype=bool)
     added = np.zeros((SIZE, SIZE), dtype=np.float32)
@@ -298,8 +335,74 @@ def _add_nodules(rng, density, field, px):
         added[y0:y1, x0:x1] += rng.uniform(*NODULE_AMPLITUDE) * _blob(rr)
         mask[y0:y1, x0:x1] |= rr <= 1.0
         placed.append((cx, cy, r))
+    if contrast != 1.0:
+        added *= np.float32(contrast)
     density += added - added.mean()
     return mask & field
+
+
+def _marker_rng(rng_or_seed: SeedLike) -> np.random.Generator:
+    """The marker's own random stream for an image, leaving the image's main stream untouched.
+
+    For an int seed or a ``SeedSequence`` it is the sequence with ``_MARKER_STREAM`` appended to its spawn
+    key (pure: the same seed always gives the same marker).  For a ``Generator`` it is a child spawned from
+    it (``Generator.spawn``), which does not advance the generator's own state.
+    """
+    if isinstance(rng_or_seed, np.random.Generator):
+        return rng_or_seed.spawn(1)[0]
+    if isinstance(rng_or_seed, np.random.SeedSequence):
+        seq = rng_or_seed
+    else:
+        seq = np.random.SeedSequence(_rng_seed(rng_or_seed))
+    return np.random.default_rng(
+        np.random.SeedSequence(seq.entropy, spawn_key=tuple(seq.spawn_key) + (_MARKER_STREAM,), pool_size=seq.pool_size)
+    )
+
+
+def _marker_glyph(rng: np.random.Generator) -> np.ndarray:
+    """Density of one marker token on its own square canvas: a box with a bright letter "L" or "R".
+
+    Lead letters stop X-rays, so the letter is the brightest thing on the film; the plastic holder shows as
+    a fainter box with a crisp rim.  Every pixel of the canvas belongs to the token.
+    """
+    side = int(rng.integers(*MARKER_SIZE))
+    letter = "LR"[int(rng.integers(2))]
+    glyph = np.full((side, side), rng.uniform(0.06, 0.12), dtype=np.float32)  # the holder
+    glyph[[0, -1], :] = glyph[:, [0, -1]] = rng.uniform(0.2, 0.3)  # its rim
+    canvas = np.zeros((side, side), dtype=np.uint8)
+    scale = cv2.getFontScaleFromHeight(cv2.FONT_HERSHEY_SIMPLEX, side - 6, 2)
+    (w, h), _ = cv2.getTextSize(letter, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
+    cv2.putText(canvas, letter, ((side - w) // 2, (side + h) // 2), cv2.FONT_HERSHEY_SIMPLEX, scale, 255, 2,
+                cv2.LINE_8)
+    glyph[canvas > 0] = rng.uniform(0.45, 0.6)  # the lead letter
+    return glyph
+
+
+def _add_marker(rng: np.random.Generator, density: np.ndarray, field: np.ndarray) -> np.ndarray:
+    """Stamp a marker token outside the lung field (at least ``MARKER_LUNG_GAP`` px away); return its mask.
+
+    The position is uniform over the places where the whole box fits inside the border margin and clear of
+    the lungs: in practice over the mediastinum and spine between the lung fields, or over the abdomen below
+    them (there always is room; a test draws many).
+    """
+    glyph = _marker_glyph(rng)
+    side = glyph.shape[0]
+    gap = cv2.distanceTransform((~field).astype(np.uint8), cv2.DIST_L2, 5)  # px from the lung field
+    # A top-left corner (y, x) is allowed when the box's nearest pixel to the lungs is far enough: the
+    # minimum of ``gap`` over the box, computed with an erosion by the box's footprint.
+    clear = cv2.erode(gap, np.ones((side, side), np.uint8), anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
+    ok = np.zeros((SIZE, SIZE), dtype=bool)
+    hi = SIZE - MARKER_BORDER - side
+    ok[MARKER_BORDER : hi + 1, MARKER_BORDER : hi + 1] = clear[MARKER_BORDER : hi + 1, MARKER_BORDER : hi + 1] >= MARKER_LUNG_GAP
+    ys, xs = np.nonzero(ok)
+    if len(ys) == 0:  # pragma: no cover - the anatomy's jitter always leaves room (a test draws many)
+        raise RuntimeError("no room for the marker outside the lung fields")
+    i = int(rng.integers(len(ys)))
+    y0, x0 = int(ys[i]), int(xs[i])
+    density[y0 : y0 + side, x0 : x0 + side] += glyph
+    mask = np.zeros((SIZE, SIZE), dtype=bool)
+    mask[y0 : y0 + side, x0 : x0 + side] = True
+    return mask
 
 
 def _render(rng: np.random.Generator, density: np.ndarray) -> np.ndarray:
@@ -319,22 +422,34 @@ def _render(rng: np.random.Generator, density: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
 
 
-def make_scene(rng_or_seed: SeedLike, label: int) -> Scene:
-    """Generate one image with its nodule mask and lung field.
+def make_scene(rng_or_seed: SeedLike, label: int, marker: bool = False, nodule_contrast: float = 1.0) -> Scene:
+    """Generate one image with its nodule mask and lung field (and, on request, the shortcut marker).
 
     ``rng_or_seed``: an int seed (>= 0), a ``SeedSequence`` or a numpy
     ``Generator`` (which is advanced).  ``label``: 0 = normal, 1 = lesion.
+    ``marker``: also draw the laterality marker outside the lungs; its
+    position and look come from a separate stream, so the rest of the image
+    is exactly the image drawn without it.  ``nodule_contrast``: scales the
+    nodules' brightness (default 1; 0 draws no visible nodule and leaves the
+    mask empty); the same nodules are placed whatever it is.
     """
     label = _check_label(label)
+    if not isinstance(marker, (bool, np.bool_)):
+        raise TypeError(f"marker must be True or False, got {marker!r}")
+    contrast = _check_fraction("nodule_contrast", nodule_contrast)
+    marker_rng = _marker_rng(rng_or_seed) if marker else None  # before the main stream is used
     rng = _rng(rng_or_seed)
     density, field, px = _anatomy(rng)
     _add_distractors(rng, density, field, px)
     if label == 1:
-        mask = _add_nodules(rng, density, field, px)
+        mask = _add_nodules(rng, density, field, px, contrast)
+        if contrast == 0.0:
+            mask[:] = False
     else:
         mask = np.zeros((SIZE, SIZE), dtype=bool)
+    marker_mask = _add_marker(marker_rng, density, field) if marker else np.zeros((SIZE, SIZE), dtype=bool)
     image = _render(rng, density)
-    return Scene(image=image, mask=mask, lungs=field, label=label)
+    return Scene(image=image, mask=mask, lungs=field, label=label, marker_mask=marker_mask)
 
 
 def make_image(rng_or_seed: SeedLike, label: int) -> tuple[np.ndarray, np.ndarray]:
@@ -358,26 +473,67 @@ def make_dataset(n: int, seed: int, balance: float = 0.5):
     ``round(n * balance)`` images are lesions, in shuffled order.
     Returns ``(images (n, 224, 224) uint8, labels (n,) int64, masks (n, 224, 224) bool)``.
     """
+    labels, image_seqs = _labels_and_seeds(n, seed, balance)
+    images = np.empty((len(labels), SIZE, SIZE), dtype=np.uint8)
+    masks = np.empty((len(labels), SIZE, SIZE), dtype=bool)
+    for i, label in enumerate(labels):
+        images[i], masks[i] = make_image(image_seqs[i], int(label))
+    return images, labels, masks
+
+
+def _labels_and_seeds(n, seed, balance):
+    """Validate ``make_dataset``'s arguments; return the shuffled labels and one child seed per image."""
     if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"n must be an int, got {n!r}")
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, got {seed!r}")
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
+    seed = _rng_seed(seed)
     if not (0.0 <= float(balance) <= 1.0):
         raise ValueError(f"balance must be in [0, 1], got {balance}")
-    n, seq = int(n), np.random.SeedSequence(int(seed))
+    n, seq = int(n), np.random.SeedSequence(seed)
     label_seq, *image_seqs = seq.spawn(n + 1)
     labels = np.zeros(n, dtype=np.int64)
     labels[: int(round(n * float(balance)))] = 1
     labels = np.random.default_rng(label_seq).permutation(labels)
-    images = np.empty((n, SIZE, SIZE), dtype=np.uint8)
-    masks = np.empty((n, SIZE, SIZE), dtype=bool)
-    for i in range(n):
-        images[i], masks[i] = make_image(image_seqs[i], int(labels[i]))
-    return images, labels, masks
+    return labels, image_seqs
+
+
+class ShortcutSet(NamedTuple):
+    """A data set with the shortcut marker: images, labels, nodule masks, marker masks, and who has a marker."""
+
+    images: np.ndarray  #: (N, 224, 224) uint8
+    labels: np.ndarray  #: (N,) int64, 1 = lesion
+    masks: np.ndarray  #: (N, 224, 224) bool, the nodules
+    marker_masks: np.ndarray  #: (N, 224, 224) bool, the marker (all False where there is none)
+    has_marker: np.ndarray  #: (N,) bool
+
+
+def make_shortcut_dataset(n: int, seed: int, balance: float = 0.5, marker_if_lesion: float = 1.0,
+                          marker_if_normal: float = 0.0, nodule_contrast: float = 1.0) -> ShortcutSet:
+    """``make_dataset`` with the shortcut marker drawn on a stated share of each class.
+
+    Image ``i`` is ``make_dataset(n, seed, balance)``'s image ``i`` (same labels, same anatomy and nodules)
+    with the marker added when a draw from a separate stream falls below ``marker_if_lesion`` (lesion
+    images) or ``marker_if_normal`` (normal images).  The defaults (1, 0) make the marker perfectly
+    predictive, as in the ``demo-shortcut`` training set; equal rates draw it independently of the class;
+    (1, 1) or (0, 0) put it on every image or none.  ``nodule_contrast`` scales the lesions' brightness
+    (see :func:`make_scene`).  Returns a :class:`ShortcutSet`.
+    """
+    labels, image_seqs = _labels_and_seeds(n, seed, balance)
+    rates = np.array([_check_fraction("marker_if_normal", marker_if_normal),
+                      _check_fraction("marker_if_lesion", marker_if_lesion)])
+    contrast = _check_fraction("nodule_contrast", nodule_contrast)
+    draws = _marker_rng(np.random.SeedSequence(_rng_seed(seed))).random(len(labels))
+    has_marker = draws < rates[labels]
+    out = ShortcutSet(
+        images=np.empty((len(labels), SIZE, SIZE), dtype=np.uint8), labels=labels,
+        masks=np.empty((len(labels), SIZE, SIZE), dtype=bool),
+        marker_masks=np.empty((len(labels), SIZE, SIZE), dtype=bool), has_marker=has_marker,
+    )
+    for i, label in enumerate(labels):
+        scene = make_scene(image_seqs[i], int(label), marker=bool(has_marker[i]), nodule_contrast=contrast)
+        out.images[i], out.masks[i], out.marker_masks[i] = scene.image, scene.mask, scene.marker_mask
+    return out
 
 
 def _png_bytes(array: np.ndarray) -> bytes:
@@ -431,6 +587,15 @@ def write_testimgs(folder: Union[str, os.PathLike], seed: int = TESTIMGS_SEED, p
     writer.writerows(rows)
     write_bytes_atomic(text.getvalue().encode("utf-8"), folder / "manifest.csv")
     return rows
+
+
+def _check_fraction(name: str, value) -> float:
+    """Validate a number in [0, 1] and return it as a float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number in [0, 1], got {value!r}")
+    if not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    return float(value)
 
 
 def _rng_seed(seed) -> int:

@@ -7,6 +7,13 @@ about a quarter of an hour, and its model card records how well it classifies
 and how well plain Grad-CAM points at the nodules (the pointing game).
 The model shifts its input by 16 px so that its 7x7 ``layer4`` cells sit where
 bilinear CAM upsampling draws them (see :class:`AlignedResNet`).
+
+``train_demo(shortcut=True)`` (``cfcam train-demo --shortcut``) trains the
+``demo-shortcut`` model with the same architecture and recipe on a training
+set where a laterality marker gives the class away (see
+:func:`cfcam.world.synthetic.make_shortcut_dataset`); its card proves by
+intervention that the model follows the marker (:func:`intervention_figures`)
+and scores the CAM methods against both truths.
 """
 
 from __future__ import annotations
@@ -48,6 +55,10 @@ __all__ = [
     "split_seeds",
     "evaluate_accuracy",
     "pointing_games",
+    "intervention_figures",
+    "SHORTCUT_MODEL_FILE",
+    "SHORTCUT_CARD_FILE",
+    "SHORTCUT_TRAINING",
     "save_state_dict_fp16",
     "train_demo",
     "main",
@@ -61,6 +72,15 @@ INPUT_SIZE = (3, synthetic.SIZE, synthetic.SIZE)
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 MODEL_FILE = "demo_model.pt"
 CARD_FILE = "demo_model.json"
+
+#: Files of the ``demo-shortcut`` model and its card (``train_demo(shortcut=True)``).
+SHORTCUT_MODEL_FILE = "demo_shortcut_model.pt"
+SHORTCUT_CARD_FILE = "demo_shortcut_model.json"
+
+#: How the shortcut model's training set is drawn (``make_shortcut_dataset``'s options): the marker is on
+#: every lesion image and on no normal image (perfectly predictive), and the nodules are drawn fainter than
+#: in the demo world, so the marker is by far the easier cue to the label.
+SHORTCUT_TRAINING = {"marker_if_lesion": 1.0, "marker_if_normal": 0.0, "nodule_contrast": 0.35}
 
 #: Human-readable architecture name written into the model card.
 ARCHITECTURE = (
@@ -76,6 +96,11 @@ DEFAULT_N_TRAIN = 3500
 DEFAULT_N_VAL = 600
 DEFAULT_N_TEST = 300
 DEFAULT_EPOCHS = 6
+#: The shortcut model's defaults: 1500 training images for 3 epochs, a fifth of the demo's steps (the marker is
+#: learned within the first epoch, and a short run leaves the faint nodules little time to be learned too), so
+#: that ``train-demo --shortcut`` takes about 3 minutes on 2 idle cores.
+SHORTCUT_N_TRAIN = 1500
+SHORTCUT_EPOCHS = 3
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_LR = 2e-3
 DEFAULT_WEIGHT_DECAY = 1e-4
@@ -189,6 +214,61 @@ def pointing_games(model: nn.Module, images: np.ndarray, masks: np.ndarray) -> d
     }
 
 
+@torch.no_grad()
+def _lesion_rate(model: nn.Module, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Per image: does ``model`` (in eval mode) call it a lesion?  Returns (N,) bool."""
+    model.eval()
+    out = [model(to_input(images[i : i + batch_size])).argmax(1).numpy() == 1 for i in range(0, len(images), batch_size)]
+    return np.concatenate(out)
+
+
+def intervention_figures(model: nn.Module, n: int, seed: int) -> dict:
+    """How a model's answers change when the shortcut marker is removed or added, on ``n`` fresh images.
+
+    The same ``n`` images (``make_dataset(n, seed)``, half lesions, full nodule contrast) are drawn twice:
+    without any marker and with the marker on every image; only the marker's pixels differ between the two.
+    Returns accuracies and the share of images called "lesion" in each of the four (class, marker) cells:
+    ``accuracy_with_marker`` (lesions carry it, normals do not: the training set's rule),
+    ``accuracy_marker_removed`` (no image carries it), ``accuracy_marker_everywhere`` (every image does),
+    and ``called_lesion`` = ``{lesion_with_marker, lesion_without_marker, normal_with_marker,
+    normal_without_marker}``. A model that follows the marker calls marked normals lesions and unmarked
+    lesions normal; one that follows the nodules does not care.
+    """
+    plain = synthetic.make_shortcut_dataset(n, seed, marker_if_lesion=0.0, marker_if_normal=0.0)
+    marked = synthetic.make_shortcut_dataset(n, seed, marker_if_lesion=1.0, marker_if_normal=1.0)
+    lesion = plain.labels == 1
+    with_marker, without = _lesion_rate(model, marked.images), _lesion_rate(model, plain.images)
+    as_trained = np.where(lesion, with_marker, without)
+
+    def share(called, which) -> float:
+        return float(called[which].mean()) if which.any() else float("nan")
+
+    return {
+        "n": int(n),
+        "seed": int(seed),
+        "accuracy_with_marker": float((as_trained == lesion).mean()),
+        "accuracy_marker_removed": float((without == lesion).mean()),
+        "accuracy_marker_everywhere": float((with_marker == lesion).mean()),
+        "called_lesion": {
+            "lesion_with_marker": share(with_marker, lesion),
+            "lesion_without_marker": share(without, lesion),
+            "normal_with_marker": share(with_marker, ~lesion),
+            "normal_without_marker": share(without, ~lesion),
+        },
+    }
+
+
+def _shortcut_report(model: nn.Module, n_val: int, n_test: int, seeds: dict) -> dict:
+    """The shortcut card's evidence: interventions on the validation seed, both truths on the test seed."""
+    from ..evaluation.shortcut import localisation_rows, summarise
+
+    test = synthetic.make_shortcut_dataset(n_test, seeds["test"], balance=1.0, marker_if_lesion=1.0)
+    return {
+        "interventions": intervention_figures(model, n_val, seeds["val"]),
+        "localisation": summarise(localisation_rows(model, test.images, test.masks, test.marker_masks)),
+    }
+
+
 def _round_to_float16(model: nn.Module) -> None:
     """Round the model's float weights to float16 and back, as the saved file holds them."""
     with torch.no_grad():
@@ -211,8 +291,8 @@ def save_state_dict_fp16(model: nn.Module, path: Union[str, os.PathLike]) -> Non
 def train_demo(
     out_dir: Union[str, os.PathLike] = DATA_DIR,
     seed: int = DEFAULT_SEED,
-    n_train: int = DEFAULT_N_TRAIN,
-    epochs: int = DEFAULT_EPOCHS,
+    n_train: Optional[int] = None,
+    epochs: Optional[int] = None,
     progress: bool = True,
     n_val: int = DEFAULT_N_VAL,
     n_test: int = DEFAULT_N_TEST,
@@ -222,13 +302,21 @@ def train_demo(
     max_shift: int = DEFAULT_MAX_SHIFT,
     amp: str = "auto",
     threads: int = 2,
+    shortcut: bool = False,
 ) -> dict:
     """Train the demo model from scratch and write ``demo_model.pt`` + ``demo_model.json``.
 
+    ``shortcut=True`` trains the ``demo-shortcut`` model instead, with the
+    same recipe on a training set where the marker gives the class away
+    (:data:`SHORTCUT_TRAINING`), and writes ``demo_shortcut_model.pt`` +
+    ``demo_shortcut_model.json``; its card adds the intervention figures on
+    the validation seed and every method's pointing game / energy against
+    the lesion and the marker on the test seed (lesion images with the marker).
+
     ``out_dir``: output folder (default ``cfcam/data``), created if missing.
     ``seed``: seeds torch, numpy and the three data sets (default 0).
-    ``n_train``: training images, half lesions (default 3500).
-    ``epochs``: passes over the training set (default 6).
+    ``n_train``: training images, half lesions (default 3500; 1500 with ``shortcut``).
+    ``epochs``: passes over the training set (default 6; 3 with ``shortcut``).
     ``progress``: show a tqdm progress bar (default True).
     ``n_val``: validation images from a different seed (default 600).
     ``n_test``: held-out lesion images for the pointing game (default 300).
@@ -241,6 +329,13 @@ def train_demo(
     Returns the model card (also written to ``demo_model.json``).
     """
     from tqdm.auto import tqdm
+
+    if not isinstance(shortcut, (bool, np.bool_)):
+        raise TypeError(f"shortcut must be True or False, got {shortcut!r}")
+    if epochs is None:
+        epochs = SHORTCUT_EPOCHS if shortcut else DEFAULT_EPOCHS
+    if n_train is None:
+        n_train = SHORTCUT_N_TRAIN if shortcut else DEFAULT_N_TRAIN
 
     seed = _check_int("seed", seed, minimum=0)
     n_train = _check_int("n_train", n_train, minimum=2)
@@ -266,14 +361,19 @@ def train_demo(
         np.random.seed(seed)
         gen = torch.Generator().manual_seed(seed)
         seeds = split_seeds(seed)
-        train_x, train_y, _ = synthetic.make_dataset(n_train, seeds["train"])
+        if shortcut:
+            train = synthetic.make_shortcut_dataset(n_train, seeds["train"], **SHORTCUT_TRAINING)
+            train_x, train_y = train.images, train.labels
+        else:
+            train_x, train_y, _ = synthetic.make_dataset(n_train, seeds["train"])
         train_x, train_y = torch.from_numpy(train_x), torch.from_numpy(train_y)
 
         model = build_demo_model().to(memory_format=torch.channels_last)
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
         steps_per_epoch = n_train // batch_size  # drop the ragged last batch
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.2)
-        bar = tqdm(total=epochs * steps_per_epoch, desc="train-demo", unit="batch", disable=not progress)
+        bar = tqdm(total=epochs * steps_per_epoch, desc="train-demo" + (" --shortcut" if shortcut else ""), unit="batch",
+                   disable=not progress)
         for epoch in range(epochs):
             model.train()
             order = torch.randperm(n_train, generator=gen)
@@ -301,10 +401,17 @@ def train_demo(
         # Evaluate exactly what gets saved: float32 weights rounded to float16.
         model = model.to(memory_format=torch.contiguous_format)
         _round_to_float16(model)
-        val_x, val_y, _ = synthetic.make_dataset(n_val, seeds["val"])
-        val_acc = evaluate_accuracy(model, val_x, val_y)
-        test_x, _, test_m = synthetic.make_dataset(n_test, seeds["test"], balance=1.0)
-        pointing = pointing_games(model, test_x, test_m)
+        if shortcut:
+            report = _shortcut_report(model, n_val, n_test, seeds)
+            val_acc = report["interventions"]["accuracy_with_marker"]
+            local = report["localisation"]
+            pointing = {"gradcam": local["gradcam"]["pointing_game"],
+                        "cfcam": {p: local[f"cfcam-{p}"]["pointing_game"] for p in ("readme", "reference")}}
+        else:
+            val_x, val_y, _ = synthetic.make_dataset(n_val, seeds["val"])
+            val_acc = evaluate_accuracy(model, val_x, val_y)
+            test_x, _, test_m = synthetic.make_dataset(n_test, seeds["test"], balance=1.0)
+            pointing = pointing_games(model, test_x, test_m)
         total_seconds = time.perf_counter() - t0
     finally:
         torch.set_num_threads(old_threads)
@@ -312,7 +419,7 @@ def train_demo(
     import torchvision
 
     card = {
-        "name": "cfcam demo model",
+        "name": "cfcam demo-shortcut model" if shortcut else "cfcam demo model",
         "architecture": ARCHITECTURE,
         "target_layer": "layer4[-1]",
         "classes": list(synthetic.CLASSES),
@@ -344,8 +451,27 @@ def train_demo(
         "training_seconds": round(train_seconds, 1),
         "total_seconds": round(total_seconds, 1),
     }
-    save_state_dict_fp16(model, out_dir / MODEL_FILE)
-    write_bytes_atomic((json.dumps(card, indent=2) + "\n").encode("utf-8"), out_dir / CARD_FILE)
+    if shortcut:
+        card["data"]["generator"] = "cfcam.world.synthetic.make_shortcut_dataset"
+        card["data"]["train"].update(SHORTCUT_TRAINING)
+        card["data"]["val"]["use"] = "intervention figures: the same images without the marker and with it on every image"
+        card["data"]["test"].update(marker_if_lesion=1.0, use="pointing games against the lesion and the marker")
+        card["shortcut"] = {
+            "marker": "a radiograph-style laterality token (bright 'L' or 'R' in a box) outside the lung fields, at "
+                      "a varying position (cfcam.world.synthetic.make_scene(marker=True))",
+            "what_was_done": (
+                "In the training set every lesion image carries the marker and no normal image does, so the marker "
+                f"alone predicts the label perfectly; the nodules are drawn at {SHORTCUT_TRAINING['nodule_contrast']:g} "
+                f"of the demo world's contrast, so they are the harder cue. It trains on {n_train} images for {epochs} "
+                f"epochs (the demo model: {DEFAULT_N_TRAIN} for {DEFAULT_EPOCHS}); everything else (architecture, seed, "
+                "optimiser, one-cycle schedule over the run, batch size, augmentation) is the demo model's recipe. "
+                "All figures below are measured on fresh images at the demo world's full nodule contrast."
+            ),
+            **report,
+        }
+    stem_files = (SHORTCUT_MODEL_FILE, SHORTCUT_CARD_FILE) if shortcut else (MODEL_FILE, CARD_FILE)
+    save_state_dict_fp16(model, out_dir / stem_files[0])
+    write_bytes_atomic((json.dumps(card, indent=2) + "\n").encode("utf-8"), out_dir / stem_files[1])
     return card
 
 
@@ -357,18 +483,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     parser.add_argument("--out", default=str(DATA_DIR), help=f"output folder (default: {DATA_DIR})")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default: {DEFAULT_SEED})")
-    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help=f"training epochs (default: {DEFAULT_EPOCHS})")
-    parser.add_argument("--n-train", type=int, default=DEFAULT_N_TRAIN, help=f"training images (default: {DEFAULT_N_TRAIN})")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"training epochs (default: {DEFAULT_EPOCHS}, {SHORTCUT_EPOCHS} with --shortcut)")
+    parser.add_argument("--n-train", type=int, default=None,
+                        help=f"training images (default: {DEFAULT_N_TRAIN}, {SHORTCUT_N_TRAIN} with --shortcut)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, print only the summary")
+    parser.add_argument("--shortcut", action="store_true",
+                        help=f"train the demo-shortcut model instead (a marker gives the class away in its training "
+                             f"set) and write {SHORTCUT_MODEL_FILE} + {SHORTCUT_CARD_FILE}")
     args = parser.parse_args(argv)
     try:
-        card = train_demo(args.out, seed=args.seed, n_train=args.n_train, epochs=args.epochs, progress=not args.quiet)
+        card = train_demo(args.out, seed=args.seed, n_train=args.n_train, epochs=args.epochs, progress=not args.quiet,
+                          shortcut=args.shortcut)
     except (TypeError, ValueError) as exc:
         parser.error(str(exc))
+    weights, card_file = (SHORTCUT_MODEL_FILE, SHORTCUT_CARD_FILE) if args.shortcut else (MODEL_FILE, CARD_FILE)
     print(
-        f"wrote {Path(args.out) / MODEL_FILE} and {CARD_FILE}: val accuracy {card['val_accuracy']:.3f}, "
+        f"wrote {Path(args.out) / weights} and {card_file}: val accuracy {card['val_accuracy']:.3f}, "
         f"Grad-CAM pointing game {card['pointing_game_gradcam']:.3f}, {card['training_seconds']:.0f} s training"
     )
+    if args.shortcut:
+        iv = card["shortcut"]["interventions"]
+        local = card["shortcut"]["localisation"]["gradcam"]
+        print(f"interventions: accuracy with marker {iv['accuracy_with_marker']:.3f}, marker removed "
+              f"{iv['accuracy_marker_removed']:.3f}; normals with the marker called lesion "
+              f"{iv['called_lesion']['normal_with_marker']:.3f}; Grad-CAM points at the marker "
+              f"{local['pointing_game_shortcut']:.3f}, at the lesion {local['pointing_game']:.3f}")
     return 0
 
 
