@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 from torch import nn
 
+from . import baselines as bl
 from .base import BaseCAM, CFCAM, GradCAM
 
 
@@ -62,3 +63,14 @@ register("gradcam", GradCAM, "Grad-CAM (Selvaraju et al. 2017): each channel wei
 register("cfcam-readme", CFCAM, "CF-CAM as the authors' README describes it (preset readme)", preset="readme")
 register("cfcam-reference", CFCAM, "CF-CAM as the authors' published code computes it (preset reference)",
          preset="reference")
+
+# pytorch-grad-cam baselines (cfcam.methods.baselines) and two reference maps
+register("gradcam++", bl.GradCAMPlusPlus, "Grad-CAM++ (Chattopadhay et al. 2018), pytorch-grad-cam's weighting")
+register("xgradcam", bl.XGradCAM, "XGrad-CAM (Fu et al. 2020), pytorch-grad-cam's weighting")
+register("hirescam", bl.HiResCAM, "HiResCAM (Draelos & Carin 2020): gradient times activation, summed over channels")
+register("layercam", bl.LayerCAM, "LayerCAM (Jiang et al. 2021): positive gradient times activation")
+register("eigencam", bl.EigenCAM, "EigenCAM (Muhammad & Yeasin 2020): first principal component of the activations")
+register("scorecam", bl.ScoreCAM, "Score-CAM (Wang et al. 2020): one forward pass per channel (slow)")
+register("ablationcam", bl.AblationCAM, "Ablation-CAM (Desai & Ramaswamy 2020): one forward pass per channel (slow)")
+register("random", bl.RandomMap, "reference: seeded uniform noise (what chance scores)", seed=0)
+register("centre", bl.CentreMap, "reference: a centred Gaussian, the same for every image", sigma=0.25)
