@@ -11,8 +11,9 @@ shortcut masks in ``extras``).
 
 Costs (the demo ResNet-10 on 2 CPU cores): a gradient method's map costs one forward and one partial
 backward pass; Score-CAM and Ablation-CAM cost one forward pass per channel (512) and image, so they run on
-the first ``slow_n`` images only; deletion/insertion (``2 * steps`` forward passes per image and method),
-ROAD, the randomisation cascade and the gradient-noise protocols run on the first ``subset`` images.
+the first ``slow_n`` images only, and without the cascade, class-sensitivity and noise checks (their rows
+say so); deletion/insertion (``2 * steps`` forward passes per image and method), ROAD, the randomisation
+cascade, the gradient-noise protocols and input-noise stability run on the first ``subset`` images.
 """
 
 from __future__ import annotations
@@ -115,6 +116,17 @@ class Evaluation:
         self.size = tuple(data.inputs.shape[-2:])
 
     # -- helpers ----------------------------------------------------------------------------------------
+    def _base(self):
+        """Logits, targets (top class), ``p_c`` and the published baseline's ``p_c``, computed once per run."""
+        if not hasattr(self, "_base_cache"):
+            x, bs = self.data.inputs, self.settings.batch_size
+            with torch.no_grad():
+                logits = torch.cat([self.model(x[i:i + bs]) for i in range(0, len(x), bs)])
+            targets = logits.argmax(1).numpy()
+            self._base_cache = (logits, targets, fa.class_probability(self.model, x, targets, bs),
+                                fa.class_probability(self.model, fa.mean_value_baseline(x), targets, bs))
+        return self._base_cache
+
     def _model(self, layers: tuple) -> nn.Module:
         if not layers:
             return self.model
@@ -165,10 +177,7 @@ class Evaluation:
                 rows.append((name, i, metric, float(v), note))
 
         step("maps")
-        with torch.no_grad():
-            logits = self.model(x)
-        targets = logits.argmax(1).numpy()
-        p_orig = fa.class_probability(self.model, x, targets, s.batch_size)
+        logits, targets, p_orig, p_base = (v[:n] for v in self._base())
         maps, notes, sec = self._maps(name, self.model, x, targets, timed=True)
         zero = is_zero_map(maps)
         zero_note = [nt or ("the map is zero everywhere" if z else "") for nt, z in zip(notes, zero)]
@@ -188,7 +197,8 @@ class Evaluation:
         add("average_drop", drop)
         add("increase_in_confidence", increase)
         add("average_drop_published", fa.average_drop_published(self.model, x, maps, targets, p_orig, s.batch_size))
-        add("average_increase_published", fa.average_increase_published(self.model, x, maps, targets, s.batch_size))
+        add("average_increase_published",
+            fa.average_increase_published(self.model, x, maps, targets, p_base, s.batch_size))
 
         step("curves")
         dele, ins = fa.deletion_insertion_curves(self.model, x[:sub], maps[:sub], targets[:sub], s.steps,
@@ -209,9 +219,13 @@ class Evaluation:
         add("randomisation_ssim", [ssim(a, b) for a, b in zip(maps, rmaps)])
         add("zero_maps_randomised", is_zero_map(rmaps).astype(float))
 
+        skip = "not run for this method: one forward pass per channel (see --slow-n)"
         step("cascade")
         cascade = {}
-        if s.cascade:
+        if s.cascade and slow:
+            for layer in sa.cascade_layers(self.model):
+                add(f"cascade_spearman@{layer}", np.full(sub, np.nan), None, skip)
+        elif s.cascade:
             layers: tuple = ()
             for layer in sa.cascade_layers(self.model):
                 layers = layers + (layer,)
@@ -222,6 +236,13 @@ class Evaluation:
                 cascade[layer] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 
         step("class")
+        if slow:
+            add("class_correlation", np.full(n, np.nan), None, skip)
+            step("gradient noise")
+            self._gradient_noise(name, x[:sub], targets[:sub], slow, add)
+            step("input noise")
+            add("input_noise_ssim", np.full(sub, np.nan), None, skip)
+            return MethodRun(name, rows, curves, cascade)
         other = sa.runner_up(logits).numpy()
         omaps, onotes, _ = self._maps(name, self.model, x, other)
         add("class_correlation", [pearson(a, b) for a, b in zip(maps, omaps)],
@@ -233,9 +254,9 @@ class Evaluation:
 
         step("input noise")
         gen = torch.Generator().manual_seed(s.seed)
-        noisy = x + s.input_noise * torch.randn(x.shape, generator=gen)
-        nmaps, _, _ = self._maps(name, self.model, noisy, targets)
-        add("input_noise_ssim", [ssim(a, b) for a, b in zip(maps, nmaps)])
+        noisy = x[:sub] + s.input_noise * torch.randn(x[:sub].shape, generator=gen)
+        nmaps, _, _ = self._maps(name, self.model, noisy, targets[:sub])
+        add("input_noise_ssim", [ssim(a, b) for a, b in zip(maps[:sub], nmaps)])
         return MethodRun(name, rows, curves, cascade)
 
     def _gradient_noise(self, name, x, targets, slow, add) -> None:

@@ -123,14 +123,21 @@ def average_drop_published(model, inputs, maps, targets, p_original=None, batch_
     return (y - o) / y * 100.0
 
 
-def average_increase_published(model, inputs, maps, targets, batch_size: int = 64) -> np.ndarray:
+def average_increase_published(model, inputs, maps, targets, p_baseline=None, batch_size: int = 64) -> np.ndarray:
     """The published script's "Average Increase": ``p_c(baseline*(1-m) + x*m) - p_c(baseline)`` with
-    ``m = map > 0.3`` and a baseline tensor *filled with the ImageNet mean values* in normalised space."""
+    ``m = map > 0.3`` and a baseline tensor *filled with the ImageNet mean values* in normalised space
+    (``p_baseline``, the baseline's ``p_c``, can be passed when it is known already)."""
     mask = torch.from_numpy(np.asarray(maps) > 0.3)[:, None].to(inputs.dtype)
-    baseline = _normalised_constant(IMAGENET_MEAN, inputs)
+    baseline = mean_value_baseline(inputs)
     inserted = baseline * (1 - mask) + inputs * mask
-    return class_probability(model, inserted, targets, batch_size) - class_probability(model, baseline.contiguous(),
-                                                                                       targets, batch_size)
+    if p_baseline is None:
+        p_baseline = class_probability(model, baseline, targets, batch_size)
+    return class_probability(model, inserted, targets, batch_size) - np.asarray(p_baseline)
+
+
+def mean_value_baseline(inputs: torch.Tensor) -> torch.Tensor:
+    """The published script's insertion baseline: the normalised tensor filled with (0.485, 0.456, 0.406)."""
+    return _normalised_constant(IMAGENET_MEAN, inputs).contiguous()
 
 
 def _softmax_targets(targets):
@@ -139,21 +146,22 @@ def _softmax_targets(targets):
     return [ClassifierOutputSoftmaxTarget(int(t)) for t in targets]
 
 
-def confidence_change(model, inputs, maps, targets) -> np.ndarray:
-    """``p_c(x * map) - p_c(x)`` per image, pytorch-grad-cam's ``CamMultImageConfidenceChange``."""
+def masked_confidence(model, inputs, maps, targets) -> np.ndarray:
+    """``p_c(x * map)`` per image, through pytorch-grad-cam's ``CamMultImageConfidenceChange``."""
     from pytorch_grad_cam.metrics.cam_mult_image import CamMultImageConfidenceChange
 
     with eval_mode(model):
         return np.asarray(CamMultImageConfidenceChange()(inputs, np.asarray(maps, dtype=np.float32),
-                                                         _softmax_targets(targets), model), dtype=np.float64)
+                                                         _softmax_targets(targets), model, return_diff=False),
+                          dtype=np.float64)
 
 
 def chattopadhay_drop_increase(model, inputs, maps, targets, p_original=None) -> tuple[np.ndarray, np.ndarray]:
     """Chattopadhay et al.'s Average Drop ``max(0, Y - O) / Y * 100`` and Increase in Confidence ``[O > Y]``
     per image, with the map as a soft mask (one forward pass of the masked images serves both)."""
-    change = confidence_change(model, inputs, maps, targets)
     y = class_probability(model, inputs, targets) if p_original is None else np.asarray(p_original)
-    return np.maximum(0.0, -change) / y * 100.0, (change > 0).astype(np.float64)
+    o = masked_confidence(model, inputs, maps, targets)
+    return np.maximum(0.0, y - o) / y * 100.0, (o > y).astype(np.float64)
 
 
 def road(model, inputs, maps, targets, percentiles=(80,), seed: int = 0) -> np.ndarray:
