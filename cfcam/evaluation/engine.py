@@ -74,7 +74,7 @@ class EvalSettings:
     layer: str = "layer4[-1]"
     batch_size: int = 16
     subset: int = 16
-    slow_n: int = 2
+    slow_n: int = 1
     steps: int = 21
     substrate: str = "blur"
     road_percentiles: tuple = (80,)

@@ -61,7 +61,8 @@ def substrate(inputs: torch.Tensor, kind: str = "blur", sigma: float = 10.0) -> 
     if kind == "mean":
         return torch.zeros_like(inputs)
     if kind == "blur":
-        size = int(2 * round(3 * sigma) + 1)
+        side = min(inputs.shape[-2:])
+        size = min(int(2 * round(3 * sigma) + 1), side if side % 2 else side - 1)  # reflect padding < side
         return gaussian_blur(inputs, kernel_size=[size, size], sigma=[sigma, sigma])
     raise ValueError(f"substrate must be one of {list(SUBSTRATES)}, got {kind!r}")
 
@@ -91,8 +92,8 @@ def deletion_insertion_curves(model: nn.Module, inputs: torch.Tensor, maps, targ
     maps = np.asarray(maps)
     n, h, w = maps.shape
     counts = step_counts(h * w, steps)
-    base = substrate(inputs, kind)
     zero = is_zero_map(maps)
+    base = substrate(inputs, kind) if (~zero).any() else inputs
     dele = np.full((n, steps), np.nan)
     ins = np.full((n, steps), np.nan)
     for i in np.flatnonzero(~zero):
