@@ -32,13 +32,15 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps "grad-cam>=1.5" ttach
 	$(BIN)/python benchmarks/bench_speed.py
 
-# The full comparison table committed under docs/evaluation/ (README: "Is the map right?")
+# The comparison table committed under docs/evaluation/ (README: "Is the map right?"); EVAL_ARGS adds options,
+# e.g. make evaluate EVAL_ARGS="--n 40 --subset 8" (run.json records what was used)
+EVAL_ARGS ?=
 evaluate: $(STAMP)
-	$(BIN)/cfcam evaluate -o docs/evaluation
+	$(BIN)/cfcam evaluate -o docs/evaluation $(EVAL_ARGS)
 
 # CF-CAM with one component changed at a time, committed under docs/evaluation/ablation/
 ablation: $(STAMP)
-	$(BIN)/cfcam evaluate --ablation -o docs/evaluation/ablation
+	$(BIN)/cfcam evaluate --ablation -o docs/evaluation/ablation $(EVAL_ARGS)
 
 strip: $(STAMP)
 	$(BIN)/nbstripout notebooks/*.ipynb
