@@ -15,6 +15,7 @@ import time
 
 import torch
 
+from ..evaluation.engine import MODEL_DATA
 from ..methods.registry import method_names
 from .args import positive_int
 
@@ -44,8 +45,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "Ablation-CAM run on the first --slow-n images; deletion/insertion, ROAD, the randomisation "
                     "cascade and the gradient-noise protocols on the first --subset images.")
     ev.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder, created if missing")
-    ev.add_argument("--model", default="demo", choices=["demo"],
-                    help="the model to evaluate (default: demo, the bundled normal-vs-lesion ResNet-10)")
+    ev.add_argument("--model", default="demo", choices=sorted(MODEL_DATA),
+                    help="the model to evaluate, with the images registered for it (default: demo, the bundled "
+                         "normal-vs-lesion ResNet-10 on fresh lesion images of the synthetic world)")
     ev.add_argument("--n", type=positive_int, default=100, metavar="N", help="images (default: 100)")
     ev.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the images and the noise (default: 0)")
     ev.add_argument("--methods", type=method_list, default=None, metavar="A,B,...",
@@ -71,7 +73,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..core.capture import resolve_layer
     from ..evaluation.ablation import ABLATION
-    from ..evaluation.engine import EvalSettings, Evaluation, demo_world_data
+    from ..evaluation.engine import EvalSettings, Evaluation
     from ..evaluation.report import markdown_table, write_report
     from ..world.models import ModelError, load_model
     from pathlib import Path
@@ -102,7 +104,7 @@ def evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     methods = list(ABLATION) if args.ablation else (args.methods or method_names())
     started = time.perf_counter()
     torch.manual_seed(args.seed)
-    data = demo_world_data(args.n, args.seed)
+    data = MODEL_DATA[args.model](args.n, args.seed)
     bar = None
     if not args.quiet:
         from tqdm import tqdm

@@ -36,11 +36,18 @@ from .similarity import mse, pearson, spearman, ssim
 
 ExtraMetric = Callable[[np.ndarray, "EvalData", np.ndarray], Mapping[str, np.ndarray]]
 MODEL_METRICS: dict[str, list[ExtraMetric]] = {}
+#: model name -> ``fn(n, seed) -> EvalData``: the images ``cfcam evaluate --model NAME`` is run on
+MODEL_DATA: dict[str, Callable[[int, int], "EvalData"]] = {}
 
 
 def register_model_metrics(model_name: str, fn: ExtraMetric) -> None:
     """Run ``fn`` for every method when evaluating ``model_name`` (e.g. ``"demo-shortcut"``)."""
     MODEL_METRICS.setdefault(model_name, []).append(fn)
+
+
+def register_model_data(model_name: str, fn: Callable[[int, int], "EvalData"]) -> None:
+    """Evaluate ``model_name`` on ``fn(n, seed)`` (its :class:`EvalData` may carry ``extras`` for its metrics)."""
+    MODEL_DATA[model_name] = fn
 
 
 @dataclass
@@ -65,6 +72,9 @@ def demo_world_data(n: int, seed: int) -> EvalData:
 
     images, labels, masks = make_dataset(n, seed, balance=1.0)
     return EvalData(to_input(images), masks, labels, f"demo world, {n} lesion images, seed {seed}")
+
+
+register_model_data("demo", demo_world_data)
 
 
 @dataclass

@@ -20,6 +20,7 @@ evidence; a metric that cannot tell them from a CAM cannot tell CAMs apart.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 from dataclasses import dataclass
 from typing import Sequence
@@ -57,25 +58,29 @@ def init_base(explainer: BaseCAM, model: nn.Module, target_layer, reshape_transf
         BaseCAM.__init__(explainer, model, target_layer, reshape_transform=reshape_transform)
 
 
+@functools.lru_cache(maxsize=None)
+def _weights_only_class(library_class: type) -> type:
+    return type(f"{library_class.__name__}WeightsOnly", (library_class,),
+                {"__init__": lambda self: None, "__del__": lambda self: None})
+
+
 def _weighting_only(library_class: type):
     """An instance of a pytorch-grad-cam class that registers no hooks: only its weighting code is used."""
-    light = type(f"{library_class.__name__}WeightsOnly", (library_class,),
-                 {"__init__": lambda self: None, "__del__": lambda self: None})
-    return light()
+    return _weights_only_class(library_class)()
 
 
 class LibraryWeightingCAM(BaseCAM):
     """A pytorch-grad-cam method that is a function of ``A`` and ``G``: its ``get_cam_image`` on cfcam's capture.
 
-    Subclasses set ``library_class``. ``explain_one`` returns ``ReLU(get_cam_image(A, G))``, exactly what the
+    Subclasses set ``library_name``. ``explain_one`` returns ``ReLU(get_cam_image(A, G))``, exactly what the
     library computes before its own upsampling and min-max scaling (cfcam's pipeline does those, the same way).
     """
 
-    library_class: type
+    library_name: str  # the pytorch-grad-cam class, imported on first use (importing it costs about a second)
 
     def __init__(self, model: nn.Module, target_layer=None, reshape_transform=None) -> None:
         init_base(self, model, target_layer, reshape_transform)
-        self._library = _weighting_only(self.library_class)
+        self._library = _weighting_only(_library(self.library_name))
 
     def explain_one(self, activations, gradients):
         a = activations.detach().float().cpu().numpy()[None]
@@ -93,31 +98,31 @@ def _library(name: str) -> type:
 class GradCAMPlusPlus(LibraryWeightingCAM):
     """Grad-CAM++ (Chattopadhay et al. 2018): positive gradients weighted by second/third-order terms."""
 
-    library_class = _library("GradCAMPlusPlus")
+    library_name = "GradCAMPlusPlus"
 
 
 class XGradCAM(LibraryWeightingCAM):
     """XGrad-CAM (Fu et al. 2020): gradients weighted by the normalised activations."""
 
-    library_class = _library("XGradCAM")
+    library_name = "XGradCAM"
 
 
 class HiResCAM(LibraryWeightingCAM):
     """HiResCAM (Draelos & Carin 2020): the element-wise product ``G * A`` summed over channels."""
 
-    library_class = _library("HiResCAM")
+    library_name = "HiResCAM"
 
 
 class LayerCAM(LibraryWeightingCAM):
     """LayerCAM (Jiang et al. 2021): ``ReLU(G) * A`` summed over channels."""
 
-    library_class = _library("LayerCAM")
+    library_name = "LayerCAM"
 
 
 class EigenCAM(LibraryWeightingCAM):
     """EigenCAM (Muhammad & Yeasin 2020): the first principal component of ``A``; ignores ``G`` and the class."""
 
-    library_class = _library("EigenCAM")
+    library_name = "EigenCAM"
 
 
 class LibraryCAM(BaseCAM):
@@ -129,12 +134,13 @@ class LibraryCAM(BaseCAM):
     is therefore at the input resolution. The library's own progress bars are silenced.
     """
 
-    library_class: type
+    library_name: str  # the pytorch-grad-cam class, imported on first use
     library_options: dict = {}  # constructor keywords
     library_attributes: dict = {}  # set on the library object after construction
 
     def __init__(self, model: nn.Module, target_layer=None, reshape_transform=None, **options) -> None:
         init_base(self, model, target_layer, reshape_transform)
+        self.library_class = _library(self.library_name)
         self.options = {**self.library_options, **options}
         self.reshape_transform = getattr(self._grab, "reshape_transform", None) or reshape_transform
 
@@ -162,7 +168,7 @@ class ScoreCAM(LibraryCAM):
     """Score-CAM (Wang et al. 2020): each channel's upsampled map masks the input; the class score of each
     masked input (softmax over channels) is the weight. One forward pass per channel and image."""
 
-    library_class = _library("ScoreCAM")
+    library_name = "ScoreCAM"
     library_attributes = {"batch_size": 64}  # the library reads it from the instance, not its constructor
 
 
@@ -170,7 +176,7 @@ class AblationCAM(LibraryCAM):
     """Ablation-CAM (Desai & Ramaswamy 2020): the weight of a channel is the relative drop of the class score
     when that channel is zeroed. One forward pass per channel and image."""
 
-    library_class = _library("AblationCAM")
+    library_name = "AblationCAM"
     library_options = {"batch_size": 64}
 
 
