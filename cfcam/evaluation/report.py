@@ -1,4 +1,5 @@
-"""Writing an evaluation to a folder: ``summary.csv``, ``per_image.csv``, ``table.md``, ``run.json`` and plots.
+"""Writing an evaluation to a folder: ``summary.csv``, ``per_image.csv``, ``table.md``, ``run.json``,
+``runs.json`` (the curves and cascade behind the plots) and plots; merging folders into one report.
 
 Every file is written atomically (a reader never sees half a file). The Markdown table puts the headline
 metrics side by side, each as ``mean [95 % interval]``, with ``n`` where a metric was computed on fewer images
@@ -122,11 +123,51 @@ def plot_cascade(runs, out: Path) -> None:
     write_bytes_atomic(_png(fig), out)
 
 
+def runs_to_json(runs) -> str:
+    """The plotted parts of each run (mean curves, cascade means), so that folders can be merged later."""
+    return json.dumps({run.method: {"curves": {k: [float(v) for v in c] for k, c in run.curves.items()},
+                                    "cascade": run.cascade} for run in runs}, indent=1) + "\n"
+
+
+def read_runs(folder) -> list:
+    """The runs of an evaluation folder (``per_image.csv`` and ``runs.json``) as ``MethodRun`` objects."""
+    import csv
+
+    from .engine import MethodRun
+
+    folder = Path(folder)
+    saved = folder / "runs.json"  # absent in folders written before it existed: no curves then
+    extra = json.loads(saved.read_text()) if saved.is_file() else {}
+    rows: dict[str, list] = {}
+    with open(folder / "per_image.csv", newline="", encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            rows.setdefault(r["method"], []).append((r["method"], int(r["image"]), r["metric"], float(r["value"]),
+                                                     r["note"]))
+    return [MethodRun(m, rows[m], {k: np.asarray(v) for k, v in extra.get(m, {}).get("curves", {}).items()},
+                      extra.get(m, {}).get("cascade", {})) for m in rows]
+
+
+def merge_folders(folders, out, plots: bool = True) -> list:
+    """One report from several evaluation folders of the same images and settings (methods run separately, for
+    example in parallel, or the slow methods on more images); ``run.json`` lists the parts."""
+    folders = [Path(f) for f in folders]
+    runs, parts = [], []
+    for folder in folders:
+        runs += read_runs(folder)
+        parts.append(json.loads((folder / "run.json").read_text()))
+    info = dict(parts[0])
+    info["methods"] = [run.method for run in runs]
+    info["parts"] = parts
+    info["description"] = " | ".join(p.get("description", "") for p in parts)
+    return write_report(runs, out, info, plots)
+
+
 def write_report(runs, folder, info: dict, plots: bool = True) -> list:
     """Write everything for ``runs`` (a list of :class:`~cfcam.evaluation.engine.MethodRun`) to ``folder``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rows = [row for run in runs for row in run.rows]
+    write_text_atomic(runs_to_json(runs), folder / "runs.json")
     summary = summarise(rows, seed=info.get("seed", 0))
     write_text_atomic(to_csv(summary, SUMMARY_COLUMNS), folder / "summary.csv")
     write_text_atomic(to_csv(rows, PER_IMAGE_COLUMNS), folder / "per_image.csv")

@@ -183,8 +183,10 @@ class AblationCAM(LibraryCAM):
 class RandomMap(BaseCAM):
     """Reference: uniform noise at the layer's resolution, from a generator seeded once (``seed``).
 
-    The same seed and the same sequence of calls give the same maps. It uses neither the model's activations
-    nor its gradients: it is what chance scores on every metric.
+    The same seed and the same sequence of calls give the same maps, so a fresh explainer on another model, or
+    for another class, draws the same maps again: it scores what chance scores on localisation and
+    faithfulness, and it fails the randomisation and class-sensitivity checks by design (it ignores the model
+    and the class), which is a useful calibration of those checks.
     """
 
     def __init__(self, model: nn.Module, target_layer=None, reshape_transform=None, seed: int = 0) -> None:
