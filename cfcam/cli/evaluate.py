@@ -53,12 +53,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
     ev.add_argument("--methods", type=method_list, default=None, metavar="A,B,...",
                     help=f"methods to compare (default: all registered: {', '.join(method_names())})")
     ev.add_argument("--layer", default="layer4[-1]", help="layer to explain (default: layer4[-1])")
-    ev.add_argument("--subset", type=positive_int, default=16, metavar="N",
-                    help="images for the costly metrics (deletion/insertion, ROAD, cascade, gradient noise; default 16)")
+    ev.add_argument("--subset", type=positive_int, default=10, metavar="N",
+                    help="images for the costly metrics (deletion/insertion, ROAD, cascade, noise checks; default 10)")
     ev.add_argument("--slow-n", type=positive_int, default=1, metavar="N",
                     help="images for Score-CAM and Ablation-CAM (one forward pass per channel; default 1)")
-    ev.add_argument("--steps", type=int, default=21, metavar="K",
-                    help="deletion/insertion steps (default 21: 5%% of the pixels each; the published script uses 101)")
+    ev.add_argument("--steps", type=int, default=11, metavar="K",
+                    help="deletion/insertion steps (default 11: 10%% of the pixels each; the published script uses 101)")
     ev.add_argument("--substrate", choices=["blur", "mean"], default="blur",
                     help="what deleted pixels become: the blurred image (default) or the mean colour (published)")
     ev.add_argument("--batch-size", type=positive_int, default=16, metavar="N", help="images per pass (default 16)")

@@ -83,9 +83,9 @@ class EvalSettings:
 
     layer: str = "layer4[-1]"
     batch_size: int = 16
-    subset: int = 16
+    subset: int = 10
     slow_n: int = 1
-    steps: int = 21
+    steps: int = 11
     substrate: str = "blur"
     road_percentiles: tuple = (80,)
     published_sigmas: tuple = rb.PUBLISHED_SIGMAS
