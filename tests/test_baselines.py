@@ -115,3 +115,14 @@ def test_registry_summaries_name_the_slow_methods():
     assert "slow" in METHODS["scorecam"].summary and "slow" in METHODS["ablationcam"].summary
     assert issubclass(METHODS["scorecam"].cls, bl.LibraryCAM)
     assert issubclass(METHODS["gradcam++"].cls, bl.LibraryWeightingCAM)
+
+
+@pytest.mark.parametrize("name", ["layercam", "centre"])
+def test_explain_command_accepts_the_new_methods(name, tmp_path):
+    from conftest import ROOT
+
+    from cfcam import cli
+
+    image = sorted((ROOT / "testimgs").glob("*.png"))[0]
+    assert cli.main(["explain", str(image), "-o", str(tmp_path), "--method", name, "--quiet"]) == 0
+    assert (tmp_path / f"{image.stem}_{name}.png").is_file()
