@@ -89,11 +89,11 @@ def test_random_map_is_seeded(tiny_resnet, small_input):
 
 
 def test_centre_map_peaks_in_the_middle_whatever_the_image(tiny_resnet):
-    x = torch.randn(2, 3, 64, 64)
+    x = torch.randn(2, 3, 224, 224)  # a 7x7 layer4 map: its middle cell is the peak
     maps = create("centre", tiny_resnet, "layer4")(x)
     assert np.array_equal(maps[0], maps[1])
     y, x_ = np.unravel_index(np.argmax(maps[0]), maps[0].shape)
-    assert abs(y - 31.5) <= 2 and abs(x_ - 31.5) <= 2
+    assert abs(y - 111.5) <= 4 and abs(x_ - 111.5) <= 4
     with pytest.raises(ValueError, match="sigma"):
         create("centre", tiny_resnet, "layer4", sigma=0)
 
