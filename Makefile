@@ -5,12 +5,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv test test-pythons demo lab bench clean strip
+.PHONY: venv test test-pythons demo lab bench clean strip evaluate ablation
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[notebooks,test]"
+	$(BIN)/python -m pip install --quiet --no-deps "quantus==0.6.*"  # test cross-checks; see pyproject's test extra
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -37,6 +38,16 @@ lab: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps "grad-cam>=1.5" ttach
 	$(BIN)/python benchmarks/bench_speed.py $(BENCH_ARGS)
+
+# The comparison table committed under docs/evaluation/ (README: "Is the map right?"); EVAL_ARGS adds options,
+# e.g. make evaluate EVAL_ARGS="--n 40 --subset 8" (run.json records what was used)
+EVAL_ARGS ?=
+evaluate: $(STAMP)
+	$(BIN)/cfcam evaluate -o docs/evaluation $(EVAL_ARGS)
+
+# CF-CAM with one component changed at a time, committed under docs/evaluation/ablation/
+ablation: $(STAMP)
+	$(BIN)/cfcam evaluate --ablation -o docs/evaluation/ablation $(EVAL_ARGS)
 
 strip: $(STAMP)
 	$(BIN)/nbstripout notebooks/*.ipynb

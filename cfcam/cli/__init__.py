@@ -1,4 +1,5 @@
-"""The ``cfcam`` command line: ``cfcam explain`` (heatmaps for a folder of images) and ``cfcam train-demo``.
+"""The ``cfcam`` command line: ``cfcam explain`` (heatmaps for a folder of images), ``cfcam evaluate`` (methods
+side by side on the metrics) and ``cfcam train-demo``.
 
 Each subcommand lives in its own module and adds its own options; this module only dispatches. Exit codes:
 0 success, 1 some input failed (each named on stderr, the run goes on), 2 usage error, 128 + N stopped by
@@ -12,7 +13,7 @@ import sys
 from typing import Sequence
 
 from .. import __version__
-from . import explain
+from . import evaluate, explain
 from .signals import signal_name
 
 
@@ -20,9 +21,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``cfcam`` parser with its ``explain`` and ``train-demo`` subcommands."""
     parser = argparse.ArgumentParser(prog="cfcam", description="CF-CAM and Grad-CAM heatmaps for image classifiers.")
     parser.add_argument("--version", action="version", version=f"cfcam {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{explain,train-demo}")
+    sub = parser.add_subparsers(dest="command", metavar="{explain,evaluate,train-demo}")
 
     explain.add_parser(sub)
+    evaluate.add_parser(sub)
 
     sub.add_parser("train-demo", add_help=False, help="train the demo model (see cfcam train-demo --help)")
     return parser

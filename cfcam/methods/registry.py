@@ -75,3 +75,18 @@ register("cfcam-readme", "cfcam.methods.base:CFCAM",
          "CF-CAM as the authors' README describes it (preset readme)", preset="readme")
 register("cfcam-reference", "cfcam.methods.base:CFCAM",
          "CF-CAM as the authors' published code computes it (preset reference)", preset="reference")
+
+# pytorch-grad-cam baselines (cfcam.methods.baselines) and two reference maps
+_BL = "cfcam.methods.baselines:"
+register("gradcam++", _BL + "GradCAMPlusPlus", "Grad-CAM++ (Chattopadhay et al. 2018), pytorch-grad-cam's weighting")
+register("xgradcam", _BL + "XGradCAM", "XGrad-CAM (Fu et al. 2020), pytorch-grad-cam's weighting")
+register("hirescam", _BL + "HiResCAM",
+         "HiResCAM (Draelos & Carin 2020): gradient times activation, summed over channels")
+register("layercam", _BL + "LayerCAM", "LayerCAM (Jiang et al. 2021): positive gradient times activation")
+register("eigencam", _BL + "EigenCAM",
+         "EigenCAM (Muhammad & Yeasin 2020): first principal component of the activations")
+register("scorecam", _BL + "ScoreCAM", "Score-CAM (Wang et al. 2020): one forward pass per channel (slow)")
+register("ablationcam", _BL + "AblationCAM",
+         "Ablation-CAM (Desai & Ramaswamy 2020): one forward pass per channel (slow)")
+register("random", _BL + "RandomMap", "reference: seeded uniform noise (what chance scores)", seed=0)
+register("centre", _BL + "CentreMap", "reference: a centred Gaussian, the same for every image", sigma=0.25)

@@ -1,0 +1,62 @@
+"""Sanity checks (Adebayo et al. 2018, "Sanity checks for saliency maps"): does the map depend on the model
+and on the class it explains?
+
+* **Model-parameter randomisation**: re-initialise the classifier layer (``randomisation_spearman``,
+  ``randomisation_ssim``) or, cascading, every block from the top down (``cascade_spearman@<layer>``) and
+  compare each image's map before and after (Spearman rank correlation, SSIM). A map that explains the
+  model must change when the model's weights are destroyed: values near 1 *fail* the check.
+* **Class sensitivity**: the Pearson correlation between the maps of two classes on the same image (the
+  predicted class and the runner-up). A map that explains a *class* should differ between classes; +1 means
+  the map does not depend on the class at all.
+
+What they do NOT show: a method that passes can still be wrong (a random map passes both, trivially); they
+only catch maps that ignore the model or the class. Spearman over all pixels weighs large flat regions; SSIM
+depends on the window. A constant map (all zero) has no ranks: NaN, reported, not dropped.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+
+def classifier_layer(model: nn.Module) -> str:
+    """Name of the model's last ``nn.Linear`` (its classifier layer)."""
+    names = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not names:
+        raise ValueError(f"a {type(model).__name__} has no nn.Linear classifier layer to randomise")
+    return names[-1]
+
+
+def cascade_layers(model: nn.Module) -> list[str]:
+    """Top-level children that hold parameters, from the output back to the input (the cascade's order)."""
+    return [name for name, m in reversed(list(model.named_children())) if any(True for _ in m.parameters())]
+
+
+def randomised(model: nn.Module, layers, seed: int = 0) -> nn.Module:
+    """A deep copy of ``model`` with every submodule of the named ``layers`` re-initialised
+    (``reset_parameters``, BatchNorm statistics included) from ``torch.manual_seed(seed)``; ``model`` is untouched."""
+    clone = copy.deepcopy(model)
+    modules = dict(clone.named_modules())
+    missing = [name for name in layers if name not in modules]
+    if missing:
+        raise ValueError(f"cannot randomise unknown layer(s) {missing}")
+    generator_state = torch.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        for name in layers:
+            for sub in modules[name].modules():
+                if hasattr(sub, "reset_parameters"):
+                    sub.reset_parameters()
+                if hasattr(sub, "reset_running_stats"):
+                    sub.reset_running_stats()
+    finally:
+        torch.set_rng_state(generator_state)
+    return clone.eval()
+
+
+def runner_up(logits: torch.Tensor) -> torch.Tensor:
+    """The second most likely class per image (the other class of a two-class model)."""
+    return logits.topk(2, dim=1).indices[:, 1]
