@@ -105,3 +105,18 @@ def test_every_registered_method_is_accepted():
     from cfcam.cli.evaluate import method_list
 
     assert method_list(",".join(method_names())) == method_names()
+
+
+def test_demo_shortcut_reports_both_truths(tmp_path):
+    """The shortcut model is evaluated on lesion images that all carry the marker; its rows score every method
+    against the marker next to the lesion, and (as its card measured) Grad-CAM points at the marker."""
+    code = cli.main(["evaluate", "-o", str(tmp_path), "--model", "demo-shortcut", "--n", "6", "--subset", "1",
+                     "--seed", "5", "--methods", "gradcam,cfcam-reference", "--quiet"])
+    assert code == 0
+    _, rows = read(tmp_path / "summary.csv")
+    got = {(r[0], r[1]): float(r[2]) for r in rows}
+    for method in ("gradcam", "cfcam-reference"):
+        for metric in ("pointing_game", "energy_in_mask", "pointing_game_shortcut", "energy_in_shortcut"):
+            assert (method, metric) in got, (method, metric)
+    assert got[("gradcam", "pointing_game_shortcut")] > got[("gradcam", "pointing_game")]
+    assert "marker" in json.loads((tmp_path / "run.json").read_text())["description"]

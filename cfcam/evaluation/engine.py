@@ -74,7 +74,28 @@ def demo_world_data(n: int, seed: int) -> EvalData:
     return EvalData(to_input(images), masks, labels, f"demo world, {n} lesion images, seed {seed}")
 
 
+def shortcut_data(n: int, seed: int) -> EvalData:
+    """``n`` lesion images that all carry the shortcut marker (both truths in every image), for demo-shortcut."""
+    from ..world.train import to_input
+    from .shortcut import shortcut_evaluation_set
+
+    data = shortcut_evaluation_set(n, seed)
+    return EvalData(to_input(data.images), data.masks, data.labels,
+                    f"demo world with the marker, {n} lesion images, seed {seed}",
+                    {"shortcut_masks": data.marker_masks})
+
+
+def shortcut_localisation(maps, data: EvalData, targets) -> dict[str, np.ndarray]:
+    """The localisation metrics against the marker, next to those against the lesion: which truth does the
+    map point at?"""
+    marks = data.extras["shortcut_masks"]
+    return {"pointing_game_shortcut": pointing_game_scores(maps, marks),
+            "energy_in_shortcut": energy_in_mask(maps, marks)}
+
+
 register_model_data("demo", demo_world_data)
+register_model_data("demo-shortcut", shortcut_data)
+register_model_metrics("demo-shortcut", shortcut_localisation)
 
 
 @dataclass
