@@ -139,11 +139,6 @@ class Distances:
         return root if near <= 0 else min(root, self.error / near)
 
 
-def pairwise_distances(flat) -> np.ndarray:
-    """Euclidean distances between rows, ``(n, n)`` float32, each within float32 rounding of the exact."""
-    return Distances(flat).matrix
-
-
 @dataclass(frozen=True)
 class Band:
     """The upper-triangle pairs ``i < j`` whose approximate squared distance lies in ``[lo, hi]``."""
@@ -259,24 +254,6 @@ def _triangle_ranks(n: int, percentile: float) -> tuple[int, int, float]:
 
 def _lerp(a: float, b: float, t: float) -> float:
     return a + (b - a) * t if t < 0.5 else b - (b - a) * (1.0 - t)  # numpy's own interpolation
-
-
-def eps_from_distances(distances: np.ndarray, percentile: float, eps_min: float) -> float:
-    """The ``percentile`` (linear interpolation) of the off-diagonal entries of a distance matrix, at least
-    ``eps_min``: ``max(np.percentile(off_diagonal, percentile), eps_min)``, by selecting two ranks.
-
-    With fewer than two points there is no pair: ``eps_min`` is returned.
-    """
-    n = distances.shape[0]
-    if n < 2:
-        return float(eps_min)
-    total = n * (n - 1)
-    index = percentile / 100.0 * (total - 1)
-    lo = int(np.floor(index))
-    ranks = (lo, min(lo + 1, total - 1))
-    off = distances[~np.eye(n, dtype=bool)]
-    a, b = np.partition(off, ranks)[list(ranks)]
-    return max(_lerp(float(a), float(b), index - lo), float(eps_min))
 
 
 def _bracket(squared: np.ndarray, k_lo: int, k_hi: int) -> tuple[float, float]:
