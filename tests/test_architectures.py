@@ -82,17 +82,55 @@ def test_gradcam_agrees_with_pytorch_grad_cam(arch):
     assert informative, f"{name}: every map is all zero, so the comparison shows nothing"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("method", list(METHODS))
-def test_every_registered_method_runs_on_every_supported_architecture(arch, method):
-    name, model, x = arch
+def _per_channel(method: str) -> bool:
+    """Score-CAM and Ablation-CAM run one forward pass per channel: minutes per architecture on a CPU."""
+    from cfcam.methods.baselines import LibraryCAM
+
+    return issubclass(METHODS[method].cls, LibraryCAM)
+
+
+FAST_METHODS = [m for m in METHODS if not _per_channel(m)]
+PER_CHANNEL_METHODS = [m for m in METHODS if _per_channel(m)]
+#: one architecture per layout kind: channels-first (CNN), channels-last (Swin), tokens (ViT)
+EACH_LAYOUT = ["demo", "swin_t", "vit_b_16"]
+
+
+def _check_runs(method, model, x):
     with create(method, model) as explainer:
-        maps = explainer(x, TARGETS)
-    assert maps.shape == (2, *x.shape[-2:]) and maps.dtype == np.float32
+        maps = explainer(x, TARGETS[:len(x)])
+    assert maps.shape == (len(x), *x.shape[-2:]) and maps.dtype == np.float32
     assert np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1
     for result in explainer.results:
         assert isinstance(result.notes, tuple) and result.cam.ndim == 2
         assert result.fallback in (None, "gradcam", "zero")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", FAST_METHODS)
+def test_every_registered_method_runs_on_every_supported_architecture(arch, method):
+    name, model, x = arch
+    _check_runs(method, model, x)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", PER_CHANNEL_METHODS)
+@pytest.mark.parametrize("name", EACH_LAYOUT)
+def test_per_channel_methods_run_on_every_layout(name, method):
+    """The per-channel methods on one architecture of each layout (every one would take CI most of an hour).
+    pytorch-grad-cam's Ablation-CAM ablates channels-first layers only: on the others cfcam says so."""
+    size = dict(ARCHITECTURES)[name]
+    model = build(name, size)
+    x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(1))
+    if method == "ablationcam" and name != "demo":
+        with pytest.raises(ValueError, match="pytorch-grad-cam's AblationCAM failed on layer"):
+            _check_runs(method, model, x)
+        return
+    _check_runs(method, model, x)
+
+
+def test_the_method_split_leaves_none_out():
+    assert set(FAST_METHODS) | set(PER_CHANNEL_METHODS) == set(METHODS)
+    assert {"scorecam", "ablationcam"} <= set(PER_CHANNEL_METHODS) and "gradcam" in FAST_METHODS
 
 
 def test_every_family_resolves_on_its_model():

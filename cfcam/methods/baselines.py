@@ -157,8 +157,13 @@ class LibraryCAM(BaseCAM):
                                     **self.options) as lib:
                 for name, value in self.library_attributes.items():
                     setattr(lib, name, value)
+                maps = None
                 maps = lib(inputs.to(cap.activations.device),
                            targets=[ClassifierOutputTarget(int(t)) for t in cap.targets])
+        if maps is None:  # pytorch-grad-cam's __exit__ swallows an IndexError and returns nothing
+            raise ValueError(f"pytorch-grad-cam's {self.library_name} failed on layer {self.layer_name!r} with "
+                             f"activations of shape {tuple(cap.activations.shape)} (it assumes a channels-first "
+                             "CNN layer; its ablation of transformer layers needs a layer type of its own)")
         maps = normalize(torch.from_numpy(np.asarray(maps, dtype=np.float32)), "minmax").numpy()
         self.capture, self.results = cap, [BaselineResult(m) for m in maps]
         return maps.astype(np.float32)
