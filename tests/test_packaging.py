@@ -183,3 +183,10 @@ def test_postbuild_installs_cfcam_and_leaves_no_build_artefacts(tmp_path):
                            capture_output=True, text=True, timeout=300)
     assert "Name: cfcam" in shown.stdout
     assert not list(tree.glob("*.egg-info")) and not (tree / "build").exists()
+
+
+def test_the_shipped_evaluation_table_is_the_committed_one():
+    """Notebook 06 reads the full table from the package (it must run outside the repository too); it must be
+    the one `make evaluate` committed under docs/evaluation/."""
+    shipped = ROOT / "cfcam" / "data" / "evaluation_summary.csv"
+    assert shipped.read_bytes() == (ROOT / "docs" / "evaluation" / "summary.csv").read_bytes()
