@@ -155,7 +155,7 @@ def test_08_solution_is_collapsed_markdown_and_passes_its_check(capsys):
     assert capsys.readouterr().out.startswith("Correct:")
 
 
-def run_notebook(nb, cwd, timeout=300):
+def run_notebook(nb, cwd, timeout=900):
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 

@@ -13,9 +13,6 @@ import argparse
 import sys
 import time
 
-import torch
-
-from ..evaluation.engine import MODEL_DATA
 from ..methods.registry import method_names
 from .args import positive_int
 
@@ -45,9 +42,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "Ablation-CAM run on the first --slow-n images; deletion/insertion, ROAD, the randomisation "
                     "cascade and the gradient-noise protocols on the first --subset images.")
     ev.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder, created if missing")
-    ev.add_argument("--model", default="demo", choices=sorted(MODEL_DATA),
-                    help="the model to evaluate, with the images registered for it (default: demo, the bundled "
-                         "normal-vs-lesion ResNet-10 on fresh lesion images of the synthetic world)")
+    ev.add_argument("--model", default="demo",
+                    help="the model to evaluate, with the images registered for it: demo (default, the bundled "
+                         "normal-vs-lesion ResNet-10 on fresh lesion images of the synthetic world) or demo-shortcut "
+                         "(lesion images that carry its shortcut marker)")
     ev.add_argument("--n", type=positive_int, default=100, metavar="N", help="images (default: 100)")
     ev.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the images and the noise (default: 0)")
     ev.add_argument("--methods", type=method_list, default=None, metavar="A,B,...",
@@ -73,11 +71,16 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..core.capture import resolve_layer
     from ..evaluation.ablation import ABLATION
-    from ..evaluation.engine import EvalSettings, Evaluation
+    import torch
+
+    from ..evaluation.engine import MODEL_DATA, EvalSettings, Evaluation
     from ..evaluation.report import markdown_table, write_report
     from ..world.models import ModelError, load_model
     from pathlib import Path
 
+    if args.model not in MODEL_DATA:  # torch-free --help: the registered models are known only here
+        parser.error(f"argument --model: no evaluation images are registered for {args.model!r}; expected one of "
+                     f"{', '.join(sorted(MODEL_DATA))}")
     if args.steps < 2:
         parser.error(f"argument --steps: expected an integer >= 2, got {args.steps}")
     if args.seed < 0:
