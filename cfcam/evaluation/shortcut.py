@@ -32,6 +32,9 @@ __all__ = [
 #: Seed of the default evaluation set (not one of the seeds ``train-demo`` draws its data sets from).
 SHORTCUT_EVAL_SEED = 90_210
 
+#: The methods scored when none are named: Grad-CAM and both CF-CAM presets (``cfcam evaluate`` runs them all).
+CORE_METHODS = ("gradcam", "cfcam-readme", "cfcam-reference")
+
 #: The metrics of one method, in the order :func:`localisation_rows` returns them: two against the lesion
 #: mask, two against the marker mask.
 METRICS = ("pointing_game", "energy_in_mask", "pointing_game_shortcut", "energy_in_shortcut")
@@ -74,7 +77,7 @@ def localisation_rows(model: torch.nn.Module, inputs, masks, marker_masks, metho
     ``value`` is the mean of ``per_image`` (hits are 1.0/0.0, energies fractions). Each method's maps are
     computed once and scored against both masks, so both truths see exactly the same maps.
     """
-    from ..methods.registry import create, method_names
+    from ..methods.registry import create
 
     x = _as_inputs(inputs)
     masks, marker_masks = np.asarray(masks, dtype=bool), np.asarray(marker_masks, dtype=bool)
@@ -86,7 +89,7 @@ def localisation_rows(model: torch.nn.Module, inputs, masks, marker_masks, metho
         empty = np.flatnonzero(~m.any(axis=(1, 2)))
         if len(empty):
             raise ValueError(f"{name}[{int(empty[0])}] is empty; every image needs both a lesion and a marker")
-    methods = list(method_names() if methods is None else methods)
+    methods = list(CORE_METHODS if methods is None else methods)
     rows = []
     for method in methods:
         scores = {metric: [] for metric in METRICS}

@@ -82,9 +82,6 @@ SHORTCUT_CARD_FILE = "demo_shortcut_model.json"
 #: in the demo world, so the marker is by far the easier cue to the label.
 SHORTCUT_TRAINING = {"marker_if_lesion": 1.0, "marker_if_normal": 0.0, "nodule_contrast": 0.35}
 
-#: The methods whose pointing games a model card records (the card's figures, not every registered method).
-CARD_METHODS = ("gradcam", "cfcam-readme", "cfcam-reference")
-
 #: Human-readable architecture name written into the model card.
 ARCHITECTURE = (
     "torchvision.models.resnet.ResNet(BasicBlock, [1, 1, 1, 1], num_classes=2) ('ResNet-10'), "
@@ -263,13 +260,13 @@ def intervention_figures(model: nn.Module, n: int, seed: int) -> dict:
 
 def _shortcut_report(model: nn.Module, n_val: int, n_test: int, seeds: dict) -> dict:
     """The shortcut card's evidence: interventions on the validation seed, both truths on the test seed."""
-    from ..evaluation.shortcut import localisation_rows, summarise
+    from ..evaluation.shortcut import CORE_METHODS, localisation_rows, summarise
 
     test = synthetic.make_shortcut_dataset(n_test, seeds["test"], balance=1.0, marker_if_lesion=1.0)
     return {
         "interventions": intervention_figures(model, n_val, seeds["val"]),
         "localisation": summarise(localisation_rows(model, test.images, test.masks, test.marker_masks,
-                                                    methods=CARD_METHODS)),
+                                                    methods=CORE_METHODS)),
     }
 
 
