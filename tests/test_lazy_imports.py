@@ -24,6 +24,8 @@ def modules_after(code: str) -> set[str]:
     "    assert cfcam.cli.main(['--version']) == 0",
     "import cfcam.cli, contextlib, io\nwith contextlib.redirect_stdout(io.StringIO()):\n"
     "    assert cfcam.cli.main(['explain', '--help']) == 0",
+    "import cfcam.cli, contextlib, io\nwith contextlib.redirect_stdout(io.StringIO()):\n"
+    "    assert cfcam.cli.main(['evaluate', '--help']) == 0",
 ])
 def test_no_heavy_import(code):
     assert modules_after(code) == set()

@@ -1,4 +1,5 @@
-"""argparse value types shared by the subcommands: each names what it expected."""
+"""Options shared by the subcommands: argparse value types (each names what it expected) and the model options
+of ``cfcam explain`` and ``cfcam evaluate --data`` with their checks."""
 
 from __future__ import annotations
 
@@ -48,3 +49,61 @@ def int_range(low: int, high: int):
         return value
 
     return parse
+
+
+# -- the model options `cfcam explain` and `cfcam evaluate --data` share ---------------------------------
+
+def add_weights_options(parser: argparse.ArgumentParser) -> None:
+    """``--weights``, ``--arch``, ``--num-classes`` and ``--class-names``: a user's weights file and its classes."""
+    parser.add_argument("--weights", default=None, metavar="FILE",
+                        help="a state-dict file for the --model/--arch architecture (same as --model FILE --arch NAME)")
+    parser.add_argument("--arch", default=None, help="architecture of a weights file: a torchvision name or 'demo'")
+    parser.add_argument("--num-classes", type=positive_int, default=None, metavar="N",
+                        help="outputs of a weights file's classifier (default: read from the file)")
+    parser.add_argument("--class-names", type=class_names, default=None, metavar="A,B,...",
+                        help="class names, one per output (default: the model's own, or 'class 0', 'class 1', ...)")
+
+
+def load_model_option(args: argparse.Namespace, parser: argparse.ArgumentParser, device="cpu") -> tuple:
+    """``(model, info)`` for ``--model``/``--weights``/``--arch``/``--num-classes``/``--class-names``; a usage
+    error (exit 2) naming the option otherwise. Imports torch: call it from a run, never at start-up."""
+    from ..world.models import ModelError, check_class_names, classification_models, load_model
+    from .escape import printable
+
+    source, arch, option = model_source(args, parser, classification_models())
+    try:
+        model, info = load_model(source, arch=arch, num_classes=args.num_classes, device=device)
+    except ModelError as exc:
+        parser.error(f"argument {option}: {printable(exc)}")
+    if args.class_names is not None:
+        try:
+            info["classes"] = check_class_names(args.class_names, len(info["classes"]))
+        except ModelError as exc:
+            parser.error(f"argument --class-names: {exc}")
+    return model, info
+
+
+def model_source(args, parser, names: list[str]) -> tuple[str, str | None, str]:
+    """``(name_or_path, arch, option to blame)`` from ``--model``, ``--weights`` and ``--arch``."""
+    model = args.model or "demo"
+    if args.weights is None:
+        return model, args.arch, "--model"
+    from ..world.models import DEMO_MODELS
+
+    if args.model is not None and args.model not in DEMO_MODELS and args.model not in names:
+        parser.error("argument --weights: give the weights file either as --model FILE or as --weights FILE, not both")
+    if args.arch is not None and args.model is not None and args.arch != args.model:
+        parser.error(f"argument --arch: {args.arch!r} contradicts --model {args.model!r}")
+    return args.weights, args.arch or model, "--weights"
+
+
+def check_layer(model, layer: str, reshape, size: int, device="cpu") -> str:
+    """The resolved name of ``layer``, after one capture on a blank image proves it gives (N, C, h, w) maps;
+    ``ValueError`` saying why not."""
+    import torch
+
+    from ..core.capture import ActivationsAndGradients
+
+    with ActivationsAndGradients(model, layer, reshape) as grab:
+        grab(torch.zeros(1, 3, size, size, device=device))
+        return grab.layer_name

@@ -1,10 +1,21 @@
 """``cfcam evaluate -o DIR``: every method side by side on localisation, faithfulness, sanity and robustness.
 
-A thin layer over :mod:`cfcam.evaluation`: it generates fresh seeded lesion images of the demo world, runs
-the engine with a progress bar, and writes ``summary.csv`` (exactly ``method, metric, mean, ci_low, ci_high,
-n``), ``per_image.csv``, ``table.md``, ``run.json`` and three plots, each atomically. ``--ablation`` measures
-CF-CAM with one component changed at a time instead of the registered methods. Exit codes: 0 done,
-2 usage error (a bad option value, an unknown method, a model or layer that cannot be used), 130 interrupted.
+A thin layer over :mod:`cfcam.evaluation`: it generates fresh seeded lesion images of the demo world (or, with
+``--data DIR``, reads a user's folder through :mod:`cfcam.evaluation.folder`), runs the engine with a progress
+bar, and writes ``summary.csv`` (exactly ``method, metric, mean, ci_low, ci_high, n``), ``per_image.csv``,
+``table.md``, ``run.json`` and three plots, each atomically. ``--ablation`` measures CF-CAM with one component
+changed at a time instead of the registered methods (demo world only).
+
+``--data DIR`` reads ``DIR/manifest.csv``: a header, then one row per image; ``image`` (required) is a path
+relative to DIR, ``mask`` (optional column) an image of the same size whose non-zero pixels mark the evidence
+(empty: NaN localisation values with a note), ``label`` (optional) the class to explain, an index or a class
+name (empty: the top class). ``--model`` is then anything ``cfcam explain`` takes (``--weights``, ``--arch``,
+``--num-classes``, ``--class-names`` too). A row that cannot be used is named on stderr and listed under
+``skipped`` in ``run.json``; nothing in DIR is written (``-o`` may not lie inside it).
+
+Exit codes: 0 done, 1 done but some manifest rows were skipped, 2 usage error (a bad option value, an
+unknown method, a model or layer that cannot be used, a folder or manifest that cannot be used or has no
+usable row), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -14,7 +25,36 @@ import sys
 import time
 
 from ..methods.registry import method_names
-from .args import positive_int
+from .args import add_weights_options, positive_int
+
+DEFAULT_N = 100  # generated images when --n is not given
+
+DESCRIPTION = """\
+Run every registered method (or --methods) on --n fresh lesion images of the
+synthetic world (or on the images of --data DIR) and write summary.csv
+(method, metric, mean, ci_low, ci_high, n; 95% bootstrap intervals),
+per_image.csv, table.md, run.json and plots to the output folder. Score-CAM
+and Ablation-CAM run on the first --slow-n images; deletion/insertion, ROAD,
+the randomisation cascade and the gradient-noise protocols on the first
+--subset images. Exit code 0: done, 1: done but some manifest rows were
+skipped, 2: usage error, 130: interrupted."""
+
+DATA_FORMAT = """\
+--data DIR: DIR/manifest.csv is a CSV file (UTF-8) with a header and one row
+per image, for example
+
+  image,mask,label
+  scans/a.png,masks/a.png,lesion
+  scans/b.png,,1
+
+image (required): the image, a path relative to DIR. mask (optional column):
+an image of the same size whose non-zero pixels mark where the evidence is;
+empty: that row gets NaN localisation values with a note (no column: no
+localisation metrics). label (optional): the class to explain, an index or a
+class name of the model; empty: the top class. Images are read and resized as
+`cfcam explain` does; masks are resized with nearest neighbour. A row that
+cannot be used is named on stderr and listed under "skipped" in run.json;
+nothing in DIR is written."""
 
 
 def method_list(text: str) -> list[str]:
@@ -36,21 +76,23 @@ def add_parser(sub) -> argparse.ArgumentParser:
     """The ``evaluate`` subcommand's options."""
     ev = sub.add_parser(
         "evaluate", help="measure every CAM method on localisation, faithfulness, sanity and robustness",
-        description="Run every registered method (or --methods) on --n fresh lesion images of the synthetic "
-                    "world and write summary.csv (method, metric, mean, ci_low, ci_high, n; 95%% bootstrap "
-                    "intervals), per_image.csv, table.md, run.json and plots to the output folder. Score-CAM and "
-                    "Ablation-CAM run on the first --slow-n images; deletion/insertion, ROAD, the randomisation "
-                    "cascade and the gradient-noise protocols on the first --subset images.")
+        description=DESCRIPTION, epilog=DATA_FORMAT, formatter_class=argparse.RawDescriptionHelpFormatter)
     ev.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder, created if missing")
-    ev.add_argument("--model", default="demo",
-                    help="the model to evaluate, with the images registered for it: demo (default, the bundled "
-                         "normal-vs-lesion ResNet-10 on fresh lesion images of the synthetic world) or demo-shortcut "
-                         "(lesion images that carry its shortcut marker)")
-    ev.add_argument("--n", type=positive_int, default=100, metavar="N", help="images (default: 100)")
+    ev.add_argument("--data", default=None, metavar="DIR",
+                    help="evaluate on the images listed in DIR/manifest.csv (format below) instead of generated ones")
+    ev.add_argument("--model", default=None,
+                    help="the model to evaluate: demo (default, the bundled normal-vs-lesion ResNet-10, on fresh "
+                         "lesion images of the synthetic world) or demo-shortcut (on lesion images that carry its "
+                         "shortcut marker); with --data also a torchvision name (e.g. resnet50) or a weights file "
+                         "(.pt/.pth; with --arch)")
+    add_weights_options(ev)
+    ev.add_argument("--n", type=positive_int, default=None, metavar="N",
+                    help=f"images (default: {DEFAULT_N}); with --data, the first N manifest rows (default: all)")
     ev.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the images and the noise (default: 0)")
     ev.add_argument("--methods", type=method_list, default=None, metavar="A,B,...",
                     help=f"methods to compare (default: all registered: {', '.join(method_names())})")
-    ev.add_argument("--layer", default="layer4[-1]", help="layer to explain (default: layer4[-1])")
+    ev.add_argument("--layer", default=None,
+                    help="layer to explain (default: the model's last stage, layer4[-1] for the demo models)")
     ev.add_argument("--subset", type=positive_int, default=10, metavar="N",
                     help="images for the costly metrics (deletion/insertion, ROAD, cascade, noise checks; default 10)")
     ev.add_argument("--slow-n", type=positive_int, default=1, metavar="N",
@@ -61,7 +103,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     help="what deleted pixels become: the blurred image (default) or the mean colour (published)")
     ev.add_argument("--batch-size", type=positive_int, default=16, metavar="N", help="images per pass (default 16)")
     ev.add_argument("--ablation", action="store_true",
-                    help="measure CF-CAM with one component changed at a time (ignores --methods)")
+                    help="measure CF-CAM with one component changed at a time (ignores --methods; not with --data)")
     ev.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     ev.add_argument("--quiet", action="store_true", help="no progress bar and no table on stdout")
     ev.set_defaults(subparser=ev, run=evaluate)
@@ -69,45 +111,40 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from ..core.capture import resolve_layer
-    from ..evaluation.ablation import ABLATION
+    """The ``evaluate`` subcommand: check the options, load the model and the images, run, write the report."""
     import torch
 
-    from ..evaluation.engine import MODEL_DATA, EvalSettings, Evaluation
+    from ..evaluation.ablation import ABLATION
+    from ..evaluation.engine import EvalSettings, Evaluation
     from ..evaluation.report import markdown_table, write_report
-    from ..world.models import ModelError, load_model
+    from .args import check_layer, load_model_option
     from pathlib import Path
 
-    if args.model not in MODEL_DATA:  # torch-free --help: the registered models are known only here
-        parser.error(f"argument --model: no evaluation images are registered for {args.model!r}; expected one of "
-                     f"{', '.join(sorted(MODEL_DATA))}")
-    if args.steps < 2:
-        parser.error(f"argument --steps: expected an integer >= 2, got {args.steps}")
-    if args.seed < 0:
-        parser.error(f"argument --seed: expected an integer >= 0, got {args.seed}")
+    _check_options(args, parser)
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         parser.error(f"argument -o/--output: {out} exists and is not a folder")
+    model, info = load_model_option(args, parser)
+    layer = args.layer or info["default_layer"]
+    if layer is None:
+        parser.error(f"argument --layer: the model {info['name']} has no default layer to explain; pass --layer")
     try:
-        model, info = load_model(args.model)
-    except ModelError as exc:
-        parser.error(f"argument --model: {exc}")
-    try:
-        resolve_layer(model, args.layer)
+        check_layer(model, layer, None, info["input_size"])
     except ValueError as exc:
         parser.error(f"argument --layer: {exc}")
+    torch.manual_seed(args.seed)
+    data, data_info = _load_data(args, parser, info)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         parser.error(f"argument -o/--output: cannot create {out} ({exc.strerror or exc})")
 
-    settings = EvalSettings(layer=args.layer, batch_size=args.batch_size, subset=args.subset, slow_n=args.slow_n,
+    settings = EvalSettings(layer=layer, batch_size=args.batch_size, subset=args.subset, slow_n=args.slow_n,
                             steps=args.steps, substrate=args.substrate, seed=args.seed,
                             variants=dict(ABLATION) if args.ablation else {})
     methods = list(ABLATION) if args.ablation else (args.methods or method_names())
+    model_name = args.weights or args.model or "demo"
     started = time.perf_counter()
-    torch.manual_seed(args.seed)
-    data = MODEL_DATA[args.model](args.n, args.seed)
     bar = None
     if not args.quiet:
         from tqdm import tqdm
@@ -120,8 +157,9 @@ def evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             bar.n = done
             bar.set_postfix_str(label, refresh=True)
 
-    try:
-        runs = Evaluation(model, data, settings, model_name=args.model, progress=progress).run(methods)
+    try:  # a model's registered extra metrics need its registered images: none for a user's folder
+        runs = Evaluation(model, data, settings, model_name="" if args.data else model_name,
+                          progress=progress).run(methods)
     except KeyboardInterrupt:
         print("cfcam evaluate: interrupted", file=sys.stderr)
         return 130
@@ -130,17 +168,80 @@ def evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             bar.close()
     elapsed = time.perf_counter() - started
     run_info = {
-        "description": f"{data.name}; model {args.model} at {args.layer}; "
+        "description": f"{data.name}; model {model_name} at {layer}; "
                        f"{'ablation of CF-CAM' if args.ablation else 'methods ' + ', '.join(methods)}; "
                        f"costly metrics on the first {args.subset} images, Score-CAM and Ablation-CAM on the first "
                        f"{args.slow_n}; deletion/insertion {args.steps} steps over a {args.substrate} substrate; "
                        f"{elapsed:.0f} s on {torch.get_num_threads()} threads.",
-        "model": args.model, "layer": args.layer, "n": args.n, "seed": args.seed, "methods": methods,
+        "model": model_name, "layer": layer, "n": len(data), "seed": args.seed, "methods": methods,
         "subset": args.subset, "slow_n": args.slow_n, "steps": args.steps, "substrate": args.substrate,
         "ablation": bool(args.ablation), "seconds": round(elapsed, 1), "threads": torch.get_num_threads(),
+        **data_info,
     }
     summary = write_report(runs, out, run_info, plots=not args.no_plots)
     if not args.quiet:
         print(markdown_table(summary))
         print(f"wrote {out / 'summary.csv'}, per_image.csv, table.md in {elapsed:.0f} s")
-    return 0
+    return 1 if data_info.get("skipped") else 0
+
+
+def _check_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Usage errors (exit 2) of option combinations and values, found before anything is loaded."""
+    from ..evaluation.engine import MODEL_DATA  # imports torch: the registered models are known only here
+
+    if args.data is None:
+        model = args.model or "demo"
+        if model not in MODEL_DATA:
+            parser.error(f"argument --model: no evaluation images are registered for {model!r}; expected one of "
+                         f"{', '.join(sorted(MODEL_DATA))}, or pass --data DIR with your own images")
+        for option in ("weights", "arch", "num_classes", "class_names"):
+            if getattr(args, option) is not None:
+                parser.error(f"argument --{option.replace('_', '-')}: only with --data (the generated images "
+                             f"are registered for {', '.join(sorted(MODEL_DATA))} only)")
+    elif args.ablation:
+        parser.error("argument --ablation: not with --data (its variants name the demo ResNet's layers and it "
+                     "measures the demo world)")
+    elif _inside(args.output, args.data):
+        parser.error(f"argument -o/--output: {args.output} is inside --data {args.data}; write the results "
+                     "elsewhere (nothing in the data folder is ever written)")
+    if args.steps < 2:
+        parser.error(f"argument --steps: expected an integer >= 2, got {args.steps}")
+    if args.seed < 0:
+        parser.error(f"argument --seed: expected an integer >= 0, got {args.seed}")
+
+
+def _inside(path: str, folder: str) -> bool:
+    """Whether ``path`` is ``folder`` or lies under it (links resolved)."""
+    from pathlib import Path
+
+    path, folder = Path(path).resolve(), Path(folder).resolve()
+    return path == folder or folder in path.parents
+
+
+def _load_data(args: argparse.Namespace, parser: argparse.ArgumentParser, info: dict) -> tuple:
+    """``(EvalData, what run.json records about it)``: the registered images of the model, or the rows of
+    ``--data DIR``'s manifest (each skipped row named on stderr; a usage error if none is usable)."""
+    if args.data is None:
+        from ..evaluation.engine import MODEL_DATA
+
+        return MODEL_DATA[args.model or "demo"](args.n or DEFAULT_N, args.seed), {}
+    import warnings
+
+    from ..evaluation.folder import ManifestError, read_manifest
+    from ..images.imageio import ImageWarning
+    from .escape import printable
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ImageWarning)
+        try:
+            (data, skipped), error = read_manifest(args.data, info, args.n), None
+        except ManifestError as exc:
+            data, skipped, error = None, exc.skipped, exc
+    for w in caught:
+        print(f"cfcam evaluate: warning: {printable(w.message)}", file=sys.stderr)
+    for s in skipped:
+        print(f"cfcam evaluate: skipped manifest line {s['line']} ({printable(s['file'])}): {printable(s['why'])}",
+              file=sys.stderr)
+    if error is not None:
+        parser.error(f"argument --data: {printable(error)}")
+    return data, {"data": str(args.data), "images": data.extras["rows"], "skipped": skipped}

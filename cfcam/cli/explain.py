@@ -22,7 +22,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..core.layouts import TRANSFORMS
-from .args import alpha_value, class_names, int_range, positive_int
+from .args import add_weights_options, alpha_value, check_layer, int_range, load_model_option, positive_int
 from .escape import printable
 from .lock import FolderBusy, FolderLock
 from .runlog import CSV_COLUMNS, NOT_REACHED, RunLog
@@ -63,13 +63,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     help="'demo' (default, the bundled normal-vs-lesion ResNet-10), 'demo-shortcut' (the same "
                          "architecture trained to cheat: it follows a marker outside the lungs), a torchvision name "
                          "with ImageNet weights (e.g. resnet50), or a state-dict file (.pt/.pth; needs --arch)")
-    ex.add_argument("--weights", default=None, metavar="FILE",
-                    help="a state-dict file for the --model/--arch architecture (same as --model FILE --arch NAME)")
-    ex.add_argument("--arch", default=None, help="architecture of a weights file: a torchvision name or 'demo'")
-    ex.add_argument("--num-classes", type=positive_int, default=None, metavar="N",
-                    help="outputs of a weights file's classifier (default: read from the file)")
-    ex.add_argument("--class-names", type=class_names, default=None, metavar="A,B,...",
-                    help="class names, one per output (default: the model's own, or 'class 0', 'class 1', ...)")
+    add_weights_options(ex)
     ex.add_argument("--layer", default=None,
                     help="layer to explain, e.g. 'layer4[-1]' or 'layer4.1' (default: the model's last stage)")
     ex.add_argument("--reshape", choices=["auto", *TRANSFORMS], default="auto",
@@ -204,7 +198,7 @@ def _save_summary(log: RunLog, stopped) -> bool:
 
 def _setup(args, parser) -> tuple:
     """``(model, info, layer name, target index or None)`` from the options; usage errors exit with code 2."""
-    from ..world.models import ModelError, check_class_names, check_device, classification_models, load_model
+    from ..world.models import check_device
 
     try:
         device = check_device(args.device)
@@ -214,16 +208,7 @@ def _setup(args, parser) -> tuple:
     if out_dir.exists() and not out_dir.is_dir():
         parser.error(f"argument -o/--output: {printable(out_dir)} exists and is not a folder")
 
-    source, arch, option = _model_source(args, parser, classification_models())
-    try:
-        model, info = load_model(source, arch=arch, num_classes=args.num_classes, device=device)
-    except ModelError as exc:
-        parser.error(f"argument {option}: {printable(exc)}")
-    if args.class_names is not None:
-        try:
-            info["classes"] = check_class_names(args.class_names, len(info["classes"]))
-        except ModelError as exc:
-            parser.error(f"argument --class-names: {exc}")
+    model, info = load_model_option(args, parser, device)
 
     layer = args.layer or info["default_layer"]
     if layer is None:
@@ -232,7 +217,7 @@ def _setup(args, parser) -> tuple:
     if args.reshape == "auto" and reshape == "none":
         reshape = None  # nothing declared: the layout must be established from the output's shape
     try:
-        layer_name = _check_layer(model, layer, reshape, info["input_size"], device)
+        layer_name = check_layer(model, layer, reshape, info["input_size"], device)
     except ValueError as exc:
         parser.error(f"argument {'--reshape' if args.reshape != 'auto' else '--layer'}: {exc}")
     info["layer"], info["reshape_used"] = layer_name, reshape or "none"
@@ -240,47 +225,14 @@ def _setup(args, parser) -> tuple:
     return model, info, layer_name, target
 
 
-def _model_source(args, parser, names: list[str]) -> tuple[str, str | None, str]:
-    """``(name_or_path, arch, option to blame)`` from ``--model``, ``--weights`` and ``--arch``."""
-    model = args.model or "demo"
-    if args.weights is None:
-        return model, args.arch, "--model"
-    from ..world.models import DEMO_MODELS
-
-    if args.model is not None and args.model not in DEMO_MODELS and args.model not in names:
-        parser.error("argument --weights: give the weights file either as --model FILE or as --weights FILE, not both")
-    if args.arch is not None and args.model is not None and args.arch != args.model:
-        parser.error(f"argument --arch: {args.arch!r} contradicts --model {args.model!r}")
-    return args.weights, args.arch or model, "--weights"
-
-
-def _check_layer(model, layer: str, reshape, size: int, device) -> str:
-    """The resolved name of ``layer``, after one capture on a blank image proves it gives (N, C, h, w) maps."""
-    import torch
-
-    from ..core.capture import ActivationsAndGradients
-
-    with ActivationsAndGradients(model, layer, reshape) as grab:
-        grab(torch.zeros(1, 3, size, size, device=device))
-        return grab.layer_name
-
-
 def _parse_target(text: str, classes: list[str], parser) -> int:
     """The class index for ``--target``: a class name (exact, else case-insensitive) or an index."""
-    if text in classes:
-        return classes.index(text)
-    folded = [i for i, c in enumerate(classes) if c.casefold() == text.strip().casefold()]
-    if len(folded) == 1:
-        return folded[0]
+    from ..world.models import class_index
+
     try:
-        index = int(text)
-    except ValueError:
-        index = None
-    if index is not None and 0 <= index < len(classes):
-        return index
-    shown = ", ".join(classes[:10]) + (", ..." if len(classes) > 10 else "")
-    parser.error(f"argument --target: {text!r} is neither a class index (0..{len(classes) - 1}) nor a class name "
-                 f"({shown})")
+        return class_index(text, classes)
+    except ValueError as exc:
+        parser.error(f"argument --target: {exc}")
 
 
 def _key(path: Path) -> str:

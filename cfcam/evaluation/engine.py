@@ -52,14 +52,16 @@ def register_model_data(model_name: str, fn: Callable[[int, int], "EvalData"]) -
 
 @dataclass
 class EvalData:
-    """The images to evaluate on: normalised inputs ``(N, 3, H, W)``, lesion masks ``(N, H, W)`` (or None),
-    labels, and per-model extras (e.g. shortcut masks) for extra metrics."""
+    """The images to evaluate on: normalised inputs ``(N, 3, H, W)``, lesion masks ``(N, H, W)`` (or None; an
+    all-zero mask means "no mask": NaN localisation values with a note), labels, per-model extras (e.g. shortcut
+    masks) for extra metrics, and the classes to explain (``targets``; None, or -1 for an image: its top class)."""
 
     inputs: torch.Tensor
     masks: np.ndarray | None
     labels: np.ndarray
     name: str
     extras: dict = field(default_factory=dict)
+    targets: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -128,6 +130,8 @@ class MethodRun:
     cascade: dict
 
 
+NO_MASK = "no mask for this image (none given, or no non-zero pixel): nothing to point at"
+
 SLOW_STAGES = ("maps", "localisation", "confidence", "curves", "road", "randomisation", "cascade", "class",
                "gradient noise", "input noise")
 
@@ -148,12 +152,15 @@ class Evaluation:
 
     # -- helpers ----------------------------------------------------------------------------------------
     def _base(self):
-        """Logits, targets (top class), ``p_c`` and the published baseline's ``p_c``, computed once per run."""
+        """Logits, targets (the data's, else the top class), ``p_c`` and the published baseline's ``p_c``,
+        computed once per run."""
         if not hasattr(self, "_base_cache"):
             x, bs = self.data.inputs, self.settings.batch_size
             with torch.no_grad():
                 logits = torch.cat([self.model(x[i:i + bs]) for i in range(0, len(x), bs)])
             targets = logits.argmax(1).numpy()
+            if self.data.targets is not None:
+                targets = np.where(np.asarray(self.data.targets) >= 0, self.data.targets, targets)
             self._base_cache = (logits, targets, fa.class_probability(self.model, x, targets, bs),
                                 fa.class_probability(self.model, fa.mean_value_baseline(x), targets, bs))
         return self._base_cache
@@ -217,8 +224,11 @@ class Evaluation:
 
         step("localisation")
         if d.masks is not None:
-            add("pointing_game", pointing_game_scores(maps, d.masks[:n]), zero_note)
-            add("energy_in_mask", energy_in_mask(maps, d.masks[:n]), zero_note)
+            masks = np.asarray(d.masks[:n], dtype=bool)
+            given = masks.reshape(n, -1).any(axis=1)
+            loc_note = [nt if ok else NO_MASK for nt, ok in zip(zero_note, given)]
+            add("pointing_game", _masked_only(pointing_game_scores, maps, masks, given), loc_note)
+            add("energy_in_mask", _masked_only(energy_in_mask, maps, masks, given), loc_note)
         for fn in self.extra_metrics:
             for metric, values in fn(maps, d, targets).items():
                 add(metric, values, zero_note)
@@ -274,7 +284,7 @@ class Evaluation:
             step("input noise")
             add("input_noise_ssim", np.full(sub, np.nan), None, skip)
             return MethodRun(name, rows, curves, cascade)
-        other = sa.runner_up(logits).numpy()
+        other = sa.runner_up(logits, None if d.targets is None else targets).numpy()
         omaps, onotes, _ = self._maps(name, self.model, x, other)
         add("class_correlation", [pearson(a, b) for a, b in zip(maps, omaps)],
             [_joined(a, b) for a, b in zip(zero_note, onotes)], "undefined: a constant map")
@@ -323,6 +333,14 @@ class Evaluation:
 def _joined(a: str, b: str) -> str:
     parts = [p for p in (a, b and f"other map: {b}") if p]
     return "; ".join(parts)
+
+
+def _masked_only(metric, maps, masks, given) -> np.ndarray:
+    """``metric(maps, masks)`` for the images with a mask (``given``), NaN for the others."""
+    out = np.full(len(maps), np.nan)
+    if given.any():
+        out[given] = metric(maps[given], masks[given])
+    return out
 
 
 def _nanmean_rows(curves: np.ndarray) -> np.ndarray:

@@ -57,6 +57,11 @@ def randomised(model: nn.Module, layers, seed: int = 0) -> nn.Module:
     return clone.eval()
 
 
-def runner_up(logits: torch.Tensor) -> torch.Tensor:
-    """The second most likely class per image (the other class of a two-class model)."""
-    return logits.topk(2, dim=1).indices[:, 1]
+def runner_up(logits: torch.Tensor, targets=None) -> torch.Tensor:
+    """The second most likely class per image (the other class of a two-class model); with ``targets``, the
+    most likely class other than each image's target (a given label need not be the top class)."""
+    if targets is None:
+        return logits.topk(2, dim=1).indices[:, 1]
+    others = logits.clone()
+    others[torch.arange(len(logits)), torch.as_tensor(targets, dtype=torch.long)] = float("-inf")
+    return others.argmax(1)

@@ -73,6 +73,29 @@ def load_image(path, max_pixels: int | None = None) -> Image.Image:
     and listed in ``image.info["warnings"]``.
     """
     p = Path(path)
+    image, notes = _read(p, max_pixels, _decode)
+    image.info["warnings"] = notes
+    for note in notes:
+        warnings.warn(ImageWarning(f"{p}: {note}"), stacklevel=2)
+    return image
+
+
+def load_mask(path, max_pixels: int | None = None) -> np.ndarray:
+    """The mask at ``path`` as a bool ``(H, W)`` array: True where any colour value is non-zero (alpha ignored).
+
+    Read as safely as :func:`load_image` (the same refusals, ``ImageError``) and turned upright by EXIF like it,
+    so a mask lines up with its image; the values are the stored ones, never rescaled (a 16-bit mask of 0 and
+    1 keeps its ones); a palette image is read as its colours.
+    """
+    p = Path(path)
+    mask, notes = _read(p, max_pixels, _decode_mask)
+    for note in notes:
+        warnings.warn(ImageWarning(f"{p}: {note}"), stacklevel=2)
+    return mask
+
+
+def _read(p: Path, max_pixels: int | None, decode: Callable) -> tuple:
+    """``(decode(p, fh, im), decoder warnings)`` for the file at ``p``, or ``ImageError`` (see ``load_image``)."""
     fh = _open_regular_file(p)
     limit = _pixel_limit(max_pixels)
     with fh, warnings.catch_warnings(record=True) as caught:
@@ -81,18 +104,14 @@ def load_image(path, max_pixels: int | None = None) -> Image.Image:
             with Image.open(fh) as im:
                 _refuse_lying_header(p, fh, im)
                 _refuse_too_many_pixels(p, im, caught, limit)
-                image = _decode(p, fh, im)
+                decoded = decode(p, fh, im)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ImageError(p, f"too many pixels, refused as a possible decompression bomb ({exc})") from None
         except Image.UnidentifiedImageError:
             raise ImageError(p, "not a recognised image format (corrupt, or not an image)") from None
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, MemoryError) as exc:
             raise ImageError(p, f"corrupt or truncated image data ({type(exc).__name__}: {exc})") from None
-    notes = [" ".join(str(w.message).split()) for w in caught]
-    image.info["warnings"] = notes
-    for note in notes:
-        warnings.warn(ImageWarning(f"{p}: {note}"), stacklevel=2)
-    return image
+    return decoded, [" ".join(str(w.message).split()) for w in caught]
 
 
 def _open_regular_file(p: Path) -> io.BufferedReader:
@@ -253,6 +272,33 @@ def _decode(p: Path, fh, im: Image.Image) -> Image.Image:
         return _orient(_decode_deep_colour(p, fh), _orientation(im))
     im.load()
     return _to_rgb(_exif_transpose(im))
+
+
+def _decode_mask(p: Path, fh, im: Image.Image) -> np.ndarray:
+    """Decode the opened mask into a bool array: any non-zero colour value (see ``load_mask``)."""
+    if _is_deep_colour(im):  # PIL would keep only the high byte of each 16-bit value
+        import cv2
+
+        fh.seek(0)
+        arr = cv2.imdecode(np.frombuffer(fh.read(), dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+        if arr is None or arr.ndim != 3:
+            raise ImageError(p, "16-bit colour mask that cannot be decoded at full depth")
+        return _orient_array((arr[..., :3] != 0).any(axis=2), _orientation(im))
+    im.load()
+    im = _exif_transpose(im)
+    if im.mode not in ("1", "L", "LA", "RGB", "RGBA", *_HIGH_DEPTH_MODES):
+        im = im.convert("RGBA" if im.mode in ("P", "PA") else "RGB")  # a palette's colours; CMYK, YCbCr...
+    arr = np.asarray(im)
+    if arr.ndim == 3:
+        colour = [i for i, band in enumerate(im.getbands()) if band != "A"]
+        return (arr[..., colour] != 0).any(axis=2)
+    return arr != 0
+
+
+def _orient_array(mask: np.ndarray, orientation: int) -> np.ndarray:
+    """A bool mask decoded apart from PIL turned upright for its file's EXIF ``orientation``."""
+    upright = _orient(Image.fromarray(mask.astype(np.uint8) * 255, mode="L"), orientation)
+    return np.asarray(upright) != 0
 
 
 def _decode_deep_colour(p: Path, fh) -> Image.Image:

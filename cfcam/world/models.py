@@ -367,6 +367,24 @@ def check_class_names(names, n: int) -> list[str]:
     return names
 
 
+def class_index(text: str, classes: Sequence[str]) -> int:
+    """The class that ``text`` names: a class name (exact, else case-insensitive) or an index; ``ValueError``
+    naming both choices otherwise."""
+    if text in classes:
+        return list(classes).index(text)
+    folded = [i for i, c in enumerate(classes) if c.casefold() == text.strip().casefold()]
+    if len(folded) == 1:
+        return folded[0]
+    try:
+        index = int(text)
+    except ValueError:
+        index = None
+    if index is not None and 0 <= index < len(classes):
+        return index
+    shown = ", ".join(classes[:10]) + (", ..." if len(classes) > 10 else "")
+    raise ValueError(f"{text!r} is neither a class index (0..{len(classes) - 1}) nor a class name ({shown})")
+
+
 def _check_outputs(model: nn.Module, classes: list, source: str) -> None:
     """``ModelError`` if ``classes`` does not give exactly one name per model output."""
     n = _num_outputs(model)
