@@ -97,6 +97,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     help="images for the costly metrics (deletion/insertion, ROAD, cascade, noise checks; default 10)")
     ev.add_argument("--slow-n", type=positive_int, default=1, metavar="N",
                     help="images for Score-CAM and Ablation-CAM (one forward pass per channel; default 1)")
+    ev.add_argument("--randomisation-seeds", type=positive_int, default=5, metavar="K",
+                    help="re-initialisations of the classifier layer per image, averaged (default 5)")
     ev.add_argument("--steps", type=int, default=11, metavar="K",
                     help="deletion/insertion steps (default 11: 10%% of the pixels each; the published script uses 101)")
     ev.add_argument("--substrate", choices=["blur", "mean"], default="blur",
@@ -141,7 +143,7 @@ def evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     settings = EvalSettings(layer=layer, batch_size=args.batch_size, subset=args.subset, slow_n=args.slow_n,
                             steps=args.steps, substrate=args.substrate, seed=args.seed,
-                            variants=dict(ABLATION) if args.ablation else {})
+                            randomisation_seeds=args.randomisation_seeds, variants=dict(ABLATION) if args.ablation else {})
     methods = list(ABLATION) if args.ablation else (args.methods or method_names())
     model_name = args.weights or args.model or "demo"
     started = time.perf_counter()
@@ -172,9 +174,11 @@ def evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                        f"{'ablation of CF-CAM' if args.ablation else 'methods ' + ', '.join(methods)}; "
                        f"costly metrics on the first {args.subset} images, Score-CAM and Ablation-CAM on the first "
                        f"{args.slow_n}; deletion/insertion {args.steps} steps over a {args.substrate} substrate; "
+                       f"classifier re-initialised with {args.randomisation_seeds} seeds; "
                        f"{elapsed:.0f} s on {torch.get_num_threads()} threads.",
         "model": model_name, "layer": layer, "n": len(data), "seed": args.seed, "methods": methods,
         "subset": args.subset, "slow_n": args.slow_n, "steps": args.steps, "substrate": args.substrate,
+        "randomisation_seeds": args.randomisation_seeds,
         "ablation": bool(args.ablation), "seconds": round(elapsed, 1), "threads": torch.get_num_threads(),
         **data_info,
     }

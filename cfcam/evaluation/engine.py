@@ -115,6 +115,9 @@ class EvalSettings:
     fair_sigmas: tuple = rb.FAIR_SIGMAS
     input_noise: float = 0.1
     seed: int = 0
+    #: classifier re-initialisations per image (seeds ``seed .. seed + K - 1``), values averaged per image: one
+    #: draw of a two-class classifier's weights decides, for every image at once, e.g. whether a map is all zero
+    randomisation_seeds: int = 5
     cascade: bool = True
     #: extra named methods: name -> {"method": registered name, "layer": ..., "options": {...}} (the ablation)
     variants: dict = field(default_factory=dict)
@@ -165,12 +168,14 @@ class Evaluation:
                                 fa.class_probability(self.model, fa.mean_value_baseline(x), targets, bs))
         return self._base_cache
 
-    def _model(self, layers: tuple) -> nn.Module:
+    def _model(self, layers: tuple, draw: int = 0) -> nn.Module:
+        """The model with ``layers`` re-initialised from seed ``settings.seed + draw`` (cached)."""
         if not layers:
             return self.model
-        if layers not in self._randomised:
-            self._randomised[layers] = sa.randomised(self.model, layers, self.settings.seed)
-        return self._randomised[layers]
+        key = (layers, draw)
+        if key not in self._randomised:
+            self._randomised[key] = sa.randomised(self.model, layers, self.settings.seed + draw)
+        return self._randomised[key]
 
     def _layer(self, name: str) -> str:
         return self.settings.variants.get(name, {}).get("layer", self.settings.layer)
@@ -253,12 +258,18 @@ class Evaluation:
 
         step("randomisation")
         fc = sa.classifier_layer(self.model)
-        rmaps, rnotes, _ = self._maps(name, self._model((fc,)), x, targets)
-        both = [_joined(a, b) for a, b in zip(zero_note, rnotes)]
-        add("randomisation_spearman", [spearman(a, b) for a, b in zip(maps, rmaps)], both,
+        draws = {"spearman": [], "ssim": [], "zero": []}
+        for draw in range(s.randomisation_seeds):
+            rmaps, rnotes, _ = self._maps(name, self._model((fc,), draw), x, targets)
+            draws["spearman"].append([spearman(a, b) for a, b in zip(maps, rmaps)])
+            draws["ssim"].append([ssim(a, b) for a, b in zip(maps, rmaps)])
+            draws["zero"].append(is_zero_map(rmaps).astype(float))
+            if draw == 0:
+                both = [_joined(a, b) for a, b in zip(zero_note, rnotes)]
+        add("randomisation_spearman", _mean_of_defined(draws["spearman"]), both,
             "undefined: a constant map has no ranks")
-        add("randomisation_ssim", [ssim(a, b) for a, b in zip(maps, rmaps)])
-        add("zero_maps_randomised", is_zero_map(rmaps).astype(float))
+        add("randomisation_ssim", _mean_of_defined(draws["ssim"]))
+        add("zero_maps_randomised", _mean_of_defined(draws["zero"]))
 
         skip = "not run for this method: one forward pass per channel (see --slow-n)"
         step("cascade")
@@ -333,6 +344,15 @@ class Evaluation:
 def _joined(a: str, b: str) -> str:
     parts = [p for p in (a, b and f"other map: {b}") if p]
     return "; ".join(parts)
+
+
+def _mean_of_defined(draws) -> np.ndarray:
+    """Per image, the mean over draws ``(K, n)`` of the defined values; NaN where no draw is defined."""
+    values = np.asarray(draws, dtype=np.float64)
+    defined = np.isfinite(values)
+    counts = defined.sum(axis=0)
+    sums = np.where(defined, values, 0.0).sum(axis=0)
+    return np.divide(sums, counts, out=np.full(values.shape[1], np.nan), where=counts > 0)
 
 
 def _masked_only(metric, maps, masks, given) -> np.ndarray:
