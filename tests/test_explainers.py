@@ -62,3 +62,34 @@ def test_preprocess_and_overlay():
     assert np.abs(out.astype(int) - expected.astype(int)).max() <= 1
     with pytest.raises(ValueError, match="alpha"):
         overlay(heat, img, alpha=1.5)
+
+
+def test_cfcam_explains_a_batch_in_parallel_threads_with_the_sequential_results(tiny_resnet, monkeypatch):
+    """The images of a batch run in threads (one per usable CPU); order, maps and results are the loop's."""
+    import threading
+
+    from cfcam.methods import base
+
+    x = torch.randn(5, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    names = []
+    real = base.CFCAM.explain_one
+
+    def spy(self, a, g):
+        names.append(threading.current_thread().name)
+        return real(self, a, g)
+
+    monkeypatch.setattr(base.CFCAM, "explain_one", spy)
+    monkeypatch.setattr(base, "available_cpus", lambda: 2)
+    threads_before = torch.get_num_threads()
+    with CFCAM(tiny_resnet, "layer4[-1]", "reference") as e:
+        parallel = e(x, targets=[0, 1, 0, 1, 0])
+        labels = [r.labels for r in e.results]
+    assert all(n.startswith("cfcam-core") for n in names) and len(names) == 5
+    assert torch.get_num_threads() == threads_before  # the one-thread setting is restored
+    monkeypatch.setattr(base.CFCAM, "parallel_images", False)
+    names.clear()
+    with CFCAM(tiny_resnet, "layer4[-1]", "reference") as e:
+        sequential = e(x, targets=[0, 1, 0, 1, 0])
+        assert all(np.array_equal(a, r.labels) for a, r in zip(labels, e.results))
+    assert names == ["MainThread"] * 5
+    np.testing.assert_array_equal(parallel, sequential)

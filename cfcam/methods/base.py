@@ -7,6 +7,7 @@ Explainers are context managers that always remove their hook.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
@@ -19,6 +20,7 @@ from ..core.compose import gradcam_weights, normalize, upsample, weighted_relu_s
 from ..core.config import CFCAMConfig, make_config
 from ..core.layouts import TransformSpec
 from ..core.pipeline import CFCAMResult, cluster_filter_cam
+from ..core.threads import available_cpus, core_threads
 from .targets import choose_target
 
 
@@ -33,6 +35,9 @@ class BaseCAM:
     """
 
     normalize_mode = "minmax"
+    #: explain the images of a batch in parallel threads, one per usable CPU, each single-threaded (worth it
+    #: when ``explain_one`` is costly and mostly numpy/torch work that releases the GIL, like CF-CAM's core)
+    parallel_images = False
 
     def __init__(self, model: nn.Module, target_layer: nn.Module | str | None = None, *,
                  reshape_transform: TransformSpec | str = None) -> None:
@@ -68,13 +73,24 @@ class BaseCAM:
         """
         cap = self._grab(inputs, targets)
         cams, results = [], []
-        for a, g in zip(cap.activations, cap.gradients):
-            cam, result = self.explain_one(a, g)
+        for cam, result in self._explain_all(cap):
             cams.append(torch.as_tensor(cam, dtype=torch.float32).cpu())
             results.append(result)
         self.capture, self.results = cap, results
         maps = normalize(upsample(torch.stack(cams), tuple(inputs.shape[-2:])), self.normalize_mode)
         return maps.numpy().astype(np.float32)
+
+    def _explain_all(self, cap: Capture) -> list:
+        """``explain_one`` for every image of the capture, in order; in parallel when :attr:`parallel_images`.
+
+        The threads run with torch on one thread each, so they never wait on each other inside an operation
+        (see :mod:`cfcam.core.threads`); with one usable CPU or one image, the plain loop."""
+        pairs = list(zip(cap.activations, cap.gradients))
+        workers = min(len(pairs), available_cpus()) if self.parallel_images else 1
+        if workers <= 1:
+            return [self.explain_one(a, g) for a, g in pairs]
+        with core_threads(), ThreadPoolExecutor(workers, thread_name_prefix="cfcam-core") as pool:
+            return list(pool.map(lambda pair: self.explain_one(*pair), pairs))
 
     @property
     def predictions(self) -> np.ndarray:
@@ -117,6 +133,8 @@ class GradCAM(BaseCAM):
 
 class CFCAM(BaseCAM):
     """CF-CAM with a preset (``"readme"`` default, or ``"reference"``) and any parameter overridden."""
+
+    parallel_images = True
 
     def __init__(self, model: nn.Module, target_layer: nn.Module | str | None = None,
                  preset: str | CFCAMConfig = "readme", *, reshape_transform: TransformSpec | str = None,
