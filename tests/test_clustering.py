@@ -163,8 +163,22 @@ def test_sampled_bracket_path_is_exact(seed, n, d):
 
 def test_a_bracket_that_misses_is_detected_and_the_answer_stays_exact(monkeypatch):
     x = planted_points(3, 300, 20)
-    monkeypatch.setattr(cl, "_bracket", lambda squared, k_lo, k_hi: (0.0, 1e-30))
+    monkeypatch.setattr(cl, "_bracket", lambda squared, k_lo, k_hi, sigmas: (0.0, 1e-30))
     assert float(cl.exact_eps(cl.Distances(x), 25, 1e-5)) == published_eps(x, 25)
+
+
+def test_a_narrow_bracket_that_misses_is_retried_wider(monkeypatch):
+    """The first, narrow bracket is checked; when it misses the ranks, the wider one is tried (and holds)."""
+    x = planted_points(6, 400, 49)
+    real, widths = cl._bracket, []
+
+    def first_misses(squared, k_lo, k_hi, sigmas):
+        widths.append(sigmas)
+        return (0.0, 1e-30) if len(widths) == 1 else real(squared, k_lo, k_hi, sigmas)
+
+    monkeypatch.setattr(cl, "_bracket", first_misses)
+    assert float(cl.exact_eps(cl.Distances(x), 25, 1e-5)) == published_eps(x, 25)
+    assert widths == list(cl._BRACKET_SIGMAS)
 
 
 def test_eps_min_above_the_percentile_refines_around_eps_min():
