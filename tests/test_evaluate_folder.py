@@ -207,3 +207,35 @@ def test_read_manifest_matches_columns_loosely_and_resizes_masks_with_nearest_ne
     assert (data.masks[0] == small).all()
     with pytest.raises(ManifestError, match="no usable row"):
         read_manifest(folder, DEMO_INFO, limit=0)
+
+
+# -- a transformer: its layer read as maps, a method that cannot run on it reported -------------------------
+
+def test_a_swin_transformer_is_evaluated_and_a_method_that_cannot_run_is_reported(tmp_path, capsys):
+    """Any model: a Swin-T weights file is read at its default layer with the swin reshape (``--reshape auto``);
+    Ablation-CAM, which cannot ablate a channels-last layer, is named on stderr and in run.json (exit 1)."""
+    import torchvision
+
+    folder = write_folder(tmp_path / "data", 2)
+    weights = tmp_path / "swin.pt"
+    torch.manual_seed(0)
+    torch.save(torchvision.models.swin_t(num_classes=2).state_dict(), weights)
+    out = tmp_path / "out"
+    code = cli.main(["evaluate", "--data", str(folder), "-o", str(out), "--weights", str(weights), "--arch", "swin_t",
+                     "--methods", "gradcam,ablationcam", "--subset", "1", "--randomisation-seeds", "1",
+                     "--no-plots", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "ablationcam could not run" in err
+    run = json.loads((out / "run.json").read_text())
+    assert run["reshape"] == "swin" and set(run["failed"]) == {"ablationcam"}
+    values = per_image(out)
+    assert {m for m, _, _ in values} == {"gradcam"}
+    assert all(math.isfinite(values[("gradcam", i, "pointing_game")][0]) for i in range(2))
+
+
+def test_a_reshape_that_does_not_fit_the_layer_is_a_usage_error(tmp_path, capsys):
+    code = cli.main(["evaluate", "-o", str(tmp_path / "out"), "--reshape", "vit", "--n", "2", "--quiet"])
+    assert code == 2
+    assert "argument --reshape" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

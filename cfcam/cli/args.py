@@ -97,6 +97,34 @@ def model_source(args, parser, names: list[str]) -> tuple[str, str | None, str]:
     return args.weights, args.arch or model, "--weights"
 
 
+def add_reshape_option(parser) -> None:
+    """``--reshape`` (explain and evaluate): how to read the layer's output as ``(N, C, h, w)`` maps."""
+    from ..core.layouts import TRANSFORMS
+
+    parser.add_argument("--reshape", choices=["auto", *TRANSFORMS], default="auto",
+                        help="how to read the layer's output as (N, C, h, w) maps: auto (default: the model family's "
+                             "way, e.g. vit for ViT, swin for Swin), none (already channels-first), vit (tokens), "
+                             "swin (channels-last)")
+
+
+def resolve_layer_option(args, parser, model, info: dict, device="cpu") -> tuple[str, str | None]:
+    """``(layer name, reshape)`` from ``--layer``/``--reshape`` and the model's defaults, after one capture
+    proves the layer gives ``(N, C, h, w)`` maps; a usage error (exit 2) saying why not. ``info`` gets
+    ``layer`` and ``reshape_used``."""
+    layer = args.layer or info["default_layer"]
+    if layer is None:
+        parser.error(f"argument --layer: the model {info['name']} has no default layer to explain; pass --layer")
+    reshape = info.get("reshape", "none") if args.reshape == "auto" else args.reshape
+    if args.reshape == "auto" and reshape == "none":
+        reshape = None  # nothing declared: the layout must be established from the output's shape
+    try:
+        layer_name = check_layer(model, layer, reshape, info["input_size"], device)
+    except ValueError as exc:
+        parser.error(f"argument {'--reshape' if args.reshape != 'auto' else '--layer'}: {exc}")
+    info["layer"], info["reshape_used"] = layer_name, reshape or "none"
+    return layer_name, reshape
+
+
 def check_layer(model, layer: str, reshape, size: int, device="cpu") -> str:
     """The resolved name of ``layer``, after one capture on a blank image proves it gives (N, C, h, w) maps;
     ``ValueError`` saying why not."""

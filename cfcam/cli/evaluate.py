@@ -13,9 +13,10 @@ name (empty: the top class). ``--model`` is then anything ``cfcam explain`` take
 ``--num-classes``, ``--class-names`` too). A row that cannot be used is named on stderr and listed under
 ``skipped`` in ``run.json``; nothing in DIR is written (``-o`` may not lie inside it).
 
-Exit codes: 0 done, 1 done but some manifest rows were skipped, 2 usage error (a bad option value, an
-unknown method, a model or layer that cannot be used, a folder or manifest that cannot be used or has no
-usable row), 130 interrupted.
+Exit codes: 0 done, 1 done but some manifest rows were skipped or some methods could not run on the model's
+layer (both said on stderr and in run.json), 2 usage error (a bad option value, an unknown method, a model or
+layer that cannot be used, a folder or manifest that cannot be used or has no usable row), 130 interrupted.
+``--reshape`` reads a transformer's layer as maps (``auto``: the model family's way), as in ``cfcam explain``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import sys
 import time
 
 from ..methods.registry import method_names
-from .args import add_weights_options, positive_int
+from .args import add_reshape_option, add_weights_options, positive_int
 
 DEFAULT_N = 100  # generated images when --n is not given
 
@@ -93,6 +94,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     help=f"methods to compare (default: all registered: {', '.join(method_names())})")
     ev.add_argument("--layer", default=None,
                     help="layer to explain (default: the model's last stage, layer4[-1] for the demo models)")
+    add_reshape_option(ev)
     ev.add_argument("--subset", type=positive_int, default=10, metavar="N",
                     help="images for the costly metrics (deletion/insertion, ROAD, cascade, noise checks; default 10)")
     ev.add_argument("--slow-n", type=positive_int, default=1, metavar="N",
@@ -119,7 +121,7 @@ def evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..evaluation.ablation import ABLATION
     from ..evaluation.engine import EvalSettings, Evaluation
     from ..evaluation.report import markdown_table, write_report
-    from .args import check_layer, load_model_option
+    from .args import load_model_option, resolve_layer_option
     from pathlib import Path
 
     _check_options(args, parser)
@@ -127,13 +129,8 @@ def evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if out.exists() and not out.is_dir():
         parser.error(f"argument -o/--output: {out} exists and is not a folder")
     model, info = load_model_option(args, parser)
-    layer = args.layer or info["default_layer"]
-    if layer is None:
-        parser.error(f"argument --layer: the model {info['name']} has no default layer to explain; pass --layer")
-    try:
-        check_layer(model, layer, None, info["input_size"])
-    except ValueError as exc:
-        parser.error(f"argument --layer: {exc}")
+    _, reshape = resolve_layer_option(args, parser, model, info)
+    layer = args.layer or info["default_layer"]  # as written (e.g. layer4[-1]); the ablation's variants name theirs so
     torch.manual_seed(args.seed)
     data, data_info = _load_data(args, parser, info)
     try:
@@ -143,7 +140,7 @@ def evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     settings = EvalSettings(layer=layer, batch_size=args.batch_size, subset=args.subset, slow_n=args.slow_n,
                             steps=args.steps, substrate=args.substrate, seed=args.seed,
-                            randomisation_seeds=args.randomisation_seeds, variants=dict(ABLATION) if args.ablation else {})
+                            randomisation_seeds=args.randomisation_seeds, reshape=reshape, variants=dict(ABLATION) if args.ablation else {})
     methods = list(ABLATION) if args.ablation else (args.methods or method_names())
     model_name = args.weights or args.model or "demo"
     started = time.perf_counter()
@@ -159,9 +156,9 @@ def evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             bar.n = done
             bar.set_postfix_str(label, refresh=True)
 
+    evaluation = Evaluation(model, data, settings, model_name="" if args.data else model_name, progress=progress)
     try:  # a model's registered extra metrics need its registered images: none for a user's folder
-        runs = Evaluation(model, data, settings, model_name="" if args.data else model_name,
-                          progress=progress).run(methods)
+        runs = evaluation.run(methods)
     except KeyboardInterrupt:
         print("cfcam evaluate: interrupted", file=sys.stderr)
         return 130
@@ -169,6 +166,11 @@ def evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if bar is not None:
             bar.close()
     elapsed = time.perf_counter() - started
+    for name, why in evaluation.failed.items():
+        print(f"cfcam evaluate: {name} could not run on this model and layer: {why}", file=sys.stderr)
+    if not runs:
+        print("cfcam evaluate: no method could run; nothing written", file=sys.stderr)
+        return 1
     run_info = {
         "description": f"{data.name}; model {model_name} at {layer}; "
                        f"{'ablation of CF-CAM' if args.ablation else 'methods ' + ', '.join(methods)}; "
@@ -178,7 +180,8 @@ def evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                        f"{elapsed:.0f} s on {torch.get_num_threads()} threads.",
         "model": model_name, "layer": layer, "n": len(data), "seed": args.seed, "methods": methods,
         "subset": args.subset, "slow_n": args.slow_n, "steps": args.steps, "substrate": args.substrate,
-        "randomisation_seeds": args.randomisation_seeds,
+        "randomisation_seeds": args.randomisation_seeds, "reshape": info["reshape_used"],
+        "failed": evaluation.failed,
         "ablation": bool(args.ablation), "seconds": round(elapsed, 1), "threads": torch.get_num_threads(),
         **data_info,
     }
@@ -186,7 +189,7 @@ def evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if not args.quiet:
         print(markdown_table(summary))
         print(f"wrote {out / 'summary.csv'}, per_image.csv, table.md in {elapsed:.0f} s")
-    return 1 if data_info.get("skipped") else 0
+    return 1 if data_info.get("skipped") or evaluation.failed else 0
 
 
 def _check_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:

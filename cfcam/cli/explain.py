@@ -21,8 +21,8 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
-from ..core.layouts import TRANSFORMS
-from .args import add_weights_options, alpha_value, check_layer, int_range, load_model_option, positive_int
+from .args import (add_reshape_option, add_weights_options, alpha_value, int_range, load_model_option,
+                   positive_int, resolve_layer_option)
 from .escape import printable
 from .lock import FolderBusy, FolderLock
 from .runlog import CSV_COLUMNS, NOT_REACHED, RunLog
@@ -66,10 +66,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     add_weights_options(ex)
     ex.add_argument("--layer", default=None,
                     help="layer to explain, e.g. 'layer4[-1]' or 'layer4.1' (default: the model's last stage)")
-    ex.add_argument("--reshape", choices=["auto", *TRANSFORMS], default="auto",
-                    help="how to read the layer's output as (N, C, h, w) maps: auto (default: the model family's "
-                         "way, e.g. vit for ViT, swin for Swin), none (already channels-first), vit (tokens), "
-                         "swin (channels-last)")
+    add_reshape_option(ex)
     ex.add_argument("--method", choices=["cfcam", *method_names()], default="cfcam",
                     help="CAM method (default: cfcam, that is cfcam-<--preset>)")
     ex.add_argument("--preset", choices=sorted(PRESETS), default="readme",
@@ -210,17 +207,7 @@ def _setup(args, parser) -> tuple:
 
     model, info = load_model_option(args, parser, device)
 
-    layer = args.layer or info["default_layer"]
-    if layer is None:
-        parser.error(f"argument --layer: the model {info['name']} has no default layer to explain; pass --layer")
-    reshape = info.get("reshape", "none") if args.reshape == "auto" else args.reshape
-    if args.reshape == "auto" and reshape == "none":
-        reshape = None  # nothing declared: the layout must be established from the output's shape
-    try:
-        layer_name = check_layer(model, layer, reshape, info["input_size"], device)
-    except ValueError as exc:
-        parser.error(f"argument {'--reshape' if args.reshape != 'auto' else '--layer'}: {exc}")
-    info["layer"], info["reshape_used"] = layer_name, reshape or "none"
+    layer_name, _ = resolve_layer_option(args, parser, model, info, device)
     target = None if args.target is None else _parse_target(args.target, info["classes"], parser)
     return model, info, layer_name, target
 

@@ -119,6 +119,8 @@ class EvalSettings:
     #: draw of a two-class classifier's weights decides, for every image at once, e.g. whether a map is all zero
     randomisation_seeds: int = 5
     cascade: bool = True
+    #: how to read the layer's output as (N, C, h, w) maps: None, "vit", "swin" or a callable (see cfcam.core.layouts)
+    reshape: object = None
     #: extra named methods: name -> {"method": registered name, "layer": ..., "options": {...}} (the ablation)
     variants: dict = field(default_factory=dict)
 
@@ -150,7 +152,8 @@ class Evaluation:
         self.settings = settings or EvalSettings()
         self.extra_metrics = list(MODEL_METRICS.get(model_name, [])) + list(extra_metrics or [])
         self.progress = progress or (lambda done, total, label: None)
-        self._randomised: dict[tuple, nn.Module] = {}
+        #: methods that could not run on this model (name -> why), e.g. Ablation-CAM on a ViT layer
+        self.failed: dict[str, str] = {}
         self.size = tuple(data.inputs.shape[-2:])
 
     # -- helpers ----------------------------------------------------------------------------------------
@@ -169,20 +172,19 @@ class Evaluation:
         return self._base_cache
 
     def _model(self, layers: tuple, draw: int = 0) -> nn.Module:
-        """The model with ``layers`` re-initialised from seed ``settings.seed + draw`` (cached)."""
+        """The model with ``layers`` re-initialised from seed ``settings.seed + draw``: a fresh copy each time
+        (the same weights for every method; memory stays at one copy, whatever the model's size)."""
         if not layers:
             return self.model
-        key = (layers, draw)
-        if key not in self._randomised:
-            self._randomised[key] = sa.randomised(self.model, layers, self.settings.seed + draw)
-        return self._randomised[key]
+        return sa.randomised(self.model, layers, self.settings.seed + draw)
 
     def _layer(self, name: str) -> str:
         return self.settings.variants.get(name, {}).get("layer", self.settings.layer)
 
     def _explainer(self, name: str, model: nn.Module):
         variant = self.settings.variants.get(name, {})
-        return create(variant.get("method", name), model, self._layer(name), **variant.get("options", {}))
+        return create(variant.get("method", name), model, self._layer(name), reshape_transform=self.settings.reshape,
+                      **variant.get("options", {}))
 
     def _maps(self, name, model, inputs, targets, timed=False):
         """Maps, per-image notes, and seconds per image when ``timed``."""
@@ -323,7 +325,7 @@ class Evaluation:
                         add(m, np.full(len(x), np.nan), None, "not applicable: the method reads no captured gradient")
             return
         with self._explainer(name, self.model) as explainer, \
-                ActivationsAndGradients(self.model, self._layer(name)) as grab:
+                ActivationsAndGradients(self.model, self._layer(name), self.settings.reshape) as grab:
             cap = grab(x, [int(t) for t in targets])
             clean = rb.maps_from_capture(explainer, cap.activations, cap.gradients, self.size)
             for ssim_name, mse_name, protocol, sigma in metrics:
@@ -336,7 +338,12 @@ class Evaluation:
 
     def run(self, methods: Iterable[str] | None = None) -> list[MethodRun]:
         methods = list(methods or method_names())
-        runs = [self.run_method(m, i, len(methods)) for i, m in enumerate(methods)]
+        runs = []
+        for i, name in enumerate(methods):
+            try:
+                runs.append(self.run_method(name, i, len(methods)))
+            except ValueError as exc:  # the method cannot explain this layer (said in self.failed, not dropped silently)
+                self.failed[name] = str(exc)
         self.progress(len(methods) * len(SLOW_STAGES), len(methods) * len(SLOW_STAGES), "done")
         return runs
 
