@@ -262,3 +262,12 @@ def test_bootstrap_interval_and_summary_counts():
     rows = [("m", i, "metric", v, "") for i, v in enumerate([1.0, np.nan, 3.0])]
     (method, metric, mean, lo, hi, n), = summarise(rows)
     assert (method, metric, mean, n) == ("m", "metric", 2.0, 2)
+
+
+def test_randomisation_seeds_are_checked_before_anything_runs(demo):
+    from cfcam.evaluation.engine import EvalData, EvalSettings, Evaluation
+
+    model, x, _ = demo
+    data = EvalData(x[:1], None, np.zeros(1, dtype=int), "one image")
+    with pytest.raises(ValueError, match="randomisation_seeds must be an integer >= 1, got 0"):
+        Evaluation(model, data, EvalSettings(randomisation_seeds=0))

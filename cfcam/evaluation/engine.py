@@ -150,6 +150,8 @@ class Evaluation:
         self.model = model.eval()
         self.data = data
         self.settings = settings or EvalSettings()
+        if not isinstance(self.settings.randomisation_seeds, int) or self.settings.randomisation_seeds < 1:
+            raise ValueError(f"randomisation_seeds must be an integer >= 1, got {self.settings.randomisation_seeds!r}")
         self.extra_metrics = list(MODEL_METRICS.get(model_name, [])) + list(extra_metrics or [])
         self.progress = progress or (lambda done, total, label: None)
         #: methods that could not run on this model (name -> why), e.g. Ablation-CAM on a ViT layer
