@@ -277,13 +277,8 @@ def _decode(p: Path, fh, im: Image.Image) -> Image.Image:
 def _decode_mask(p: Path, fh, im: Image.Image) -> np.ndarray:
     """Decode the opened mask into a bool array: any non-zero colour value (see ``load_mask``)."""
     if _is_deep_colour(im):  # PIL would keep only the high byte of each 16-bit value
-        import cv2
-
-        fh.seek(0)
-        arr = cv2.imdecode(np.frombuffer(fh.read(), dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-        if arr is None or arr.ndim != 3:
-            raise ImageError(p, "16-bit colour mask that cannot be decoded at full depth")
-        return _orient_array((arr[..., :3] != 0).any(axis=2), _orientation(im))
+        bgr = _decode_full_depth(p, fh, "mask")
+        return _orient_array((bgr[..., :3] != 0).any(axis=2), _orientation(im))
     im.load()
     im = _exif_transpose(im)
     if im.mode not in ("1", "L", "LA", "RGB", "RGBA", *_HIGH_DEPTH_MODES):
@@ -301,17 +296,22 @@ def _orient_array(mask: np.ndarray, orientation: int) -> np.ndarray:
     return np.asarray(upright) != 0
 
 
-def _decode_deep_colour(p: Path, fh) -> Image.Image:
-    """A 16-bit-per-channel colour file decoded at full depth (OpenCV), scaled to its own range."""
+def _decode_full_depth(p: Path, fh, kind: str) -> np.ndarray:
+    """A 16-bit-per-channel colour file decoded at full depth by OpenCV: ``(H, W, 3 or 4)``, BGR(A), as stored;
+    ``ImageError`` naming the ``kind`` of file (image, mask) when it cannot be."""
     import cv2
 
     fh.seek(0)
-    data = np.frombuffer(fh.read(), dtype=np.uint8)
-    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    arr = cv2.imdecode(np.frombuffer(fh.read(), dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if arr is None or arr.ndim != 3 or arr.shape[2] not in (3, 4):
-        raise ImageError(p, "16-bit colour image that cannot be decoded at full depth (corrupt, or an "
+        raise ImageError(p, f"16-bit colour {kind} that cannot be decoded at full depth (corrupt, or an "
                             "unsupported compression)")
-    rgb = arr[..., 2::-1]  # BGR(A) -> RGB, alpha dropped
+    return arr
+
+
+def _decode_deep_colour(p: Path, fh) -> Image.Image:
+    """A 16-bit-per-channel colour image decoded at full depth, scaled to its own range."""
+    rgb = _decode_full_depth(p, fh, "image")[..., 2::-1]  # BGR(A) -> RGB, alpha dropped
     return Image.fromarray(scale_to_uint8(rgb), mode="RGB")
 
 
