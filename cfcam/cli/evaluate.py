@@ -38,7 +38,8 @@ per_image.csv, table.md, run.json and plots to the output folder. Score-CAM
 and Ablation-CAM run on the first --slow-n images; deletion/insertion, ROAD,
 the randomisation cascade and the gradient-noise protocols on the first
 --subset images. Exit code 0: done, 1: done but some manifest rows were
-skipped, 2: usage error, 130: interrupted."""
+skipped or some methods could not run on the layer, 2: usage error,
+130: interrupted."""
 
 DATA_FORMAT = """\
 --data DIR: DIR/manifest.csv is a CSV file (UTF-8) with a header and one row
@@ -130,7 +131,7 @@ def evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error(f"argument -o/--output: {out} exists and is not a folder")
     model, info = load_model_option(args, parser)
     _, reshape = resolve_layer_option(args, parser, model, info)
-    layer = args.layer or info["default_layer"]  # as written (e.g. layer4[-1]); the ablation's variants name theirs so
+    layer = args.layer or info["default_layer"]  # as the user wrote it (layer4[-1]), like the ablation's variants
     torch.manual_seed(args.seed)
     data, data_info = _load_data(args, parser, info)
     try:
@@ -140,7 +141,8 @@ def evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     settings = EvalSettings(layer=layer, batch_size=args.batch_size, subset=args.subset, slow_n=args.slow_n,
                             steps=args.steps, substrate=args.substrate, seed=args.seed,
-                            randomisation_seeds=args.randomisation_seeds, reshape=reshape, variants=dict(ABLATION) if args.ablation else {})
+                            randomisation_seeds=args.randomisation_seeds, reshape=reshape,
+                            variants=dict(ABLATION) if args.ablation else {})
     methods = list(ABLATION) if args.ablation else (args.methods or method_names())
     model_name = args.weights or args.model or "demo"
     started = time.perf_counter()
