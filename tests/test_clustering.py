@@ -163,7 +163,7 @@ def test_sampled_bracket_path_is_exact(seed, n, d):
 
 def test_a_bracket_that_misses_is_detected_and_the_answer_stays_exact(monkeypatch):
     x = planted_points(3, 300, 20)
-    monkeypatch.setattr(cl, "_bracket", lambda squared, k_lo, k_hi, sigmas: (0.0, 1e-30))
+    monkeypatch.setattr(cl, "_bracket", lambda sample, total, k_lo, k_hi, sigmas: (0.0, 1e-30))
     assert float(cl.exact_eps(cl.Distances(x), 25, 1e-5)) == published_eps(x, 25)
 
 
@@ -172,9 +172,9 @@ def test_a_narrow_bracket_that_misses_is_retried_wider(monkeypatch):
     x = planted_points(6, 400, 49)
     real, widths = cl._bracket, []
 
-    def first_misses(squared, k_lo, k_hi, sigmas):
+    def first_misses(sample, total, k_lo, k_hi, sigmas):
         widths.append(sigmas)
-        return (0.0, 1e-30) if len(widths) == 1 else real(squared, k_lo, k_hi, sigmas)
+        return (0.0, 1e-30) if len(widths) == 1 else real(sample, total, k_lo, k_hi, sigmas)
 
     monkeypatch.setattr(cl, "_bracket", first_misses)
     assert float(cl.exact_eps(cl.Distances(x), 25, 1e-5)) == published_eps(x, 25)
@@ -227,7 +227,7 @@ def test_packed_graph_finds_the_same_neighbours_as_the_dense_matrix(n, density, 
     rng = np.random.default_rng(seed)
     upper = np.triu(rng.random((n, n)) < density, 1)
     dense = upper | upper.T
-    graph = cl._PackedGraph(upper)
+    graph = cl._PackedGraph.from_upper(upper)
     np.testing.assert_array_equal(graph.degree, dense.sum(axis=1))
     points = np.flatnonzero(rng.random(n) < 0.3)
     if points.size:
@@ -266,3 +266,33 @@ def test_scan_holds_one_row_block_of_masks(monkeypatch):
     values = dist.squared[upper]
     assert band.below == int((values < 0.0).sum())
     assert band.index.size == int(((values >= 0.0) & (values <= 1.0)).sum())
+
+
+@pytest.mark.parametrize("seed,n,d,percentile", [(0, 400, 49, 25), (1, 600, 9, 10), (2, 300, 196, 50),
+                                                 (3, 500, 49, 90), (4, 130, 49, 25)])
+def test_the_graph_built_during_the_scan_is_the_neighbour_graph_at_eps(seed, n, d, percentile):
+    """The scan that chooses eps keeps the pairs below its band as a graph, and eps adds the band's; the
+    result is the graph of the plain neighbour test at eps, made independently (refined around eps)."""
+    x = planted_points(seed, n, d)
+    dist = cl.Distances(x)
+    eps = cl.exact_eps(dist, percentile, 1e-5)
+    assert eps.graph is not None
+    expected = cl._PackedGraph.from_upper(cl.neighbours(dist, float(eps)))
+    np.testing.assert_array_equal(eps.graph.rows, expected.rows)
+    np.testing.assert_array_equal(eps.graph.degree, expected.degree)
+    assert_dbscan_is_float64_sklearn(x, eps, max(2, n // 20))
+
+
+def test_the_graph_adds_edges_in_any_order_and_leaves_the_original_alone():
+    rng = np.random.default_rng(5)
+    upper = np.triu(rng.random((70, 70)) < 0.2, 1)
+    extra = np.triu(rng.random((70, 70)) < 0.1, 1) & ~upper
+    i, j = np.nonzero(extra)
+    order = rng.permutation(i.size)
+    base = cl._PackedGraph.from_upper(upper)
+    rows_before = base.rows.copy()
+    grown = base.plus(i[order], j[order])
+    expected = cl._PackedGraph.from_upper(upper | extra)
+    np.testing.assert_array_equal(grown.rows, expected.rows)
+    np.testing.assert_array_equal(grown.degree, expected.degree)
+    np.testing.assert_array_equal(base.rows, rows_before)

@@ -1,4 +1,5 @@
-"""cfcam.core.threads: CPUs from affinity and cgroup quota, one thread for the core, restored afterwards."""
+"""cfcam.core.threads: CPUs from affinity and cgroup quota, torch on one thread in the core (restored afterwards),
+the core's large passes shared out over a pool of threads."""
 
 import os
 
@@ -58,8 +59,73 @@ def test_environment_overrides(monkeypatch):
     assert threads.model_thread_count() == 3
     monkeypatch.setenv(threads.CORE_THREADS_ENV, "zero")
     monkeypatch.setenv(threads.MODEL_THREADS_ENV, "0")
-    assert threads.core_thread_count() == 1
+    assert threads.core_thread_count() == threads.available_cpus()
     assert threads.model_thread_count() == threads.available_cpus()
+
+
+def test_map_blocks_shares_blocks_over_single_threaded_pool_threads_in_order(monkeypatch):
+    import threading
+
+    monkeypatch.setenv(threads.CORE_THREADS_ENV, "3")
+    seen = []
+
+    def work(k):
+        seen.append((threading.current_thread().name, torch.get_num_threads()))
+        return k * k
+
+    assert threads.map_blocks(work, range(40)) == [k * k for k in range(40)]
+    assert all(name.startswith("cfcam-block") and n == 1 for name, n in seen)
+    # inside a pool thread, and inside serial_core, blocks run in the calling thread (no nested hand-over)
+    nested = threads.map_blocks(lambda k: (threading.current_thread().name,
+                                           threads.map_blocks(lambda j: threading.current_thread().name, [0, 1])),
+                                range(6))
+    assert all(inner == [outer, outer] for outer, inner in nested)
+    with threads.serial_core():
+        assert threads.map_blocks(lambda k: threading.current_thread().name, range(5)) == \
+            [threading.current_thread().name] * 5
+    monkeypatch.setenv(threads.CORE_THREADS_ENV, "1")
+    assert threads.map_blocks(lambda k: threading.current_thread().name, range(5)) == \
+        [threading.current_thread().name] * 5
+
+
+def test_an_error_in_a_block_reaches_the_caller(monkeypatch):
+    monkeypatch.setenv(threads.CORE_THREADS_ENV, "2")
+
+    def work(k):
+        if k == 5:
+            raise ValueError("block 5")
+        return k
+
+    with pytest.raises(ValueError, match="block 5"):
+        threads.map_blocks(work, range(10))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX only")
+def test_a_forked_child_starts_its_own_pool(monkeypatch):
+    monkeypatch.setenv(threads.CORE_THREADS_ENV, "2")
+    assert threads.map_blocks(lambda k: k, range(4)) == [0, 1, 2, 3]  # the parent's pool is running
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's pool threads do not exist here; a hang would time the test out
+        code = 0 if threads.map_blocks(lambda k: k + 1, range(4)) == [1, 2, 3, 4] else 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+@pytest.mark.parametrize("preset", ["readme", "reference"])
+def test_the_core_gives_the_same_result_on_one_thread_and_on_several(monkeypatch, preset):
+    import cfcam
+
+    rng = np.random.default_rng(3)
+    a = rng.random((700, 7, 7)).astype(np.float32)  # large enough to be cut into several blocks
+    g = rng.standard_normal((700, 7, 7)).astype(np.float32)
+    monkeypatch.setenv(threads.CORE_THREADS_ENV, "1")
+    one = cfcam.cluster_filter_cam(a, g, preset)
+    monkeypatch.setenv(threads.CORE_THREADS_ENV, "3")
+    several = cfcam.cluster_filter_cam(a, g, preset)
+    np.testing.assert_array_equal(one.labels, several.labels)
+    np.testing.assert_array_equal(one.cam, several.cam)
+    assert one.eps == several.eps
 
 
 def test_the_core_runs_single_threaded(monkeypatch):

@@ -1,9 +1,11 @@
-"""The batch loop of ``cfcam explain``, pipelined so that the model never waits on files.
+"""The batch loop of ``cfcam explain``: the model alone on the CPUs, then the files in parallel, in turn.
 
-A small thread pool reads, decodes and preprocesses the next batches, and colours, encodes and writes the
-overlays of the previous batch, while the calling thread runs the model on the current one (decoding, PNG
-encoding and OpenCV release the GIL). Rows, failures and the progress bar are touched only by the calling
-thread, in the order the sequential loop would touch them.
+The calling thread runs the model on one batch with nothing else running: its threads wait on each other at
+every operation, so a file thread taking one of its cores would stall them all (see
+:mod:`cfcam.core.threads`). Then a small thread pool colours, encodes and writes that batch's overlays and
+reads, decodes and preprocesses the next batch, all at once, while the model waits (decoding, PNG encoding,
+OpenCV and file writes release the GIL, and the threads overlap each other's disk waits). Rows, failures and
+the progress bar are touched only by the calling thread, in the order the sequential loop would touch them.
 """
 
 from __future__ import annotations
@@ -21,9 +23,6 @@ import torch
 from ..core.threads import available_cpus, model_thread_count
 from ..images.imageio import ImageError, load_image, save_npy_atomic, save_png_atomic
 from ..images.viz import overlay, preprocess
-
-PREFETCH = 2  # batches read ahead of the model
-
 
 @dataclass(frozen=True)
 class Loaded:
@@ -112,8 +111,8 @@ def image_warnings(item: Loaded) -> tuple[str, ...]:
 
 
 def io_workers() -> int:
-    """Threads for reading and writing: enough to keep up with the model, few enough not to crowd it."""
-    return max(2, min(4, available_cpus()))
+    """Threads for reading and writing between batches: two per usable CPU (their disk waits overlap), 2 to 8."""
+    return max(2, min(8, 2 * available_cpus()))
 
 
 @contextmanager
@@ -129,7 +128,8 @@ def model_threads():
 
 def explain_batches(images, explainer, info, target, args, out_dir: Path, bases, add_row, fail, bar, *,
                     warn=lambda path, note: None, after_batch=lambda: None) -> None:
-    """Explain ``images`` a batch at a time, reading ahead and writing behind the model (see the module).
+    """Explain ``images`` a batch at a time, the files read and written between the model's passes (see the
+    module).
 
     ``add_row(row)`` records an explained image, ``fail(path, reason)`` one that failed, ``warn(path, note)`` a
     decoder warning; ``after_batch()`` runs after each batch's rows are recorded. All run on this thread.
@@ -138,33 +138,34 @@ def explain_batches(images, explainer, info, target, args, out_dir: Path, bases,
     classes = info["classes"]
     pool = ThreadPoolExecutor(max_workers=io_workers(), thread_name_prefix="cfcam-io")
     reading: deque[list[Future]] = deque()
-    writing: list[tuple] = []  # (future, item, i, pass, name) of the previous batch
+    writing: list[tuple] = []  # (future, item, i, pass, name) of this batch's overlays, until recorded
 
     def read_ahead(k: int) -> None:
         if k < len(batches):
             reading.append([pool.submit(load, path, info, args.max_pixels) for path in batches[k]])
 
+    def record(future, item, i, done, name) -> None:
+        seconds, error = future.result()
+        if error is None:
+            add_row(make_row(item, i, done, name, classes, seconds))
+        else:
+            fail(item.path, error)
+        bar.update(1)
+
     def collect_writes() -> None:
-        for future, item, i, done, name in writing:
-            seconds, error = future.result()
-            if error is None:
-                add_row(make_row(item, i, done, name, classes, seconds))
-            else:
-                fail(item.path, error)
-            bar.update(1)
-        writing.clear()
+        while writing:
+            future = writing[0][0]
+            future.result()  # a signal may stop the run here: the write stays listed
+            record(*writing.pop(0))
 
     try:
         with model_threads():
-            for k in range(PREFETCH):
-                read_ahead(k)
+            read_ahead(0)
             for k in range(len(batches)):
                 loaded = [future.result() for future in reading.popleft()]
-                read_ahead(k + PREFETCH)
                 good = [item for item in loaded if item.error is None]
                 done = run_model(good, explainer, target) if good else None
-                collect_writes()  # the previous batch's, written while the model ran
-                after_batch()
+                read_ahead(k + 1)  # read while this batch is written, the model idle (see the module)
                 for item in loaded:
                     for note in image_warnings(item):
                         warn(item.path, note)
@@ -175,13 +176,17 @@ def explain_batches(images, explainer, info, target, args, out_dir: Path, bases,
                     for item in good:
                         fail(item.path, done)
                     bar.update(len(good))
-                    continue
-                for i, item in enumerate(good):
-                    name = f"{bases[item.path]}_{args.method}"
-                    npy = out_dir / f"{name}.npy" if args.save_raw else None
-                    future = pool.submit(write, done.maps[i], item.image, args.alpha, out_dir / f"{name}.png", npy)
-                    writing.append((future, item, i, done, name))
-            collect_writes()
-            after_batch()
+                elif done is not None:
+                    for i, item in enumerate(good):
+                        name = f"{bases[item.path]}_{args.method}"
+                        npy = out_dir / f"{name}.npy" if args.save_raw else None
+                        future = pool.submit(write, done.maps[i], item.image, args.alpha, out_dir / f"{name}.png",
+                                             npy)
+                        writing.append((future, item, i, done, name))
+                collect_writes()
+                after_batch()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        for entry in writing:  # writes that finished while the run was stopping: their files exist
+            if not entry[0].cancelled() and entry[0].exception() is None:
+                record(*entry)

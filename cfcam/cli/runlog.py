@@ -1,7 +1,7 @@
 """``summary.csv`` of one ``cfcam explain`` run, kept true while the run goes on.
 
 It is written (atomically) when the run starts, with a row per input, so that an older run's summary never
-stands for this one; rewritten after every batch; and written a last time on every way out: the end, an
+stands for this one; rewritten after a batch (at most once a second); and written a last time on every way out: the end, an
 error, Ctrl-C, SIGTERM. An input the run did not reach says so in its ``error`` cell. Every cell goes through :func:`csv_cell` (control characters and undecodable
 bytes escaped, formulas defused). ``add`` may be called from worker threads.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import threading
+import time
 from pathlib import Path
 
 from ..images.imageio import write_text_atomic
@@ -24,11 +25,14 @@ NOT_REACHED = "not explained: the run ended before this image"
 class RunLog:
     """The rows of one run, in input order (path problems first), and the ``summary.csv`` they make."""
 
+    PROGRESS_SECONDS = 1.0  # shortest time between two saves during the run
+
     def __init__(self, path, inputs) -> None:
         self.path = Path(path)
         self._order = [str(p) for p in inputs]
         self._rows: dict[str, dict] = {}
         self._lock = threading.Lock()
+        self._saved_at: float | None = None  # when save_progress last wrote
 
     def add(self, row: dict) -> None:
         """Record the row of one input (``row["file"]`` is its path as given); replaces an earlier one."""
@@ -54,7 +58,12 @@ class RunLog:
         return write_text_atomic(self.text(pending), self.path)
 
     def save_progress(self) -> bool:
-        """``save()`` during the run: a failure (a full disk) returns False, the final ``save()`` reports it."""
+        """``save()`` during the run, at most once every :attr:`PROGRESS_SECONDS` (each save rewrites every row):
+        a failure (a full disk) returns False, the final ``save()`` reports it."""
+        now = time.monotonic()
+        if self._saved_at is not None and now - self._saved_at < self.PROGRESS_SECONDS:
+            return True
+        self._saved_at = now
         try:
             self.save()
         except OSError:

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import functools
 import itertools
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .threads import single_threaded
+from .threads import map_blocks, single_threaded
 
 IMPORTANT = -2
 NOISE = -1
@@ -29,7 +30,9 @@ _U64 = float(np.finfo(np.float64).eps) / 2
 # float32 products while their worst-case error, relative to a typical squared distance, stays below this:
 # beyond it so many pairs need recomputing that float64 products (twice the product's cost) are cheaper
 _FLOAT32_MAX_RELATIVE_ERROR = 2e-3
-_BLOCK_ELEMENTS = 1 << 18  # entries of the distance matrix handled per row block (1 MB of float32, in cache)
+_BLOCK_ELEMENTS = 1 << 18  # at most about this many entries of the distance matrix per row block (1 MB float32)
+_MIN_BLOCK_ELEMENTS = 1 << 15  # at least this many: below it the threads' hand-over costs more than it saves
+_BLOCKS_FOR_THREADS = 8  # row blocks a large pass is cut into at least, so that threads can share it evenly
 _REFINE_BYTES = 1 << 23  # bound on the differences held at once while recomputing pairs (8 MB of float64)
 _SAMPLE = 20_000  # pairs sampled to bracket the two ranks of the percentile
 _tokens = itertools.count()
@@ -53,28 +56,73 @@ def split_important(flat: np.ndarray, important_fraction: float) -> Split:
     return Split(norms, threshold, norms >= threshold)
 
 
-def _rows_per_block(width: int) -> int:
-    """Rows of a ``width``-wide matrix that make one block of about ``_BLOCK_ELEMENTS`` entries."""
-    return max(1, _BLOCK_ELEMENTS // max(width, 1))
+@functools.lru_cache(maxsize=16)
+def _triangle_blocks_cached(n: int, largest: int, smallest: int, count: int) -> tuple[tuple[int, int], ...]:
+    rows = max(1, largest // max(n, 1))
+    if n * n // (2 * count) >= smallest:
+        rows = min(rows, -(-n // count))
+    return tuple((r0, min(n, r0 + rows)) for r0 in range(0, n, rows))
 
 
-def _squared_distances(x: torch.Tensor, sq: torch.Tensor) -> np.ndarray:
-    """``|x_i|^2 + |x_j|^2 - 2 x_i.x_j`` for the pairs ``i <= j`` (upper triangle), ``(n, n)`` of x's dtype.
+def _triangle_blocks(n: int) -> tuple[tuple[int, int], ...]:
+    """Row ranges ``(r0, r1)`` that cut the upper triangle of an ``n x n`` matrix into row blocks, largest
+    first: at most about ``_BLOCK_ELEMENTS`` entries each (a block's rows, from their diagonal on, stay in
+    cache; short, wide blocks make the fastest products), and at least ``_BLOCKS_FOR_THREADS`` blocks when
+    the triangle is large enough, so that :func:`~cfcam.core.threads.map_blocks` can share them out."""
+    return _triangle_blocks_cached(n, _BLOCK_ELEMENTS, _MIN_BLOCK_ELEMENTS, _BLOCKS_FOR_THREADS)
+
+
+_scratch = threading.local()
+
+
+def _buffer(name: str, size: int, dtype) -> np.ndarray:
+    """A flat scratch array of at least ``size`` items, kept per thread and reused (no fresh pages per call)."""
+    buf = getattr(_scratch, name, None)
+    if buf is None or buf.size < size or buf.dtype != dtype:
+        buf = np.empty(max(size, 1), dtype=dtype)
+        setattr(_scratch, name, buf)
+    return buf[:size]
+
+
+@functools.lru_cache(maxsize=8)
+def _sample_pairs(n: int) -> np.ndarray:
+    """``_SAMPLE`` uniformly drawn pairs ``i < j`` (repeats allowed) as increasing flat indices ``i * n + j``;
+    a fixed seed, so that the cost of a call is repeatable (the answer is exact either way)."""
+    rng = np.random.default_rng(0)
+    i = rng.integers(0, n, _SAMPLE)
+    j = rng.integers(0, n - 1, _SAMPLE)
+    j += j >= i  # a uniform pair of distinct points
+    return np.sort(np.minimum(i, j) * n + np.maximum(i, j))
+
+
+def _squared_distances(x: torch.Tensor, sq: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """``|x_i|^2 + |x_j|^2 - 2 x_i.x_j`` for the pairs ``i <= j`` (upper triangle), ``(n, n)`` of x's dtype, and
+    its values at :func:`_sample_pairs` (empty when the triangle has no more pairs than the sample).
 
     One matrix product per row block, over the block's own columns and those to its right only (about half
-    the work of the full matrix); the two norms ride along as two extra columns (``[x, |x|^2, 1] .
-    [-2x, 1, |x|^2]``), so each entry is written once, by the product. Entries below the diagonal blocks are
-    left undefined."""
+    the work of the full matrix), the blocks shared out over the core's threads; the two norms ride along as
+    two extra columns (``[x, |x|^2, 1] . [-2x, 1, |x|^2]``), so each entry is written once, by the product,
+    and the sampled entries are read while the block is in cache. Entries below the diagonal blocks are left
+    undefined."""
     n = x.shape[0]
     ones = x.new_ones(n, 1)
     left = torch.cat([x, sq[:, None], ones], dim=1)
     right = torch.cat([-2.0 * x, ones, sq[:, None]], dim=1).T.contiguous()
     # numpy's allocator (huge pages, reused memory): no page faults on every call, unlike torch.empty
-    out = torch.from_numpy(np.empty((n, n), dtype=np.float32 if x.dtype == torch.float32 else np.float64))
-    step = _rows_per_block(n)
-    for r0 in range(0, n, step):
-        torch.mm(left[r0:r0 + step], right[:, r0:], out=out[r0:r0 + step, r0:])
-    return out.numpy()
+    out = np.empty((n, n), dtype=np.float32 if x.dtype == torch.float32 else np.float64)
+    product_out = torch.from_numpy(out)
+    pairs = _sample_pairs(n) if n * (n - 1) // 2 > _SAMPLE else np.zeros(0, dtype=np.int64)
+    sample = np.empty(pairs.size, dtype=out.dtype)
+    flat = out.ravel()
+
+    def product(rows: tuple[int, int]) -> None:
+        r0, r1 = rows
+        torch.mm(left[r0:r1], right[:, r0:], out=product_out[r0:r1, r0:])
+        s0, s1 = np.searchsorted(pairs, (r0 * n, r1 * n))
+        sample[s0:s1] = flat[pairs[s0:s1]]
+
+    map_blocks(product, _triangle_blocks(n))
+    return out, sample
 
 
 def _gamma(k: int, unit: float = _U32) -> float:
@@ -85,6 +133,7 @@ def _gamma(k: int, unit: float = _U32) -> float:
 class Distances:
     """Pairwise Euclidean distances between the rows of ``flat`` (channels), immutable once built.
 
+    ``sample`` holds the entries of ``squared`` at a fixed random sample of pairs (:func:`_sample_pairs`).
     ``squared`` ``(n, n)`` holds, in its upper triangle ``i < j`` (the rest is undefined), the squared
     distances of the mean-centred rows (distances do not change under translation; centring keeps the product
     well conditioned), from one matrix product, float32, or float64 when the float32 error bound would be large
@@ -119,7 +168,7 @@ class Distances:
             centred = centred.float()
             sq = centred.double().square().sum(dim=1)
             self.error = error32
-        self.squared: np.ndarray = _squared_distances(centred, sq.to(centred.dtype))
+        self.squared, self.sample = _squared_distances(centred, sq.to(centred.dtype))
         # the published float32 differences and norm, relative to the distance itself
         self.relative = _gamma(self.dim + 5)
 
@@ -146,14 +195,16 @@ class Band:
     lo: float
     hi: float
     below: int  # pairs whose approximate squared distance is below lo
-    index: np.ndarray  # the pairs in it, as flat indices ``i * n + j`` of the matrix
+    index: np.ndarray  # the pairs in it, as flat indices ``i * n + j`` of the matrix, increasing
     approx: np.ndarray  # their approximate squared distances
+    under: _PackedGraph | None = None  # the pairs below lo as a graph (``scan_upper(..., graph=True)``)
+    positions: np.ndarray | None = None  # where this band's pairs are in the band it was cut from (within)
 
     def within(self, lo: float, hi: float) -> Band:
         """The part of this band inside ``[lo, hi]`` (which must lie inside the band's own range)."""
         keep = (self.approx >= lo) & (self.approx <= hi)
         below = self.below + int(np.count_nonzero(self.approx < lo))
-        return Band(lo, hi, below, self.index[keep], self.approx[keep])
+        return Band(lo, hi, below, self.index[keep], self.approx[keep], positions=np.flatnonzero(keep))
 
 
 @functools.lru_cache(maxsize=8)
@@ -170,25 +221,50 @@ def _upper_block(squared: np.ndarray, r0: int, r1: int, threshold: float, out: n
     return mask
 
 
-def scan_upper(squared: np.ndarray, lo: float, hi: float) -> Band:
+def _column_counts(mask: np.ndarray) -> np.ndarray:
+    """``mask.sum(axis=0)`` as uint32, adding bytes 255 rows at a time (numpy's fastest reduction)."""
+    counts = np.zeros(mask.shape[1], dtype=np.uint32)
+    as_bytes = mask.view(np.uint8)
+    for s in range(0, mask.shape[0], 255):
+        counts += np.add.reduce(as_bytes[s:s + 255], axis=0, dtype=np.uint8)
+    return counts
+
+
+def scan_upper(squared: np.ndarray, lo: float, hi: float, graph: bool = False) -> Band:
     """Count the upper-triangle entries below ``lo`` and collect those in ``[lo, hi]``, one row block at a
-    time (the block's columns from its diagonal on), so that each entry is read once, from cache."""
+    time (the block's columns from its diagonal on, so that each entry is read once, from cache).
+    ``graph``: also keep the entries below ``lo`` as a bit-packed graph (``Band.under``), for DBSCAN at an
+    eps inside the band. One thread: these passes are bound by memory, and a second thread slows them."""
     n = squared.shape[0]
-    flat = squared.ravel()
-    below, found = 0, []
-    step = _rows_per_block(n)
-    buffers = np.empty((2, step * n), dtype=bool)  # reused by every block: no fresh pages per block
-    for r0 in range(0, n, step):
-        r1 = min(n, r0 + step)
-        shape = (r1 - r0, n - r0)
-        under = _upper_block(squared, r0, r1, lo, buffers[0, :shape[0] * shape[1]].reshape(shape), np.less)
-        below += int(np.count_nonzero(under))
-        inside = _upper_block(squared, r0, r1, hi, buffers[1, :shape[0] * shape[1]].reshape(shape))
-        np.greater(inside, under, out=inside)  # <= hi and not < lo
-        rows, cols = np.divmod(np.flatnonzero(inside), n - r0)
-        found.append((rows + r0) * n + (cols + r0))
-    index = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
-    return Band(lo, hi, below, index, flat[index])
+    packed = np.zeros((n, 8 * -(-n // 64)), dtype=np.uint8) if graph else None
+
+    def block(rows: tuple[int, int]):
+        r0, r1 = rows
+        c0 = r0 - r0 % 64 if graph else r0  # packed rows start on a 64-bit word
+        width = n - c0
+        under = _buffer("under", (r1 - r0) * width, bool).reshape(r1 - r0, width)
+        under[:, :r0 - c0] = False
+        _upper_block(squared, r0, r1, lo, under[:, r0 - c0:], np.less)
+        inside = _upper_block(squared, r0, r1, hi, _buffer("inside", (r1 - r0) * (n - r0), bool).reshape(
+            r1 - r0, n - r0))
+        np.greater(inside, under[:, r0 - c0:], out=inside)  # <= hi and not < lo
+        i, j = np.divmod(np.flatnonzero(inside), n - r0)
+        found = (i + r0) * n + (j + r0)
+        if not graph:
+            return int(np.count_nonzero(under)), found, None
+        packed[r0:r1, c0 // 8:c0 // 8 + -(-width // 8)] = np.packbits(under, axis=1)
+        counts = _column_counts(under)
+        return int(counts.sum()), found, (c0, counts)
+
+    parts = [block(rows) for rows in _triangle_blocks(n)]
+    index = np.concatenate([found for _, found, _ in parts]) if parts else np.zeros(0, dtype=np.int64)
+    under = None
+    if graph:
+        column_sums = np.zeros(n, dtype=np.int64)
+        for _, _, (c0, counts) in parts:
+            column_sums[c0:] += counts
+        under = _PackedGraph(packed, column_sums, n)
+    return Band(lo, hi, sum(below for below, _, _ in parts), index, squared.ravel()[index], under)
 
 
 @dataclass(frozen=True)
@@ -202,6 +278,7 @@ class Refined:
     j: np.ndarray
     published: np.ndarray  # float32 distances as the published code computes them
     exact: np.ndarray  # float64 distances of the same float32 differences
+    positions: np.ndarray | None = None  # where these pairs are in the scanned band (Band.positions)
 
 
 def _recompute(x32: np.ndarray, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -221,19 +298,21 @@ def refine(distances: Distances, band: Band) -> Refined:
     """Recompute the pairs of ``band`` as the published code computes them."""
     i, j = np.divmod(band.index, max(distances.n, 1))
     published, exact = _recompute(distances._x32, i, j)
-    return Refined(band.lo, band.hi, band.below, i, j, published, exact)
+    return Refined(band.lo, band.hi, band.below, i, j, published, exact, band.positions)
 
 
 class ExactEps(float):
     """``eps`` (a float), carrying the pairs refined to choose it, so that :func:`dbscan` tests neighbours
-    near ``eps`` without recomputing them. Pickles and copies as a plain float."""
+    near ``eps`` without recomputing them, and the neighbour graph at ``eps`` when the scan that chose it
+    could build it on the way. Pickles and copies as a plain float."""
 
     refined: Refined
     token: int  # the Distances it was chosen from
+    graph: _PackedGraph | None  # the neighbours at eps (the upper triangle), None: dbscan builds them
 
-    def __new__(cls, value: float, refined: Refined, token: int):
+    def __new__(cls, value: float, refined: Refined, token: int, graph: _PackedGraph | None = None):
         obj = super().__new__(cls, value)
-        obj.refined, obj.token = refined, token
+        obj.refined, obj.token, obj.graph = refined, token, graph
         return obj
 
     def __reduce__(self):
@@ -262,28 +341,21 @@ def _lerp(a: float, b: float, t: float) -> float:
 _BRACKET_SIGMAS = (3.0, 8.0)
 
 
-def _bracket(squared: np.ndarray, k_lo: int, k_hi: int, sigmas: float = _BRACKET_SIGMAS[0]) -> tuple[float, float]:
-    """Bounds that hold triangle ranks ``k_lo..k_hi``, from a sample of pairs, ``sigmas`` standard deviations
-    of the sample quantile's rank wide on each side.
-
-    The sample has a fixed seed (the cost is repeatable; the answer is exact either way: a bracket that
-    misses is detected and widened). Few pairs: everything, ``(-inf, inf)``."""
-    n = squared.shape[0]
-    total = n * (n - 1) // 2
-    if total <= _SAMPLE:
+def _bracket(sample: np.ndarray, total: int, k_lo: int, k_hi: int,
+             sigmas: float = _BRACKET_SIGMAS[0]) -> tuple[float, float]:
+    """Bounds that hold triangle ranks ``k_lo..k_hi`` of ``total`` pairs, from a uniform ``sample`` of them,
+    ``sigmas`` standard deviations of the sample quantile's rank wide on each side (a bracket that misses is
+    detected and widened, so the answer is exact either way). No sample: everything, ``(-inf, inf)``."""
+    size = sample.size
+    if size < 2:
         return -np.inf, np.inf
-    rng = np.random.default_rng(0)
-    i = rng.integers(0, n, _SAMPLE)
-    j = rng.integers(0, n - 1, _SAMPLE)
-    j += j >= i  # a uniform pair of distinct points
-    sample = squared[np.minimum(i, j), np.maximum(i, j)]
     p = min(max(k_lo / max(total - 1, 1), 0.0), 1.0)
-    margin = int(sigmas * np.sqrt(_SAMPLE * p * (1.0 - p))) + 8  # binomial sd of the sample rank, plus a floor
-    r_lo = max(0, int(k_lo / (total - 1) * (_SAMPLE - 1)) - margin)
-    r_hi = min(_SAMPLE - 1, int(k_hi / (total - 1) * (_SAMPLE - 1)) + margin)
+    margin = int(sigmas * np.sqrt(size * p * (1.0 - p))) + 8  # binomial sd of the sample rank, plus a floor
+    r_lo = max(0, int(k_lo / (total - 1) * (size - 1)) - margin)
+    r_hi = min(size - 1, int(k_hi / (total - 1) * (size - 1)) + margin)
     part = np.partition(sample, (r_lo, r_hi))
     lo = -np.inf if r_lo == 0 else float(part[r_lo])
-    hi = np.inf if r_hi == _SAMPLE - 1 else float(part[r_hi])
+    hi = np.inf if r_hi == size - 1 else float(part[r_hi])
     return lo, hi
 
 
@@ -292,14 +364,16 @@ def _holds(band: Band | Refined, k_lo: int, k_hi: int, size: int) -> bool:
     return band.below <= k_lo and k_hi < band.below + size
 
 
-def _refined_band(distances: Distances, k_lo: int, k_hi: int) -> Refined:
-    """The pairs within ``3 * error_at`` of the approximate rank statistics, recomputed as published.
+def _refined_band(distances: Distances, k_lo: int, k_hi: int) -> tuple[Refined, Band | None]:
+    """The pairs within ``3 * error_at`` of the approximate rank statistics, recomputed as published, and the
+    scanned band they were cut from (with the pairs below it as a graph; None when a rescan was needed).
 
     An entry outside that band cannot cross the published statistics (nor any ``eps`` between them), so the
     published values of ranks ``k_lo..k_hi`` are found inside it."""
     squared = distances.squared
+    total = distances.n * (distances.n - 1) // 2
     for sigmas in _BRACKET_SIGMAS:
-        band = scan_upper(squared, *_bracket(squared, k_lo, k_hi, sigmas))
+        band = scan_upper(squared, *_bracket(distances.sample, total, k_lo, k_hi, sigmas), graph=True)
         if _holds(band, k_lo, k_hi, band.index.size):
             break
     else:  # both brackets missed: not expected to happen, but stay exact
@@ -307,11 +381,14 @@ def _refined_band(distances: Distances, k_lo: int, k_hi: int) -> Refined:
     a2, b2 = np.partition(band.approx, (k_lo - band.below, k_hi - band.below))[[k_lo - band.below,
                                                                                    k_hi - band.below]]
     lo, hi = float(a2) - 3 * distances.error_at(a2), float(b2) + 3 * distances.error_at(b2)
-    inner = band.within(lo, hi) if band.lo <= lo and hi <= band.hi else scan_upper(squared, lo, hi)
+    if band.lo <= lo and hi <= band.hi:
+        inner = band.within(lo, hi)
+    else:
+        inner, band = scan_upper(squared, lo, hi), None
     refined = refine(distances, inner)
     if not _holds(refined, k_lo, k_hi, refined.i.size):  # cannot happen with a valid bound; stay exact
-        refined = refine(distances, scan_upper(squared, -np.inf, np.inf))
-    return refined
+        refined, band = refine(distances, scan_upper(squared, -np.inf, np.inf)), None
+    return refined, band
 
 
 def _covers(refined: Refined, eps: float, distances: Distances) -> bool:
@@ -340,13 +417,19 @@ def exact_eps(distances: Distances, percentile: float, eps_min: float) -> ExactE
     if n < 2:
         return ExactEps(float(eps_min), empty, distances.token)
     k_lo, k_hi, t = _triangle_ranks(n, percentile)
-    refined = _refined_band(distances, k_lo, k_hi)
+    refined, band = _refined_band(distances, k_lo, k_hi)
     ranks = (k_lo - refined.below, k_hi - refined.below)
     a, b = np.partition(refined.published, ranks)[list(ranks)]
     eps = max(_lerp(float(a), float(b), t), float(eps_min))
     if not _covers(refined, eps, distances):  # eps_min above the percentile
-        refined = _around(distances, eps)
-    return ExactEps(eps, refined, distances.token)
+        return ExactEps(eps, _around(distances, eps), distances.token)
+    graph = None
+    if band is not None and band.under is not None and refined.positions is not None:
+        # below the band: neighbours; above it: not; in it: the approximate test, or the exact one if refined
+        near = band.approx <= band.approx.dtype.type(eps * eps)
+        near[refined.positions] = refined.exact <= eps
+        graph = band.under.plus(*np.divmod(band.index[near], n))
+    return ExactEps(eps, refined, distances.token, graph)
 
 
 def min_samples_for(n_points: int, fraction: float, floor: int) -> int:
@@ -363,9 +446,8 @@ def neighbours(distances: Distances, eps: float) -> np.ndarray:
     n = distances.n
     upper = np.zeros((n, n), dtype=bool)
     threshold = distances.squared.dtype.type(eps * eps)
-    step = _rows_per_block(n)
-    for r0 in range(0, n, step):
-        _upper_block(distances.squared, r0, min(n, r0 + step), threshold, out=upper[r0:r0 + step, r0:])
+    for r0, r1 in _triangle_blocks(n):
+        _upper_block(distances.squared, r0, r1, threshold, out=upper[r0:r1, r0:])
     upper[refined.i, refined.j] = refined.exact <= eps
     return upper
 
@@ -381,14 +463,34 @@ class _PackedGraph:
     """A symmetric graph given by its upper triangle, rows packed into bits: the neighbours of a whole set of
     points in two word-wide passes (their rows, and the column bits of everyone else)."""
 
-    def __init__(self, upper: np.ndarray) -> None:
-        self.n = upper.shape[0]
-        words = -(-self.n // 64)
-        packed = np.zeros((self.n, 8 * words), dtype=np.uint8)
-        packed[:, :-(-self.n // 8)] = np.packbits(upper, axis=1)
+    def __init__(self, packed: np.ndarray, column_sums: np.ndarray, n: int) -> None:
+        """``packed`` ``(n, 8 * words)`` uint8: row ``i``'s bits ``i < j`` (numpy's packbits order), zero padded;
+        ``column_sums`` ``(n,)``: the bits set in each column."""
+        self.n = n
         self.rows = packed.view(np.uint64)
-        column_sums = np.add.reduce(upper.view(np.uint8), axis=0, dtype=np.uint16 if self.n < 65536 else np.uint32)
+        self.column_sums = column_sums
         self.degree = np.bitwise_count(self.rows).sum(axis=1, dtype=np.int64) + column_sums
+
+    @classmethod
+    def from_upper(cls, upper: np.ndarray) -> _PackedGraph:
+        """The graph of an ``(n, n)`` bool matrix that is False on and below the diagonal."""
+        n = upper.shape[0]
+        packed = np.zeros((n, 8 * -(-n // 64)), dtype=np.uint8)
+        packed[:, :-(-n // 8)] = np.packbits(upper, axis=1)
+        return cls(packed, _column_counts(upper).astype(np.int64), n)
+
+    def plus(self, i: np.ndarray, j: np.ndarray) -> _PackedGraph:
+        """A new graph with the edges ``(i, j)`` (``i < j``, no pair twice) added; this one is left as it is."""
+        packed = self.rows.view(np.uint8).copy()
+        if i.size:
+            byte = i * packed.shape[1] + (j >> 3)
+            order = np.argsort(byte, kind="stable") if np.any(byte[1:] < byte[:-1]) else None
+            if order is not None:
+                byte, j = byte[order], j[order]
+            starts = np.flatnonzero(np.r_[True, byte[1:] != byte[:-1]])
+            bits = np.bitwise_or.reduceat((128 >> (j & 7)).astype(np.uint8), starts)
+            packed.ravel()[byte[starts]] |= bits
+        return _PackedGraph(packed, self.column_sums + np.bincount(j, minlength=self.n), self.n)
 
     def reached_from(self, points: np.ndarray) -> np.ndarray:
         """``(n,)`` bool: the points adjacent to any of ``points`` (indices)."""
@@ -432,12 +534,14 @@ def dbscan(distances: np.ndarray | Distances, eps: float, min_samples: int) -> D
     reach, numbered and assigned exactly as scikit-learn does.
     """
     if isinstance(distances, Distances):
-        upper, itself = neighbours(distances, eps), 1
+        carried = isinstance(eps, ExactEps) and eps.token == distances.token and eps.graph is not None
+        graph = eps.graph if carried else _PackedGraph.from_upper(neighbours(distances, eps))
+        itself = 1
     else:
-        upper, itself = np.triu(distances <= eps, 1), (np.diagonal(distances) <= eps).astype(np.int64)
-    if upper.shape[0] == 0:
+        itself = (np.diagonal(distances) <= eps).astype(np.int64)
+        graph = _PackedGraph.from_upper(np.triu(distances <= eps, 1))
+    if graph.n == 0:
         return DBSCANResult(np.full(0, NOISE, dtype=np.int64), np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64))
-    graph = _PackedGraph(upper)
     n_neighbors = graph.degree + itself
     core = n_neighbors >= min_samples
     return DBSCANResult(_grow_clusters(graph, core), core, n_neighbors)

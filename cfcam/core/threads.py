@@ -1,11 +1,14 @@
 """How many threads cfcam uses, chosen on purpose rather than inherited.
 
-The CF-CAM core (distances, clustering, filtering of one image) is many small operations: split over
-threads they wait on each other, and on a busy machine (another process on a core, a container whose CPU
-quota is smaller than the cores it sees) a thread without a core stalls them all. So the core runs on one
-thread (:func:`core_threads`), and the command line gives the model :func:`available_cpus` threads, the CPUs
-this process may actually use (affinity mask and cgroup quota), not the cores the machine has.
-``CFCAM_CORE_THREADS`` and ``CFCAM_THREADS`` (environment) override the two choices.
+The CF-CAM core (distances, clustering, filtering of one image) is many small operations: split over torch's
+threads they wait on each other at every operation, and on a busy machine (another process on a core, a
+container whose CPU quota is smaller than the cores it sees) a thread without a core stalls them all. So torch
+runs on one thread inside the core (:func:`core_threads`), and the core's few large passes (the distance
+product, the scan for eps) are cut into row blocks that a small pool of threads, one per usable CPU
+(:func:`core_thread_count`), takes in turn (:func:`map_blocks`): a thread whose core is busy simply takes
+fewer blocks. The command line gives the model :func:`available_cpus` threads, the CPUs this process may
+actually use (affinity mask and cgroup quota), not the cores the machine has. ``CFCAM_CORE_THREADS`` and
+``CFCAM_THREADS`` (environment) override the two choices.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 import functools
 import math
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -58,8 +63,8 @@ def _env_int(name: str) -> int | None:
 
 
 def core_thread_count() -> int:
-    """Threads for the core: 1, or ``CFCAM_CORE_THREADS``."""
-    return _env_int(CORE_THREADS_ENV) or 1
+    """Threads that share the core's large passes: ``CFCAM_CORE_THREADS``, else :func:`available_cpus`."""
+    return _env_int(CORE_THREADS_ENV) or available_cpus()
 
 
 def model_thread_count() -> int:
@@ -69,15 +74,14 @@ def model_thread_count() -> int:
 
 @contextmanager
 def core_threads():
-    """Run the block with torch limited to :func:`core_thread_count` threads, then restore the count."""
+    """Run the block with torch on one thread (in this thread), then restore the count."""
     import torch
 
-    wanted = core_thread_count()
     before = torch.get_num_threads()
-    if wanted == before:
+    if before == 1:
         yield
         return
-    torch.set_num_threads(wanted)
+    torch.set_num_threads(1)
     try:
         yield
     finally:
@@ -93,3 +97,57 @@ def single_threaded(fn):
             return fn(*args, **kwargs)
 
     return wrapper
+
+
+_local = threading.local()  # .serial: this thread must not hand blocks to the pool (a pool thread, an image's)
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _start_pool_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    _local.serial = True
+
+
+def _forget_pool() -> None:
+    """After a fork the child has none of the parent's threads: it starts its own pool when it needs one."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _block_pool(workers: int) -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._max_workers != workers:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(workers, thread_name_prefix="cfcam-block", initializer=_start_pool_thread)
+        return _pool
+
+
+@contextmanager
+def serial_core():
+    """Run the block's core passes in this thread only (for callers that already run images in parallel)."""
+    before = getattr(_local, "serial", False)
+    _local.serial = True
+    try:
+        yield
+    finally:
+        _local.serial = before
+
+
+def map_blocks(fn, blocks) -> list:
+    """``[fn(b) for b in blocks]``, the blocks shared out over :func:`core_thread_count` pool threads (each with
+    torch on one thread), taken in turn, results in order. In this thread alone when there is one block, one
+    core thread, or this thread is itself a pool thread or inside :func:`serial_core`."""
+    blocks = list(blocks)
+    workers = core_thread_count()
+    if len(blocks) <= 1 or workers <= 1 or getattr(_local, "serial", False):
+        return [fn(b) for b in blocks]
+    return list(_block_pool(workers).map(fn, blocks))

@@ -471,6 +471,23 @@ def _write_atomic(path, write: Callable[[io.BufferedWriter], None]) -> Path:
 PNG_COMPRESS_LEVEL = 1  # zlib level: about 3x faster than PIL's default 6, files about 10-20 % larger
 
 
+def encode_png(arr: np.ndarray) -> bytes:
+    """PNG bytes of a uint8 array ``(H, W)``, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA, by OpenCV: zlib level
+    :data:`PNG_COMPRESS_LEVEL` and, where OpenCV offers the choice (4.11+), the Sub filter on every row. About
+    half PIL's time for the same size on a heatmap overlay: PIL tries every filter on every row."""
+    import cv2
+
+    if arr.ndim == 3:
+        arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR if arr.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
+    params = [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESS_LEVEL]
+    if hasattr(cv2, "IMWRITE_PNG_FILTER"):
+        params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
+    ok, data = cv2.imencode(".png", arr, params)
+    if not ok:
+        raise ValueError(f"OpenCV could not encode an image of shape {arr.shape} as PNG")
+    return data.tobytes()
+
+
 def _open_temp(folder: Path) -> tuple[int, Path]:
     """``(fd, name)`` of a new, empty temporary file in ``folder``, with the usual permissions (umask)."""
     tmp = _temp_path(folder)
@@ -520,15 +537,20 @@ def _process_alive(pid: int) -> bool:
 
 
 def save_png_atomic(image, path) -> Path:
-    """Write ``image`` (PIL image, or uint8 array ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)``) as a PNG, atomically."""
-    if not isinstance(image, Image.Image):
-        arr = np.asarray(image)
-        if arr.dtype != np.uint8:
-            raise ValueError(f"image must be a PIL image or a uint8 array, got dtype {arr.dtype}")
-        if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (3, 4))):
-            raise ValueError(f"image must have shape (H, W), (H, W, 3) or (H, W, 4), got {arr.shape}")
-        image = Image.fromarray(np.ascontiguousarray(arr))
-    return _write_atomic(path, lambda fh: image.save(fh, format="PNG", compress_level=PNG_COMPRESS_LEVEL))
+    """Write ``image`` (PIL image, or uint8 array ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)``) as a PNG, atomically.
+
+    Arrays are encoded by :func:`encode_png` before the file is opened; PIL images by PIL (any mode)."""
+    if isinstance(image, Image.Image):
+        return _write_atomic(path, lambda fh: image.save(fh, format="PNG", compress_level=PNG_COMPRESS_LEVEL))
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        raise ValueError(f"image must be a PIL image or a uint8 array, got dtype {arr.dtype}")
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (3, 4))):
+        raise ValueError(f"image must have shape (H, W), (H, W, 3) or (H, W, 4), got {arr.shape}")
+    if min(arr.shape[:2]) == 0:
+        raise ValueError(f"image must not be empty, got shape {arr.shape}")
+    data = encode_png(np.ascontiguousarray(arr))
+    return _write_atomic(path, lambda fh: fh.write(data))
 
 
 def save_npy_atomic(array, path) -> Path:

@@ -20,7 +20,7 @@ from ..core.compose import gradcam_weights, normalize, upsample, weighted_relu_s
 from ..core.config import CFCAMConfig, make_config
 from ..core.layouts import TransformSpec
 from ..core.pipeline import CFCAMResult, cluster_filter_cam
-from ..core.threads import available_cpus, core_threads
+from ..core.threads import available_cpus, core_threads, serial_core
 from .targets import choose_target
 
 
@@ -83,14 +83,20 @@ class BaseCAM:
     def _explain_all(self, cap: Capture) -> list:
         """``explain_one`` for every image of the capture, in order; in parallel when :attr:`parallel_images`.
 
-        The threads run with torch on one thread each, so they never wait on each other inside an operation
-        (see :mod:`cfcam.core.threads`); with one usable CPU or one image, the plain loop."""
+        The threads run with torch on one thread each and keep each image's core in their own thread, so they
+        never wait on each other (see :mod:`cfcam.core.threads`); with one usable CPU or one image, the plain
+        loop (where the core shares its large passes out itself)."""
         pairs = list(zip(cap.activations, cap.gradients))
         workers = min(len(pairs), available_cpus()) if self.parallel_images else 1
         if workers <= 1:
             return [self.explain_one(a, g) for a, g in pairs]
+
+        def one(pair):
+            with serial_core():
+                return self.explain_one(*pair)
+
         with core_threads(), ThreadPoolExecutor(workers, thread_name_prefix="cfcam-core") as pool:
-            return list(pool.map(lambda pair: self.explain_one(*pair), pairs))
+            return list(pool.map(one, pairs))
 
     @property
     def predictions(self) -> np.ndarray:
