@@ -73,8 +73,16 @@ def test_map_blocks_shares_blocks_over_single_threaded_pool_threads_in_order(mon
         seen.append((threading.current_thread().name, torch.get_num_threads()))
         return k * k
 
-    assert threads.map_blocks(work, range(40)) == [k * k for k in range(40)]
-    assert all(name.startswith("cfcam-block") and n == 1 for name, n in seen)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert threads.map_blocks(work, range(400)) == [k * k for k in range(400)]
+        assert torch.get_num_threads() == 2  # the caller's setting is restored
+    finally:
+        torch.set_num_threads(before)
+    caller = threading.current_thread().name
+    assert all(n == 1 for _, n in seen)  # torch on one thread in every block, the caller's included
+    assert {name for name, _ in seen} <= {caller} | {f"cfcam-block_{k}" for k in range(2)}
     # inside a pool thread, and inside serial_core, blocks run in the calling thread (no nested hand-over)
     nested = threads.map_blocks(lambda k: (threading.current_thread().name,
                                            threads.map_blocks(lambda j: threading.current_thread().name, [0, 1])),
@@ -115,7 +123,9 @@ def test_a_forked_child_starts_its_own_pool(monkeypatch):
 @pytest.mark.parametrize("preset", ["readme", "reference"])
 def test_the_core_gives_the_same_result_on_one_thread_and_on_several(monkeypatch, preset):
     import cfcam
+    from cfcam.core import clustering
 
+    monkeypatch.setattr(clustering, "_PARALLEL_PRODUCT", 0)  # share out even this small product
     rng = np.random.default_rng(3)
     a = rng.random((700, 7, 7)).astype(np.float32)  # large enough to be cut into several blocks
     g = rng.standard_normal((700, 7, 7)).astype(np.float32)

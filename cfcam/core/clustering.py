@@ -33,6 +33,9 @@ _FLOAT32_MAX_RELATIVE_ERROR = 2e-3
 _BLOCK_ELEMENTS = 1 << 18  # at most about this many entries of the distance matrix per row block (1 MB float32)
 _MIN_BLOCK_ELEMENTS = 1 << 15  # at least this many: below it the threads' hand-over costs more than it saves
 _BLOCKS_FOR_THREADS = 8  # row blocks a large pass is cut into at least, so that threads can share it evenly
+# multiply-adds of the distance product above which its blocks are shared out over threads; below it (layer4 at
+# 224 px: ~1e8, 3 ms) waking another CPU costs about what it saves (measured on a 2-CPU virtual machine)
+_PARALLEL_PRODUCT = 4e8
 _REFINE_BYTES = 1 << 23  # bound on the differences held at once while recomputing pairs (8 MB of float64)
 _SAMPLE = 20_000  # pairs sampled to bracket the two ranks of the percentile
 _tokens = itertools.count()
@@ -100,7 +103,7 @@ def _squared_distances(x: torch.Tensor, sq: torch.Tensor) -> tuple[np.ndarray, n
     its values at :func:`_sample_pairs` (empty when the triangle has no more pairs than the sample).
 
     One matrix product per row block, over the block's own columns and those to its right only (about half
-    the work of the full matrix), the blocks shared out over the core's threads; the two norms ride along as
+    the work of the full matrix), the blocks of a large product shared out over the core's threads; the two norms ride along as
     two extra columns (``[x, |x|^2, 1] . [-2x, 1, |x|^2]``), so each entry is written once, by the product,
     and the sampled entries are read while the block is in cache. Entries below the diagonal blocks are left
     undefined."""
@@ -121,7 +124,12 @@ def _squared_distances(x: torch.Tensor, sq: torch.Tensor) -> tuple[np.ndarray, n
         s0, s1 = np.searchsorted(pairs, (r0 * n, r1 * n))
         sample[s0:s1] = flat[pairs[s0:s1]]
 
-    map_blocks(product, _triangle_blocks(n))
+    blocks = _triangle_blocks(n)
+    if n * (n + 1) / 2 * left.shape[1] > _PARALLEL_PRODUCT:
+        map_blocks(product, blocks)
+    else:
+        for rows in blocks:
+            product(rows)
     return out, sample
 
 

@@ -31,20 +31,21 @@ def as_maps(x, name: str) -> torch.Tensor:
         raise ValueError(f"{name} must not be empty, got shape {tuple(x.shape)}")
     if not (x.is_floating_point() or x.dtype in (torch.int32, torch.int64, torch.int16, torch.uint8)):
         raise ValueError(f"{name} must hold real numbers, got dtype {x.dtype}")
-    x = x.detach().to(device="cpu", dtype=torch.float64)
-    bad = int((~torch.isfinite(x)).sum())
-    if bad:
+    x = x.detach().cpu()
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).sum())
         raise ValueError(f"{name} contains {bad} NaN or infinite value(s); CF-CAM needs finite inputs")
     # Channel distances are float32 (as in the published code): the squared difference of two channels must
     # stay under float32's maximum (3.4e38), or eps becomes NaN and every channel DBSCAN noise.
     limit = _FLOAT32_SAFE_MAX ** 0.5 / (2 * (x.shape[1] * x.shape[2]) ** 0.5)
-    peak = float(x.abs().max())
+    low, high = torch.aminmax(x)
+    peak = max(-float(low), float(high))
     if peak >= limit:
         raise ValueError(f"{name} holds values up to {peak:.3g}, too large for CF-CAM's float32 channel "
                          f"distances (they would overflow and make eps NaN); expected |values| < {limit:.3g} "
                          f"for maps of {x.shape[1]}x{x.shape[2]}: divide {name} by a constant (the clusters "
                          "and the normalised map do not change)")
-    return x
+    return x.to(dtype=torch.float64)
 
 
 _FLOAT32_SAFE_MAX = 3.0e38  # a little under float32's largest value, 3.4e38

@@ -4,8 +4,8 @@ The CF-CAM core (distances, clustering, filtering of one image) is many small op
 threads they wait on each other at every operation, and on a busy machine (another process on a core, a
 container whose CPU quota is smaller than the cores it sees) a thread without a core stalls them all. So torch
 runs on one thread inside the core (:func:`core_threads`), and the core's few large passes (the distance
-product, the scan for eps) are cut into row blocks that a small pool of threads, one per usable CPU
-(:func:`core_thread_count`), takes in turn (:func:`map_blocks`): a thread whose core is busy simply takes
+product) is cut into row blocks that the calling thread and a small pool of threads, one per usable CPU in
+all (:func:`core_thread_count`), take in turn (:func:`map_blocks`): a thread whose core is busy simply takes
 fewer blocks. The command line gives the model :func:`available_cpus` threads, the CPUs this process may
 actually use (affinity mask and cgroup quota), not the cores the machine has. ``CFCAM_CORE_THREADS`` and
 ``CFCAM_THREADS`` (environment) override the two choices.
@@ -143,11 +143,46 @@ def serial_core():
 
 
 def map_blocks(fn, blocks) -> list:
-    """``[fn(b) for b in blocks]``, the blocks shared out over :func:`core_thread_count` pool threads (each with
-    torch on one thread), taken in turn, results in order. In this thread alone when there is one block, one
-    core thread, or this thread is itself a pool thread or inside :func:`serial_core`."""
+    """``[fn(b) for b in blocks]``, the blocks shared out between this thread and up to
+    :func:`core_thread_count` - 1 pool threads (each with torch on one thread), taken in turn; results in order.
+
+    This thread takes blocks too and waits only for blocks already started, never for a pool thread to wake
+    up (waking an idle CPU can take longer than a block on a virtual machine): a late or busy pool thread
+    just takes fewer blocks. In this thread alone when there is one block, one core thread, or this thread
+    is itself a pool thread or inside :func:`serial_core`. An exception in any block is raised here."""
     blocks = list(blocks)
-    workers = core_thread_count()
-    if len(blocks) <= 1 or workers <= 1 or getattr(_local, "serial", False):
+    workers = min(core_thread_count(), len(blocks))
+    if workers <= 1 or getattr(_local, "serial", False):
         return [fn(b) for b in blocks]
-    return list(_block_pool(workers).map(fn, blocks))
+    results: list = [None] * len(blocks)
+    state = {"next": 0, "running": 0, "error": None}
+    cond = threading.Condition()
+
+    def drain() -> None:
+        while True:
+            with cond:
+                if state["next"] >= len(blocks) or state["error"] is not None:
+                    return
+                k = state["next"]
+                state["next"] += 1
+                state["running"] += 1
+            try:
+                results[k] = fn(blocks[k])
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+                with cond:
+                    state["error"] = state["error"] or exc
+            finally:
+                with cond:
+                    state["running"] -= 1
+                    cond.notify_all()
+
+    pool = _block_pool(workers - 1)
+    for _ in range(workers - 1):
+        pool.submit(drain)
+    with core_threads():
+        drain()
+    with cond:
+        cond.wait_for(lambda: state["running"] == 0)
+    if state["error"] is not None:
+        raise state["error"]
+    return results
