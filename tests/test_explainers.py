@@ -93,3 +93,27 @@ def test_cfcam_explains_a_batch_in_parallel_threads_with_the_sequential_results(
         assert all(np.array_equal(a, r.labels) for a, r in zip(labels, e.results))
     assert names == ["MainThread"] * 5
     np.testing.assert_array_equal(parallel, sequential)
+
+
+@pytest.mark.parametrize("cls", [GradCAM, CFCAM])
+def test_on_captured_is_called_once_between_the_models_pass_and_the_maps(tiny_resnet, cls):
+    """The command line starts its file work there; it must come after the model's pass, before any map."""
+    events = []
+
+    class Spy(cls):
+        def explain_one(self, activations, gradients):
+            events.append("map")
+            return super().explain_one(activations, gradients)
+
+    handle = tiny_resnet.register_forward_hook(lambda *_: events.append("model"))
+    try:
+        with Spy(tiny_resnet, "layer4[-1]") as cam:
+            cam.on_captured = lambda: events.append("captured")
+            cam(torch.randn(3, 3, 64, 64))
+            assert events == ["model", "captured", "map", "map", "map"]
+            cam.on_captured = None
+            events.clear()
+            cam(torch.randn(1, 3, 64, 64))
+            assert events == ["model", "map"]
+    finally:
+        handle.remove()

@@ -1,11 +1,13 @@
-"""The batch loop of ``cfcam explain``: the model alone on the CPUs, then the files in parallel, in turn.
+"""The batch loop of ``cfcam explain``: the model's pass alone on the CPUs, the files beside the per-image maps.
 
-The calling thread runs the model on one batch with nothing else running: its threads wait on each other at
-every operation, so a file thread taking one of its cores would stall them all (see
-:mod:`cfcam.core.threads`). Then a small thread pool colours, encodes and writes that batch's overlays and
-reads, decodes and preprocesses the next batch, all at once, while the model waits (decoding, PNG encoding,
-OpenCV and file writes release the GIL, and the threads overlap each other's disk waits). Rows, failures and
-the progress bar are touched only by the calling thread, in the order the sequential loop would touch them.
+The model's threads wait on each other at every operation, so a file thread taking one of their cores would
+stall them all (see :mod:`cfcam.core.threads`): the model's pass over a batch runs with nothing else. Once
+it is done (``BaseCAM.on_captured``), a small thread pool colours, encodes and writes the previous batch's
+overlays and reads, decodes and preprocesses the next batch while the explainer computes this batch's maps
+(independent threads, which a busy core only slows, never stalls); what is left of the file work finishes
+before the next pass. The CPUs never sit idle between batches (on a virtual machine an idle CPU comes back
+slowly). Rows, failures and the progress bar are touched only by the calling thread, in the order the
+sequential loop would touch them.
 """
 
 from __future__ import annotations
@@ -111,8 +113,8 @@ def image_warnings(item: Loaded) -> tuple[str, ...]:
 
 
 def io_workers() -> int:
-    """Threads for reading and writing between batches: two per usable CPU (their disk waits overlap), 2 to 8."""
-    return max(2, min(8, 2 * available_cpus()))
+    """Threads for reading and writing: one per usable CPU, 2 to 4 (they run beside the per-image maps)."""
+    return max(2, min(4, available_cpus()))
 
 
 @contextmanager
@@ -138,11 +140,19 @@ def explain_batches(images, explainer, info, target, args, out_dir: Path, bases,
     classes = info["classes"]
     pool = ThreadPoolExecutor(max_workers=io_workers(), thread_name_prefix="cfcam-io")
     reading: deque[list[Future]] = deque()
-    writing: list[tuple] = []  # (future, item, i, pass, name) of this batch's overlays, until recorded
+    unwritten: list[tuple] = []  # (item, i, pass, name) of the last batch explained, not yet submitted
+    writing: list[tuple] = []  # (future, item, i, pass, name) of overlays being written, until recorded
 
     def read_ahead(k: int) -> None:
         if k < len(batches):
             reading.append([pool.submit(load, path, info, args.max_pixels) for path in batches[k]])
+
+    def start_writes() -> None:
+        for item, i, done, name in unwritten:
+            npy = out_dir / f"{name}.npy" if args.save_raw else None
+            future = pool.submit(write, done.maps[i], item.image, args.alpha, out_dir / f"{name}.png", npy)
+            writing.append((future, item, i, done, name))
+        unwritten.clear()
 
     def record(future, item, i, done, name) -> None:
         seconds, error = future.result()
@@ -164,8 +174,22 @@ def explain_batches(images, explainer, info, target, args, out_dir: Path, bases,
             for k in range(len(batches)):
                 loaded = [future.result() for future in reading.popleft()]
                 good = [item for item in loaded if item.error is None]
-                done = run_model(good, explainer, target) if good else None
-                read_ahead(k + 1)  # read while this batch is written, the model idle (see the module)
+                started = []
+
+                def start_io(k=k) -> None:  # once per batch: when the model's pass is done, or after it
+                    if not started:
+                        started.append(True)
+                        start_writes()
+                        read_ahead(k + 1)
+
+                explainer.on_captured = start_io
+                try:
+                    done = run_model(good, explainer, target) if good else None
+                finally:
+                    explainer.on_captured = None
+                start_io()  # no pass (no usable image, a failure) or a method that does not call it
+                collect_writes()  # the previous batch's, written beside this batch's maps
+                after_batch()
                 for item in loaded:
                     for note in image_warnings(item):
                         warn(item.path, note)
@@ -177,14 +201,11 @@ def explain_batches(images, explainer, info, target, args, out_dir: Path, bases,
                         fail(item.path, done)
                     bar.update(len(good))
                 elif done is not None:
-                    for i, item in enumerate(good):
-                        name = f"{bases[item.path]}_{args.method}"
-                        npy = out_dir / f"{name}.npy" if args.save_raw else None
-                        future = pool.submit(write, done.maps[i], item.image, args.alpha, out_dir / f"{name}.png",
-                                             npy)
-                        writing.append((future, item, i, done, name))
-                collect_writes()
-                after_batch()
+                    unwritten.extend((item, i, done, f"{bases[item.path]}_{args.method}")
+                                     for i, item in enumerate(good))
+            start_writes()
+            collect_writes()
+            after_batch()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         for entry in writing:  # writes that finished while the run was stopping: their files exist

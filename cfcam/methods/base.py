@@ -49,6 +49,9 @@ class BaseCAM:
         self.layer_name = self._grab.layer_name
         self.results: list = []
         self.capture: Capture | None = None
+        #: called with no arguments once the model's pass of a call is done, before the per-image maps (the
+        #: command line starts its file work there, where it no longer competes with the model's threads)
+        self.on_captured = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.target.describe()})"
@@ -72,6 +75,8 @@ class BaseCAM:
         The per-image results stay in ``self.results`` and the raw capture in ``self.capture``.
         """
         cap = self._grab(inputs, targets)
+        if self.on_captured is not None:
+            self.on_captured()
         cams, results = [], []
         for cam, result in self._explain_all(cap):
             cams.append(torch.as_tensor(cam, dtype=torch.float32).cpu())
