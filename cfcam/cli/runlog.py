@@ -1,9 +1,10 @@
 """``summary.csv`` of one ``cfcam explain`` run, kept true while the run goes on.
 
 It is written (atomically) when the run starts, with a row per input, so that an older run's summary never
-stands for this one; rewritten after a batch (at most once a second); and written a last time on every way out: the end, an
-error, Ctrl-C, SIGTERM. An input the run did not reach says so in its ``error`` cell. Every cell goes through :func:`csv_cell` (control characters and undecodable
-bytes escaped, formulas defused). ``add`` may be called from worker threads.
+stands for this one; rewritten after a batch (at most once a second); and written a last time on every way
+out: the end, an error, Ctrl-C, SIGTERM. An input the run did not reach says so in its ``error`` cell. Every
+cell goes through :func:`csv_cell` (control characters and undecodable bytes escaped, formulas defused).
+``add`` may be called from worker threads.
 """
 
 from __future__ import annotations

@@ -103,10 +103,10 @@ def _squared_distances(x: torch.Tensor, sq: torch.Tensor) -> tuple[np.ndarray, n
     its values at :func:`_sample_pairs` (empty when the triangle has no more pairs than the sample).
 
     One matrix product per row block, over the block's own columns and those to its right only (about half
-    the work of the full matrix), the blocks of a large product shared out over the core's threads; the two norms ride along as
-    two extra columns (``[x, |x|^2, 1] . [-2x, 1, |x|^2]``), so each entry is written once, by the product,
-    and the sampled entries are read while the block is in cache. Entries below the diagonal blocks are left
-    undefined."""
+    the work of the full matrix), the blocks of a large product shared out over the core's threads; the two
+    norms ride along as two extra columns (``[x, |x|^2, 1] . [-2x, 1, |x|^2]``), so each entry is written
+    once, by the product, and the sampled entries are read while the block is in cache. Entries below the
+    diagonal blocks are left undefined."""
     n = x.shape[0]
     ones = x.new_ones(n, 1)
     left = torch.cat([x, sq[:, None], ones], dim=1)
@@ -142,19 +142,19 @@ class Distances:
     """Pairwise Euclidean distances between the rows of ``flat`` (channels), immutable once built.
 
     ``sample`` holds the entries of ``squared`` at a fixed random sample of pairs (:func:`_sample_pairs`).
-    ``squared`` ``(n, n)`` holds, in its upper triangle ``i < j`` (the rest is undefined), the squared
-    distances of the mean-centred rows (distances do not change under translation; centring keeps the product
-    well conditioned), from one matrix product, float32, or float64 when the float32 error bound would be large
-    against the typical squared distance (long rows, a few rows far from the others). An entry ``v`` is within :meth:`error_at` ``(v)`` of the squared distance the published code
-    computes (float32 norms of float32 differences), of the float64 one and of the exact one (worst-case
-    rounding bounds: ``error`` from the product, ``relative`` from the published rounding). The entries that
-    decide something, the ranks that give ``eps`` and the pairs whose comparison with ``eps`` could flip, are
-    recomputed by :func:`exact_eps` the way the published code computes them: ``eps`` from float32 distances of float32
-    differences (numpy's ``linalg.norm``), and each neighbour test ``d <= eps`` on the float64 distance. So
-    the clustering is the published one, except at an exact tie: when the percentile falls on a pair counted
-    twice, ``eps`` *is* that pair's float32 distance, and whether scikit-learn then counts the pair as
-    neighbours depends on its own internal rounding. Here a tie is decided by the float64 distance, the same
-    way every time.
+    ``squared`` ``(n, n)`` holds, in its upper triangle ``i < j`` (the rest is undefined), the squared distances of
+    the mean-centred rows (distances do not change under translation; centring keeps the product well conditioned),
+    from one matrix product, float32, or float64 when the float32 error bound would be large against the typical
+    squared distance (long rows, a few rows far from the others). An entry ``v`` is within :meth:`error_at` ``(v)``
+    of the squared distance the published code computes (float32 norms of float32 differences), of the float64 one
+    and of the exact one (worst-case rounding bounds: ``error`` from the product, ``relative`` from the published
+    rounding). The entries that decide something, the ranks that give ``eps`` and the pairs whose comparison with
+    ``eps`` could flip, are recomputed by :func:`exact_eps` the way the published code computes them: ``eps`` from
+    float32 distances of float32 differences (numpy's ``linalg.norm``), and each neighbour test ``d <= eps`` on the
+    float64 distance. So the clustering is the published one, except at an exact tie: when the percentile falls on a
+    pair counted twice, ``eps`` *is* that pair's float32 distance, and whether scikit-learn then counts the pair as
+    neighbours depends on its own internal rounding. Here a tie is decided by the float64 distance, the same way
+    every time.
     """
 
     @single_threaded
