@@ -3,9 +3,9 @@
 The CF-CAM core (distances, clustering, filtering of one image) is many small operations: split over torch's
 threads they wait on each other at every operation, and on a busy machine (another process on a core, a
 container whose CPU quota is smaller than the cores it sees) a thread without a core stalls them all. So torch
-runs on one thread inside the core (:func:`core_threads`), and the core's few large passes (the distance
-product) is cut into row blocks that the calling thread and a small pool of threads, one per usable CPU in
-all (:func:`core_thread_count`), take in turn (:func:`map_blocks`): a thread whose core is busy simply takes
+runs on one thread inside the core (:func:`core_threads`), and a large distance product is cut into row
+blocks that the calling thread and a small pool of threads, one per usable CPU in all
+(:func:`core_thread_count`), take in turn (:func:`map_blocks`): a thread whose core is busy simply takes
 fewer blocks. The command line gives the model :func:`available_cpus` threads, the CPUs this process may
 actually use (affinity mask and cgroup quota), not the cores the machine has. ``CFCAM_CORE_THREADS`` and
 ``CFCAM_THREADS`` (environment) override the two choices.
@@ -101,6 +101,7 @@ def single_threaded(fn):
 
 _local = threading.local()  # .serial: this thread must not hand blocks to the pool (a pool thread, an image's)
 _pool: ThreadPoolExecutor | None = None
+_pool_size = 0
 _pool_lock = threading.Lock()
 
 
@@ -113,8 +114,8 @@ def _start_pool_thread() -> None:
 
 def _forget_pool() -> None:
     """After a fork the child has none of the parent's threads: it starts its own pool when it needs one."""
-    global _pool, _pool_lock
-    _pool, _pool_lock = None, threading.Lock()
+    global _pool, _pool_size, _pool_lock
+    _pool, _pool_size, _pool_lock = None, 0, threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
@@ -122,12 +123,14 @@ if hasattr(os, "register_at_fork"):
 
 
 def _block_pool(workers: int) -> ThreadPoolExecutor:
-    global _pool
+    """The pool of ``workers`` threads (started on first use, started anew when the count changes)."""
+    global _pool, _pool_size
     with _pool_lock:
-        if _pool is None or _pool._max_workers != workers:
+        if _pool is None or _pool_size != workers:
             if _pool is not None:
                 _pool.shutdown(wait=False)
             _pool = ThreadPoolExecutor(workers, thread_name_prefix="cfcam-block", initializer=_start_pool_thread)
+            _pool_size = workers
         return _pool
 
 
