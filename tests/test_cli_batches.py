@@ -33,6 +33,17 @@ def test_png_is_written_at_the_fast_level_and_reads_back_exactly(tmp_path):
         np.testing.assert_array_equal(np.asarray(im), pixels)
 
 
+def test_png_wider_or_taller_than_libpng_allows_is_still_written(tmp_path, capfd):
+    # libpng refuses a side over 1,000,000 pixels by default; load_image accepts such an image (1 MP)
+    rng = np.random.default_rng(3)
+    for name, pixels in (("wide.png", rng.integers(0, 256, (2, 1_000_001, 3), dtype=np.uint8)),
+                         ("tall.png", rng.integers(0, 256, (1_000_001, 1), dtype=np.uint8))):
+        save_png_atomic(pixels, tmp_path / name)
+        with Image.open(tmp_path / name) as im:
+            np.testing.assert_array_equal(np.asarray(im), pixels)
+    assert "libpng" not in capfd.readouterr().err
+
+
 def test_reading_and_writing_run_in_the_pool_and_rows_keep_input_order(tmp_path, monkeypatch, capsys):
     images = tmp_path / "in"
     images.mkdir()
