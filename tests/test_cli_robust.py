@@ -119,6 +119,33 @@ def test_sigterm_mid_run_writes_the_summary_and_exits_143(tmp_path):
 
 
 @POSIX
+@pytest.mark.parametrize("batch", [1, 3])
+def test_sigterm_while_a_written_overlay_is_being_recorded_keeps_its_row(tmp_path, batch):
+    copies(tmp_path / "in", [f"img{i}.png" for i in range(5)])
+    out = tmp_path / "out"
+    code = """
+        import os, signal, sys
+        import cfcam.cli.batches as ex
+        real, calls = ex.make_row, []
+        def make_row(*args):
+            calls.append(1)
+            if len(calls) == 2:  # img1's overlay is on disk, its row is being made
+                os.kill(os.getpid(), signal.SIGTERM)
+            return real(*args)
+        ex.make_row = make_row
+        from cfcam.cli import main
+        sys.exit(main(sys.argv[1:]))
+    """
+    child = run_child(code, "explain", tmp_path / "in", "-o", out, "--method", "gradcam", "--batch-size", batch,
+                      "--quiet")
+    stdout, stderr = child.communicate(timeout=600)
+    assert child.returncode == 143, stderr
+    done = {r["overlay"] for r in read_summary(out) if r["error"] == ""}
+    assert "img1_gradcam.png" in done
+    assert {p.name for p in out.iterdir()} == done | {"summary.csv"}  # a row for every overlay on disk
+
+
+@POSIX
 def test_double_ctrl_c_still_writes_the_summary_and_exits_130(tmp_path):
     copies(tmp_path / "in", ["a.png", "b.png", "c.png"])
     out = tmp_path / "out"

@@ -166,7 +166,8 @@ def explain_batches(images, explainer, info, target, args, out_dir: Path, bases,
         while writing:
             future = writing[0][0]
             future.result()  # a signal may stop the run here: the write stays listed
-            record(*writing.pop(0))
+            record(*writing[0])  # listed until recorded: a signal while recording leaves it to the finally
+            writing.pop(0)
 
     try:
         with model_threads():
