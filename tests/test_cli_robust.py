@@ -354,3 +354,29 @@ def test_a_summary_that_cannot_be_written_stops_the_run_before_the_work(tmp_path
     out, err = capsys.readouterr()
     assert code == 2 and "cannot write" in err and "summary.csv" in err and "No space left" in err
     assert sorted(os.listdir(tmp_path / "out")) == []  # no overlay, no lock, no temporary file
+
+
+@POSIX
+def test_a_signal_inside_deferred_stop_stops_the_run_at_the_end_of_the_block():
+    """A stop half-way through a thread pool's submit could leave a worker the pool no longer waits for; inside
+    deferred_stop the signal is held until the block ends (nested blocks: the outermost end)."""
+    from cfcam.cli.signals import SignalGuard, Stopped, deferred_stop
+
+    steps = []
+    with SignalGuard():
+        with pytest.raises(Stopped) as caught:
+            with deferred_stop():
+                with deferred_stop():
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    steps.append("inner block finished")
+                steps.append("outer block finished")
+            steps.append("not reached")
+    assert steps == ["inner block finished", "outer block finished"]
+    assert caught.value.signum == signal.SIGTERM
+    guard = SignalGuard()
+    with guard:  # a disarmed guard (the summary is being written) only records the signal
+        with deferred_stop():
+            guard.disarm()
+            os.kill(os.getpid(), signal.SIGTERM)
+        steps.append("no stop once disarmed")
+    assert guard.signum == signal.SIGTERM and steps[-1] == "no stop once disarmed"

@@ -25,6 +25,7 @@ import torch
 from ..core.threads import available_cpus, model_thread_count
 from ..images.imageio import ImageError, load_image, save_npy_atomic, save_png_atomic
 from ..images.viz import overlay, preprocess
+from .signals import deferred_stop
 
 @dataclass(frozen=True)
 class Loaded:
@@ -141,21 +142,32 @@ def explain_batches(images, explainer, info, target, args, out_dir: Path, bases,
     pool = ThreadPoolExecutor(max_workers=io_workers(), thread_name_prefix="cfcam-io")
     reading: deque[list[Future]] = deque()
     unwritten: list[tuple] = []  # (item, i, pass, name) of the last batch explained, not yet submitted
-    writing: list[tuple] = []  # (future, item, i, pass, name) of overlays being written, until recorded
+    # (outcome, item, i, pass, name) of overlays being written, until recorded; the outcome dict is listed
+    # before its write is submitted and the write itself puts its result in it, so however a signal falls,
+    # a write that ran is found in this list
+    writing: list[tuple] = []
 
     def read_ahead(k: int) -> None:
         if k < len(batches):
-            reading.append([pool.submit(load, path, info, args.max_pixels) for path in batches[k]])
+            with deferred_stop():  # a stop inside submit can leave a pool thread untracked (not waited for)
+                reading.append([pool.submit(load, path, info, args.max_pixels) for path in batches[k]])
+
+    def write_into(outcome: dict, *job) -> None:
+        outcome["result"] = write(*job)
 
     def start_writes() -> None:
-        for item, i, done, name in unwritten:
+        while unwritten:
+            item, i, done, name = unwritten[0]
+            outcome: dict = {}
+            writing.append((outcome, item, i, done, name))
+            unwritten.pop(0)
             npy = out_dir / f"{name}.npy" if args.save_raw else None
-            future = pool.submit(write, done.maps[i], item.image, args.alpha, out_dir / f"{name}.png", npy)
-            writing.append((future, item, i, done, name))
-        unwritten.clear()
+            with deferred_stop():
+                outcome["future"] = pool.submit(write_into, outcome, done.maps[i], item.image, args.alpha,
+                                                out_dir / f"{name}.png", npy)
 
-    def record(future, item, i, done, name) -> None:
-        seconds, error = future.result()
+    def record(outcome, item, i, done, name) -> None:
+        seconds, error = outcome["result"]
         if error is None:
             add_row(make_row(item, i, done, name, classes, seconds))
         else:
@@ -164,8 +176,7 @@ def explain_batches(images, explainer, info, target, args, out_dir: Path, bases,
 
     def collect_writes() -> None:
         while writing:
-            future = writing[0][0]
-            future.result()  # a signal may stop the run here: the write stays listed
+            writing[0][0]["future"].result()  # a signal may stop the run here: the write stays listed
             record(*writing[0])  # listed until recorded: a signal while recording leaves it to the finally
             writing.pop(0)
 
@@ -210,5 +221,5 @@ def explain_batches(images, explainer, info, target, args, out_dir: Path, bases,
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         for entry in writing:  # writes that finished while the run was stopping: their files exist
-            if not entry[0].cancelled() and entry[0].exception() is None:
+            if "result" in entry[0]:
                 record(*entry)

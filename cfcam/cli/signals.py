@@ -1,7 +1,9 @@
 """Signals that stop a run cleanly: SIGINT (Ctrl-C), SIGTERM and SIGHUP become an exception in the main thread.
 
 The first signal raises :class:`Stopped` where the run is, so ``finally`` blocks and atomic writers clean up;
-later ones are ignored while the run writes its summary (a third quits at once, exit code 128 + N).
+later ones are ignored while the run writes its summary (a third quits at once, exit code 128 + N). Inside
+:func:`deferred_stop` the exception waits for the end of the block: an exception half-way through a thread
+pool's ``submit`` would leave a worker thread running that the pool no longer knows about.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from contextlib import contextmanager
 
 SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
@@ -62,6 +65,28 @@ class SignalGuard:
         if self.signum is None:
             self.signum = signum
             if self.armed:
+                if _deferring["depth"]:
+                    _deferring["guard"] = self
+                    return
                 raise Stopped(signum)
         elif self._count >= 3:  # asked three times: quit now, without the summary
             os._exit(128 + signum)
+
+
+_deferring: dict = {"depth": 0, "guard": None}  # signal handlers run in the main thread only
+
+
+@contextmanager
+def deferred_stop():
+    """A signal that arrives inside the block stops the run at the block's end instead of inside it (nestable;
+    for short steps that must not be cut in two, such as handing a job to a thread pool)."""
+    _deferring["depth"] += 1
+    try:
+        yield
+    finally:
+        _deferring["depth"] -= 1
+        guard = _deferring["guard"]
+        if _deferring["depth"] == 0 and guard is not None:
+            _deferring["guard"] = None
+            if guard.armed:
+                raise Stopped(guard.signum)
