@@ -444,3 +444,32 @@ def test_writable_check(tmp_path):
     assert os.listdir(tmp_path) == []
     with pytest.raises(OSError):
         imageio.check_writable(tmp_path / "missing")
+
+
+def test_images_read_in_parallel_threads_keep_their_own_decoder_warnings(tmp_path):
+    """Warning filters are global: without the module's lock, one thread's catch_warnings lost or swapped the
+    other's (the command line reads in a thread pool)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    exif = Image.Exif()
+    exif[0x0112] = 1
+    paths = []
+    for k in range(24):
+        img = Image.new("RGB", (40, 30), (k * 10, 50, 90))
+        if k % 2:
+            paths.append(tmp_path / f"exif{k}.jpg")
+            img.save(paths[-1], exif=exif.tobytes()[:-2])  # corrupt EXIF: one decoder warning
+        else:
+            paths.append(tmp_path / f"plain{k}.png")
+            img.save(paths[-1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", imageio.ImageWarning)
+        with ThreadPoolExecutor(4) as pool:
+            for _ in range(3):
+                images = list(pool.map(load_image, paths))
+                for path, image in zip(paths, images):
+                    notes = image.info["warnings"]
+                    if path.suffix == ".jpg":
+                        assert len(notes) == 1 and "Corrupt EXIF" in notes[0], (path.name, notes)
+                    else:
+                        assert notes == [], (path.name, notes)

@@ -14,6 +14,7 @@ import io
 import os
 import secrets
 import stat
+import threading
 import warnings
 from pathlib import Path
 from typing import Callable, Iterable
@@ -55,6 +56,12 @@ class ImageWarning(UserWarning):
     """Something odd but harmless in an image file (e.g. corrupt EXIF data); the message names the file."""
 
 
+# Python's warning filters and recorder are global: two threads reading images at once would lose or swap each
+# other's decoder warnings (one thread's catch_warnings restores the filters under the other). Reading and
+# re-issuing hold this lock, so threads that read images (the command line's) keep each file's own warnings.
+_WARNINGS_LOCK = threading.RLock()
+
+
 def load_image(path, max_pixels: int | None = None) -> Image.Image:
     """The image at ``path`` as an in-memory RGB ``PIL.Image``; ``ImageError`` if it cannot be used.
 
@@ -73,10 +80,11 @@ def load_image(path, max_pixels: int | None = None) -> Image.Image:
     and listed in ``image.info["warnings"]``.
     """
     p = Path(path)
-    image, notes = _read(p, max_pixels, _decode)
-    image.info["warnings"] = notes
-    for note in notes:
-        warnings.warn(ImageWarning(f"{p}: {note}"), stacklevel=2)
+    with _WARNINGS_LOCK:
+        image, notes = _read(p, max_pixels, _decode)
+        image.info["warnings"] = notes
+        for note in notes:
+            warnings.warn(ImageWarning(f"{p}: {note}"), stacklevel=2)
     return image
 
 
@@ -88,9 +96,10 @@ def load_mask(path, max_pixels: int | None = None) -> np.ndarray:
     1 keeps its ones); a palette image is read as its colours.
     """
     p = Path(path)
-    mask, notes = _read(p, max_pixels, _decode_mask)
-    for note in notes:
-        warnings.warn(ImageWarning(f"{p}: {note}"), stacklevel=2)
+    with _WARNINGS_LOCK:
+        mask, notes = _read(p, max_pixels, _decode_mask)
+        for note in notes:
+            warnings.warn(ImageWarning(f"{p}: {note}"), stacklevel=2)
     return mask
 
 
