@@ -79,12 +79,8 @@ def load_image(path, max_pixels: int | None = None) -> Image.Image:
     Warnings from the decoder (such as corrupt EXIF data) are re-issued as ``ImageWarning`` naming the file,
     and listed in ``image.info["warnings"]``.
     """
-    p = Path(path)
-    with _WARNINGS_LOCK:
-        image, notes = _read(p, max_pixels, _decode)
-        image.info["warnings"] = notes
-        for note in notes:
-            warnings.warn(ImageWarning(f"{p}: {note}"), stacklevel=2)
+    image, notes = _read(Path(path), max_pixels, _decode)
+    image.info["warnings"] = notes
     return image
 
 
@@ -95,16 +91,22 @@ def load_mask(path, max_pixels: int | None = None) -> np.ndarray:
     so a mask lines up with its image; the values are the stored ones, never rescaled (a 16-bit mask of 0 and
     1 keeps its ones); a palette image is read as its colours.
     """
-    p = Path(path)
-    with _WARNINGS_LOCK:
-        mask, notes = _read(p, max_pixels, _decode_mask)
-        for note in notes:
-            warnings.warn(ImageWarning(f"{p}: {note}"), stacklevel=2)
-    return mask
+    return _read(Path(path), max_pixels, _decode_mask)[0]
 
 
 def _read(p: Path, max_pixels: int | None, decode: Callable) -> tuple:
-    """``(decode(p, fh, im), decoder warnings)`` for the file at ``p``, or ``ImageError`` (see ``load_image``)."""
+    """``(decode(p, fh, im), decoder warnings)`` for the file at ``p``, or ``ImageError`` (see ``load_image``);
+    each warning is also re-issued as an ``ImageWarning`` naming the file, to the caller of ``load_image`` or
+    ``load_mask``. Holds :data:`_WARNINGS_LOCK` throughout."""
+    with _WARNINGS_LOCK:
+        decoded, notes = _decode_recording_warnings(p, max_pixels, decode)
+        for note in notes:
+            warnings.warn(ImageWarning(f"{p}: {note}"), stacklevel=3)
+    return decoded, notes
+
+
+def _decode_recording_warnings(p: Path, max_pixels: int | None, decode: Callable) -> tuple:
+    """``(decode(p, fh, im), decoder warnings)``: the refusals and the decoder's warnings, recorded."""
     fh = _open_regular_file(p)
     limit = _pixel_limit(max_pixels)
     with fh, warnings.catch_warnings(record=True) as caught:
