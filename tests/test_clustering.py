@@ -193,11 +193,11 @@ def test_eps_min_above_the_percentile_refines_around_eps_min():
 def test_nothing_is_mutated_and_a_plain_float_eps_gives_the_same_labels():
     x = planted_points(5, 250, 12)
     dist = cl.Distances(x)
-    before = dist.squared.copy()
+    before = dist.squared.flat.copy()
     eps = cl.exact_eps(dist, 25, 1e-5)
     first = cl.dbscan(dist, eps, 12)
     again = cl.dbscan(dist, float(eps), 12)  # no carried refinement: dbscan refines around eps itself
-    np.testing.assert_array_equal(dist.squared, before)
+    np.testing.assert_array_equal(dist.squared.flat, before)
     np.testing.assert_array_equal(first.labels, again.labels)
     np.testing.assert_array_equal(first.n_neighbors, again.n_neighbors)
     other = cl.exact_eps(cl.Distances(x), 25, 1e-5)  # an eps from other Distances is not trusted blindly
@@ -254,18 +254,39 @@ def test_scan_holds_one_row_block_of_masks(monkeypatch):
     import tracemalloc
 
     x = planted_points(9, 600, 8)
-    dist = cl.Distances(x)
     monkeypatch.setattr(cl, "_BLOCK_ELEMENTS", 1 << 14)
+    dist = cl.Distances(x)
+    assert len(dist.squared.rows) > 4  # cut into many row blocks
     tracemalloc.start()
     band = cl.scan_upper(dist.squared, 0.0, 1.0)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     found = band.index.nbytes + band.approx.nbytes
-    assert peak <= 4 * found + 8 * (1 << 14) + 100_000  # the results and a few block-sized masks, not n^2
+    largest = max(block.size for block in dist.squared.blocks)
+    assert peak <= 4 * found + 8 * largest + 100_000  # the results and a few block-sized masks, not n^2
     upper = np.triu(np.ones((600, 600), dtype=bool), 1)
-    values = dist.squared[upper]
+    values = dist.squared.dense()[upper]
     assert band.below == int((values < 0.0).sum())
     assert band.index.size == int(((values >= 0.0) & (values <= 1.0)).sum())
+    np.testing.assert_array_equal(band.approx, dist.squared.dense().ravel()[band.index])
+
+
+def test_the_triangle_keeps_each_pair_once_in_contiguous_row_blocks(monkeypatch):
+    """The product's row blocks tile the upper triangle (rows start on a 64-row boundary), each block is
+    one contiguous array, and ``positions`` finds any pair in them."""
+    monkeypatch.setattr(cl, "_BLOCK_ELEMENTS", 1 << 14)
+    x = planted_points(11, 333, 5)
+    dist = cl.Distances(x)
+    tri = dist.squared
+    assert tri.rows[0][0] == 0 and tri.rows[-1][1] == 333 and len(tri.rows) > 2
+    assert all(r1 == nxt for (_, r1), (nxt, _) in zip(tri.rows, tri.rows[1:]))
+    assert all(r0 % 64 == 0 for r0, _ in tri.rows)
+    assert all(b.flags.c_contiguous and b.shape == (r1 - r0, 333 - r0) for b, (r0, r1) in zip(tri.blocks, tri.rows))
+    assert tri.flat.size == sum(b.size for b in tri.blocks) < 333 * 333
+    i, j = np.triu_indices(333, 1)
+    exact = float64_matrix(x) ** 2
+    np.testing.assert_allclose(tri.flat[tri.positions(i * 333 + j)], exact[i, j], atol=4 * dist.error)
+    np.testing.assert_array_equal(np.triu(tri.dense(), 1)[i, j], tri.flat[tri.positions(i * 333 + j)])
 
 
 @pytest.mark.parametrize("seed,n,d,percentile", [(0, 400, 49, 25), (1, 600, 9, 10), (2, 300, 196, 50),

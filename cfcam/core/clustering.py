@@ -32,6 +32,7 @@ _U64 = float(np.finfo(np.float64).eps) / 2
 _FLOAT32_MAX_RELATIVE_ERROR = 2e-3
 _BLOCK_ELEMENTS = 1 << 18  # at most about this many entries of the distance matrix per row block (1 MB float32)
 _MIN_BLOCK_ELEMENTS = 1 << 15  # at least this many: below it the threads' hand-over costs more than it saves
+_ROW_ALIGN = 64  # row blocks start on a multiple of this (one 64-bit word of packed bits)
 _BLOCKS_FOR_THREADS = 8  # row blocks a large pass is cut into at least, so that threads can share it evenly
 # multiply-adds of the distance product above which its blocks are shared out over threads; below it (layer4 at
 # 224 px: ~1e8, 3 ms) waking another CPU costs about what it saves (measured on a 2-CPU virtual machine)
@@ -64,6 +65,7 @@ def _triangle_blocks_cached(n: int, largest: int, smallest: int, count: int) -> 
     rows = max(1, largest // max(n, 1))
     if n * n // (2 * count) >= smallest:
         rows = min(rows, -(-n // count))
+    rows = max(_ROW_ALIGN, rows - rows % _ROW_ALIGN)
     return tuple((r0, min(n, r0 + rows)) for r0 in range(0, n, rows))
 
 
@@ -71,7 +73,8 @@ def _triangle_blocks(n: int) -> tuple[tuple[int, int], ...]:
     """Row ranges ``(r0, r1)`` that cut the upper triangle of an ``n x n`` matrix into row blocks, largest
     first: at most about ``_BLOCK_ELEMENTS`` entries each (a block's rows, from their diagonal on, stay in
     cache; short, wide blocks make the fastest products), and at least ``_BLOCKS_FOR_THREADS`` blocks when
-    the triangle is large enough, so that :func:`~cfcam.core.threads.map_blocks` can share them out."""
+    the triangle is large enough, so that :func:`~cfcam.core.threads.map_blocks` can share them out. Blocks
+    start on multiples of ``_ROW_ALIGN`` rows, so that a block's packed neighbour bits start on a word."""
     return _triangle_blocks_cached(n, _BLOCK_ELEMENTS, _MIN_BLOCK_ELEMENTS, _BLOCKS_FOR_THREADS)
 
 
@@ -87,6 +90,42 @@ def _buffer(name: str, size: int, dtype) -> np.ndarray:
     return buf[:size]
 
 
+class Triangle:
+    """The upper triangle of an ``(n, n)`` matrix, as the contiguous row blocks of :func:`_triangle_blocks`:
+    block ``k`` holds rows ``r0:r1`` from column ``r0`` on, ``(r1 - r0, n - r0)`` (entries on and below the
+    diagonal undefined). Half the memory of the square, and a pass over a block is one flat loop (numpy pays
+    for every row of a strided view: a comparison runs about 2.5x slower on one)."""
+
+    def __init__(self, n: int, dtype) -> None:
+        self.n = n
+        self.rows = _triangle_blocks(n)
+        sizes = [(r1 - r0) * (n - r0) for r0, r1 in self.rows]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        # one allocation (numpy's allocator reuses it, with huge pages): no page faults on every call
+        self.flat = np.empty(int(self.offsets[-1]), dtype=dtype)
+        self.blocks = [self.flat[o:o + size].reshape(r1 - r0, n - r0)
+                       for o, size, (r0, r1) in zip(self.offsets, sizes, self.rows)]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.flat.dtype
+
+    def positions(self, index: np.ndarray) -> np.ndarray:
+        """Positions in :attr:`flat` of the entries at flat indices ``i * n + j`` (``i <= j``) of the square."""
+        i, j = np.divmod(index, max(self.n, 1))
+        starts = np.array([r0 for r0, _ in self.rows], dtype=np.int64)
+        k = np.searchsorted(starts, i, side="right") - 1
+        r0 = starts[k]
+        return self.offsets[k] + (i - r0) * (self.n - r0) + (j - r0)
+
+    def dense(self) -> np.ndarray:
+        """``(n, n)``: the upper triangle (diagonal included) filled in, zeros below."""
+        out = np.zeros((self.n, self.n), dtype=self.dtype)
+        for (r0, r1), block in zip(self.rows, self.blocks):
+            out[r0:r1, r0:] = block
+        return np.triu(out)
+
+
 @functools.lru_cache(maxsize=8)
 def _sample_pairs(n: int) -> np.ndarray:
     """``_SAMPLE`` uniformly drawn pairs ``i < j`` (repeats allowed) as increasing flat indices ``i * n + j``;
@@ -98,38 +137,44 @@ def _sample_pairs(n: int) -> np.ndarray:
     return np.sort(np.minimum(i, j) * n + np.maximum(i, j))
 
 
-def _squared_distances(x: torch.Tensor, sq: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """``|x_i|^2 + |x_j|^2 - 2 x_i.x_j`` for the pairs ``i <= j`` (upper triangle), ``(n, n)`` of x's dtype, and
-    its values at :func:`_sample_pairs` (empty when the triangle has no more pairs than the sample).
+@functools.lru_cache(maxsize=8)
+def _sample_positions(n: int, rows: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """Where :func:`_sample_pairs` lie in a :class:`Triangle` of ``n`` points cut into ``rows`` (increasing)."""
+    triangle = Triangle.__new__(Triangle)
+    triangle.n, triangle.rows = n, rows
+    triangle.offsets = np.concatenate([[0], np.cumsum([(r1 - r0) * (n - r0) for r0, r1 in rows])]).astype(np.int64)
+    return triangle.positions(_sample_pairs(n))
+
+
+def _squared_distances(x: torch.Tensor, sq: torch.Tensor) -> tuple[Triangle, np.ndarray]:
+    """``|x_i|^2 + |x_j|^2 - 2 x_i.x_j`` for the pairs ``i <= j``, as a :class:`Triangle` of x's dtype, and its
+    values at :func:`_sample_pairs` (empty when the triangle has no more pairs than the sample).
 
     One matrix product per row block, over the block's own columns and those to its right only (about half
     the work of the full matrix), the blocks of a large product shared out over the core's threads; the two
     norms ride along as two extra columns (``[x, |x|^2, 1] . [-2x, 1, |x|^2]``), so each entry is written
-    once, by the product, and the sampled entries are read while the block is in cache. Entries below the
-    diagonal blocks are left undefined."""
+    once, by the product, and the sampled entries are read while the block is in cache."""
     n = x.shape[0]
     ones = x.new_ones(n, 1)
     left = torch.cat([x, sq[:, None], ones], dim=1)
     right = torch.cat([-2.0 * x, ones, sq[:, None]], dim=1).T.contiguous()
-    # numpy's allocator (huge pages, reused memory): no page faults on every call, unlike torch.empty
-    out = np.empty((n, n), dtype=np.float32 if x.dtype == torch.float32 else np.float64)
-    product_out = torch.from_numpy(out)
-    pairs = _sample_pairs(n) if n * (n - 1) // 2 > _SAMPLE else np.zeros(0, dtype=np.int64)
+    out = Triangle(n, np.float32 if x.dtype == torch.float32 else np.float64)
+    sampled = n * (n - 1) // 2 > _SAMPLE
+    pairs = _sample_pairs(n) if sampled else np.zeros(0, dtype=np.int64)
+    where = _sample_positions(n, out.rows) if sampled else pairs
     sample = np.empty(pairs.size, dtype=out.dtype)
-    flat = out.ravel()
 
-    def product(rows: tuple[int, int]) -> None:
-        r0, r1 = rows
-        torch.mm(left[r0:r1], right[:, r0:], out=product_out[r0:r1, r0:])
+    def product(k: int) -> None:
+        r0, r1 = out.rows[k]
+        torch.mm(left[r0:r1], right[:, r0:], out=torch.from_numpy(out.blocks[k]))
         s0, s1 = np.searchsorted(pairs, (r0 * n, r1 * n))
-        sample[s0:s1] = flat[pairs[s0:s1]]
+        sample[s0:s1] = out.flat[where[s0:s1]]
 
-    blocks = _triangle_blocks(n)
     if n * (n + 1) / 2 * left.shape[1] > _PARALLEL_PRODUCT:
-        map_blocks(product, blocks)
+        map_blocks(product, range(len(out.rows)))
     else:
-        for rows in blocks:
-            product(rows)
+        for k in range(len(out.rows)):
+            product(k)
     return out, sample
 
 
@@ -142,7 +187,7 @@ class Distances:
     """Pairwise Euclidean distances between the rows of ``flat`` (channels), immutable once built.
 
     ``sample`` holds the entries of ``squared`` at a fixed random sample of pairs (:func:`_sample_pairs`).
-    ``squared`` ``(n, n)`` holds, in its upper triangle ``i < j`` (the rest is undefined), the squared distances of
+    ``squared`` (a :class:`Triangle`) holds, for the pairs ``i < j`` (the diagonal is undefined), the squared distances of
     the mean-centred rows (distances do not change under translation; centring keeps the product well conditioned),
     from one matrix product, float32, or float64 when the float32 error bound would be large against the typical
     squared distance (long rows, a few rows far from the others). An entry ``v`` is within :meth:`error_at` ``(v)``
@@ -187,7 +232,7 @@ class Distances:
     @functools.cached_property
     def matrix(self) -> np.ndarray:
         """``(n, n)`` float32 distances (symmetric, zero diagonal), each within :meth:`tolerance` of the exact."""
-        upper = np.sqrt(np.maximum(np.triu(self.squared, 1), 0.0)).astype(np.float32)
+        upper = np.sqrt(np.maximum(np.triu(self.squared.dense(), 1), 0.0)).astype(np.float32)
         return upper + upper.T
 
     def tolerance(self, near: float) -> float:
@@ -221,11 +266,11 @@ def _strict_upper(size: int) -> np.ndarray:
     return np.triu(np.ones((size, size), dtype=bool), 1)
 
 
-def _upper_block(squared: np.ndarray, r0: int, r1: int, threshold: float, out: np.ndarray | None = None,
+def _upper_block(block: np.ndarray, threshold: float, out: np.ndarray | None = None,
                  compare=np.less_equal) -> np.ndarray:
-    """``compare(squared, threshold)`` on rows ``r0:r1`` from column ``r0`` on, False on and below the diagonal."""
-    mask = compare(squared[r0:r1, r0:], threshold, out=out)
-    mask[:, :r1 - r0] &= _strict_upper(r1 - r0)
+    """``compare(block, threshold)`` on a :class:`Triangle`'s block, False on and below the diagonal."""
+    mask = compare(block, threshold, out=out)
+    mask[:, :block.shape[0]] &= _strict_upper(block.shape[0])
     return mask
 
 
@@ -238,41 +283,40 @@ def _column_counts(mask: np.ndarray) -> np.ndarray:
     return counts
 
 
-def scan_upper(squared: np.ndarray, lo: float, hi: float, graph: bool = False) -> Band:
+def scan_upper(squared: Triangle, lo: float, hi: float, graph: bool = False) -> Band:
     """Count the upper-triangle entries below ``lo`` and collect those in ``[lo, hi]``, one row block at a
     time (the block's columns from its diagonal on, so that each entry is read once, from cache).
     ``graph``: also keep the entries below ``lo`` as a bit-packed graph (``Band.under``), for DBSCAN at an
     eps inside the band. One thread: these passes are bound by memory, and a second thread slows them."""
-    n = squared.shape[0]
+    n = squared.n
     packed = np.zeros((n, 8 * -(-n // 64)), dtype=np.uint8) if graph else None
 
-    def block(rows: tuple[int, int]):
-        r0, r1 = rows
-        c0 = r0 - r0 % 64 if graph else r0  # packed rows start on a 64-bit word
-        width = n - c0
-        under = _buffer("under", (r1 - r0) * width, bool).reshape(r1 - r0, width)
-        under[:, :r0 - c0] = False
-        _upper_block(squared, r0, r1, lo, under[:, r0 - c0:], np.less)
-        inside = _upper_block(squared, r0, r1, hi, _buffer("inside", (r1 - r0) * (n - r0), bool).reshape(
-            r1 - r0, n - r0))
-        np.greater(inside, under[:, r0 - c0:], out=inside)  # <= hi and not < lo
-        i, j = np.divmod(np.flatnonzero(inside), n - r0)
-        found = (i + r0) * n + (j + r0)
+    def block(k: int):
+        (r0, r1), values = squared.rows[k], squared.blocks[k]
+        shape = values.shape
+        under = _upper_block(values, lo, _buffer("under", values.size, bool).reshape(shape), np.less)
+        inside = _upper_block(values, hi, _buffer("inside", values.size, bool).reshape(shape))
+        np.greater(inside, under, out=inside)  # <= hi and not < lo
+        where = np.flatnonzero(inside)
+        i, j = np.divmod(where, shape[1])
+        found = (i + r0) * n + (j + r0), values.ravel()[where]
         if not graph:
             return int(np.count_nonzero(under)), found, None
-        packed[r0:r1, c0 // 8:c0 // 8 + -(-width // 8)] = np.packbits(under, axis=1)
+        bits = np.packbits(under, axis=1)  # r0 is a multiple of 64: row r0's bits start on a word
+        packed[r0:r1, r0 // 8:r0 // 8 + bits.shape[1]] = bits
         counts = _column_counts(under)
-        return int(counts.sum()), found, (c0, counts)
+        return int(counts.sum()), found, counts
 
-    parts = [block(rows) for rows in _triangle_blocks(n)]
-    index = np.concatenate([found for _, found, _ in parts]) if parts else np.zeros(0, dtype=np.int64)
+    parts = [block(k) for k in range(len(squared.rows))]
+    index = np.concatenate([np.zeros(0, dtype=np.int64)] + [found[0] for _, found, _ in parts])
+    approx = np.concatenate([np.zeros(0, dtype=squared.dtype)] + [found[1] for _, found, _ in parts])
     under = None
     if graph:
         column_sums = np.zeros(n, dtype=np.int64)
-        for _, _, (c0, counts) in parts:
-            column_sums[c0:] += counts
+        for (r0, _), (_, _, counts) in zip(squared.rows, parts):
+            column_sums[r0:] += counts
         under = _PackedGraph(packed, column_sums, n)
-    return Band(lo, hi, sum(below for below, _, _ in parts), index, squared.ravel()[index], under)
+    return Band(lo, hi, sum(below for below, _, _ in parts), index, approx, under)
 
 
 @dataclass(frozen=True)
@@ -454,8 +498,8 @@ def neighbours(distances: Distances, eps: float) -> np.ndarray:
     n = distances.n
     upper = np.zeros((n, n), dtype=bool)
     threshold = distances.squared.dtype.type(eps * eps)
-    for r0, r1 in _triangle_blocks(n):
-        _upper_block(distances.squared, r0, r1, threshold, out=upper[r0:r1, r0:])
+    for (r0, r1), block in zip(distances.squared.rows, distances.squared.blocks):
+        _upper_block(block, threshold, out=upper[r0:r1, r0:])
     upper[refined.i, refined.j] = refined.exact <= eps
     return upper
 

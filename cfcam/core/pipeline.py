@@ -7,6 +7,7 @@ runs them, recomputing only the stages after the parameter that changed (the wid
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,14 +33,14 @@ def as_maps(x, name: str) -> torch.Tensor:
     if not (x.is_floating_point() or x.dtype in (torch.int32, torch.int64, torch.int16, torch.uint8)):
         raise ValueError(f"{name} must hold real numbers, got dtype {x.dtype}")
     x = x.detach().cpu()
-    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+    low, high = (float(v) for v in torch.aminmax(x))  # NaN when any value is NaN, +-inf when any is infinite
+    if not (math.isfinite(low) and math.isfinite(high)):
         bad = int((~torch.isfinite(x)).sum())
         raise ValueError(f"{name} contains {bad} NaN or infinite value(s); CF-CAM needs finite inputs")
     # Channel distances are float32 (as in the published code): the squared difference of two channels must
     # stay under float32's maximum (3.4e38), or eps becomes NaN and every channel DBSCAN noise.
     limit = _FLOAT32_SAFE_MAX ** 0.5 / (2 * (x.shape[1] * x.shape[2]) ** 0.5)
-    low, high = torch.aminmax(x)
-    peak = max(-float(low), float(high))
+    peak = max(-low, high)
     if peak >= limit:
         raise ValueError(f"{name} holds values up to {peak:.3g}, too large for CF-CAM's float32 channel "
                          f"distances (they would overflow and make eps NaN); expected |values| < {limit:.3g} "

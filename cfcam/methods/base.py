@@ -7,7 +7,6 @@ Explainers are context managers that always remove their hook.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
@@ -20,7 +19,7 @@ from ..core.compose import gradcam_weights, normalize, upsample, weighted_relu_s
 from ..core.config import CFCAMConfig, make_config
 from ..core.layouts import TransformSpec
 from ..core.pipeline import CFCAMResult, cluster_filter_cam
-from ..core.threads import available_cpus, core_threads, serial_core
+from ..core.threads import available_cpus, map_blocks, serial_core
 from .targets import choose_target
 
 
@@ -92,16 +91,14 @@ class BaseCAM:
         never wait on each other (see :mod:`cfcam.core.threads`); with one usable CPU or one image, the plain
         loop (where the core shares its large passes out itself)."""
         pairs = list(zip(cap.activations, cap.gradients))
-        workers = min(len(pairs), available_cpus()) if self.parallel_images else 1
-        if workers <= 1:
+        if not self.parallel_images or len(pairs) <= 1 or available_cpus() <= 1:
             return [self.explain_one(a, g) for a, g in pairs]
 
         def one(pair):
             with serial_core():
                 return self.explain_one(*pair)
 
-        with core_threads(), ThreadPoolExecutor(workers, thread_name_prefix="cfcam-core") as pool:
-            return list(pool.map(one, pairs))
+        return map_blocks(one, pairs)
 
     @property
     def predictions(self) -> np.ndarray:
