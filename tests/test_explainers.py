@@ -65,26 +65,36 @@ def test_preprocess_and_overlay():
 
 
 def test_cfcam_explains_a_batch_in_parallel_threads_with_the_sequential_results(tiny_resnet, monkeypatch):
-    """The images of a batch run in threads (one per usable CPU); order, maps and results are the loop's."""
+    """The images of a batch are shared out between the calling thread and the core's threads, two at once
+    here; order, maps and results are the loop's."""
     import threading
 
+    from cfcam.core import threads
     from cfcam.methods import base
 
     x = torch.randn(5, 3, 64, 64, generator=torch.Generator().manual_seed(3))
     names = []
+    lock = threading.Lock()
+    two_at_once = threading.Barrier(2, timeout=60)  # the first two images wait for each other: two threads
     real = base.CFCAM.explain_one
 
     def spy(self, a, g):
-        names.append(threading.current_thread().name)
+        with lock:
+            names.append(threading.current_thread().name)
+            first_two = len(names) <= 2
+        if first_two and base.CFCAM.parallel_images:
+            two_at_once.wait()
         return real(self, a, g)
 
     monkeypatch.setattr(base.CFCAM, "explain_one", spy)
     monkeypatch.setattr(base, "available_cpus", lambda: 2)
+    monkeypatch.setenv(threads.CORE_THREADS_ENV, "2")
     threads_before = torch.get_num_threads()
     with CFCAM(tiny_resnet, "layer4[-1]", "reference") as e:
         parallel = e(x, targets=[0, 1, 0, 1, 0])
         labels = [r.labels for r in e.results]
-    assert all(n.startswith("cfcam-core") for n in names) and len(names) == 5
+    assert len(names) == 5 and len(set(names[:2])) == 2
+    assert set(names) <= {"MainThread"} | {n for n in names if n.startswith("cfcam-block")}
     assert torch.get_num_threads() == threads_before  # the one-thread setting is restored
     monkeypatch.setattr(base.CFCAM, "parallel_images", False)
     names.clear()
