@@ -232,6 +232,10 @@ def test_packed_graph_finds_the_same_neighbours_as_the_dense_matrix(n, density, 
     points = np.flatnonzero(rng.random(n) < 0.3)
     if points.size:
         np.testing.assert_array_equal(graph.reached_from(points), dense[points].any(axis=0))
+        among = np.flatnonzero(rng.random(n) < 0.5)
+        expected = np.zeros(n, dtype=bool)
+        expected[among] = dense[points][:, among].any(axis=0)
+        np.testing.assert_array_equal(graph.reached_from(points, among), expected)
 
 
 def test_refinement_memory_is_bounded_by_its_chunk(monkeypatch):
