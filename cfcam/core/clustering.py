@@ -38,7 +38,7 @@ _BLOCKS_FOR_THREADS = 8  # row blocks a large pass is cut into at least, so that
 # 224 px: ~1e8, 3 ms) waking another CPU costs about what it saves (measured on a 2-CPU virtual machine)
 _PARALLEL_PRODUCT = 4e8
 _REFINE_BYTES = 1 << 23  # bound on the differences held at once while recomputing pairs (8 MB of float64)
-_SAMPLE = 40_000  # pairs sampled to bracket the two ranks of the percentile (read during the product: cheap)
+_SAMPLE = 20_000  # pairs sampled to bracket the two ranks of the percentile
 _tokens = itertools.count()
 
 
@@ -389,9 +389,9 @@ def _lerp(a: float, b: float, t: float) -> float:
 
 
 #: standard deviations of a sample quantile's rank that the bracket adds on each side, first try and retry: a
-#: narrow bracket makes the scan cheap (fewer pairs collected, sorted and searched; about 1 % of the pairs at
-#: 2.5 with 40,000 sampled), and a miss (about 1 input in 80 at 2.5) is detected and costs one more scan with
-#: the wide bracket (a miss at 8: about one in 10^15)
+#: narrow bracket makes the scan cheap (fewer pairs collected, sorted and searched; about 1.5 % of the pairs
+#: at 2.5), and a miss (about 1 input in 80 at 2.5) is detected and costs one more scan with the wide bracket
+#: (a miss at 8: about one in 10^15)
 _BRACKET_SIGMAS = (2.5, 8.0)
 
 
