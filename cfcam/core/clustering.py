@@ -30,7 +30,7 @@ _U64 = float(np.finfo(np.float64).eps) / 2
 # float32 products while their worst-case error, relative to a typical squared distance, stays below this:
 # beyond it so many pairs need recomputing that float64 products (twice the product's cost) are cheaper
 _FLOAT32_MAX_RELATIVE_ERROR = 2e-3
-_BLOCK_ELEMENTS = 1 << 18  # at most about this many entries of the distance matrix per row block (1 MB float32)
+_BLOCK_ELEMENTS = 1 << 19  # at most about this many entries per row block (2 MB float32): fewer, longer numpy calls
 _MIN_BLOCK_ELEMENTS = 1 << 15  # at least this many: below it the threads' hand-over costs more than it saves
 _ROW_ALIGN = 64  # row blocks start on a multiple of this (one 64-bit word of packed bits)
 _BLOCKS_FOR_THREADS = 8  # row blocks a large pass is cut into at least, so that threads can share it evenly
@@ -71,10 +71,11 @@ def _triangle_blocks_cached(n: int, largest: int, smallest: int, count: int) -> 
 
 def _triangle_blocks(n: int) -> tuple[tuple[int, int], ...]:
     """Row ranges ``(r0, r1)`` that cut the upper triangle of an ``n x n`` matrix into row blocks, largest
-    first: at most about ``_BLOCK_ELEMENTS`` entries each (a block's rows, from their diagonal on, stay in
-    cache; short, wide blocks make the fastest products), and at least ``_BLOCKS_FOR_THREADS`` blocks when
-    the triangle is large enough, so that :func:`~cfcam.core.threads.map_blocks` can share them out. Blocks
-    start on multiples of ``_ROW_ALIGN`` rows, so that a block's packed neighbour bits start on a word."""
+    first: at most about ``_BLOCK_ELEMENTS`` entries each (bounded scratch masks; few blocks mean few numpy
+    calls, each of which hands the GIL over when images run in threads), and at least
+    ``_BLOCKS_FOR_THREADS`` blocks when the triangle is large enough, so that
+    :func:`~cfcam.core.threads.map_blocks` can share them out. Blocks start on multiples of ``_ROW_ALIGN``
+    rows, so that a block's packed neighbour bits start on a word."""
     return _triangle_blocks_cached(n, _BLOCK_ELEMENTS, _MIN_BLOCK_ELEMENTS, _BLOCKS_FOR_THREADS)
 
 
@@ -472,8 +473,8 @@ def exact_eps(distances: Distances, percentile: float, eps_min: float) -> ExactE
     published way too. ``distances`` is left as it was.
     """
     n = distances.n
-    empty = Refined(0.0, 0.0, 0, *(np.zeros(0, dtype=t) for t in (np.int64, np.int64, np.float32, np.float64)))
     if n < 2:
+        empty = Refined(0.0, 0.0, 0, *(np.zeros(0, dtype=t) for t in (np.int64, np.int64, np.float32, np.float64)))
         return ExactEps(float(eps_min), empty, distances.token)
     k_lo, k_hi, t = _triangle_ranks(n, percentile)
     refined, band = _refined_band(distances, k_lo, k_hi)

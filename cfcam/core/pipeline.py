@@ -79,7 +79,7 @@ def cluster_stage(activations: torch.Tensor, config: CFCAMConfig,
     key = clustered.tobytes()
     distances = cache.get(key) if cache is not None else None
     if distances is None:
-        distances = cl.Distances(flat[torch.from_numpy(clustered)])
+        distances = cl.Distances(flat if clustered.size == c else flat[torch.from_numpy(clustered)])
         if cache is not None:
             cache[key] = distances
     eps = cl.exact_eps(distances, config.eps_percentile, config.eps_min)
