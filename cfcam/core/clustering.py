@@ -91,6 +91,12 @@ def _buffer(name: str, size: int, dtype) -> np.ndarray:
     return buf[:size]
 
 
+@functools.lru_cache(maxsize=16)
+def _block_offsets(n: int, rows: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """Where each row block of a :class:`Triangle` starts in its flat array, and the total, ``(blocks + 1,)``."""
+    return np.concatenate([[0], np.cumsum([(r1 - r0) * (n - r0) for r0, r1 in rows])]).astype(np.int64)
+
+
 class Triangle:
     """The upper triangle of an ``(n, n)`` matrix, as the contiguous row blocks of :func:`_triangle_blocks`:
     block ``k`` holds rows ``r0:r1`` from column ``r0`` on, ``(r1 - r0, n - r0)`` (entries on and below the
@@ -100,12 +106,11 @@ class Triangle:
     def __init__(self, n: int, dtype) -> None:
         self.n = n
         self.rows = _triangle_blocks(n)
-        sizes = [(r1 - r0) * (n - r0) for r0, r1 in self.rows]
-        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.offsets = _block_offsets(n, self.rows)
         # one allocation (numpy's allocator reuses it, with huge pages): no page faults on every call
         self.flat = np.empty(int(self.offsets[-1]), dtype=dtype)
-        self.blocks = [self.flat[o:o + size].reshape(r1 - r0, n - r0)
-                       for o, size, (r0, r1) in zip(self.offsets, sizes, self.rows)]
+        self.blocks = [self.flat[o0:o1].reshape(r1 - r0, n - r0)
+                       for o0, o1, (r0, r1) in zip(self.offsets, self.offsets[1:], self.rows)]
 
     @property
     def dtype(self) -> np.dtype:
@@ -142,8 +147,7 @@ def _sample_pairs(n: int) -> np.ndarray:
 def _sample_positions(n: int, rows: tuple[tuple[int, int], ...]) -> np.ndarray:
     """Where :func:`_sample_pairs` lie in a :class:`Triangle` of ``n`` points cut into ``rows`` (increasing)."""
     triangle = Triangle.__new__(Triangle)
-    triangle.n, triangle.rows = n, rows
-    triangle.offsets = np.concatenate([[0], np.cumsum([(r1 - r0) * (n - r0) for r0, r1 in rows])]).astype(np.int64)
+    triangle.n, triangle.rows, triangle.offsets = n, rows, _block_offsets(n, rows)
     return triangle.positions(_sample_pairs(n))
 
 
@@ -158,7 +162,7 @@ def _squared_distances(x: torch.Tensor, sq: torch.Tensor) -> tuple[Triangle, np.
     n = x.shape[0]
     ones = x.new_ones(n, 1)
     left = torch.cat([x, sq[:, None], ones], dim=1)
-    right = torch.cat([-2.0 * x, ones, sq[:, None]], dim=1).T.contiguous()
+    right = torch.cat([-2.0 * x.T, ones.T, sq[None, :]], dim=0)
     out = Triangle(n, np.float32 if x.dtype == torch.float32 else np.float64)
     sampled = n * (n - 1) // 2 > _SAMPLE
     pairs = _sample_pairs(n) if sampled else np.zeros(0, dtype=np.int64)
@@ -520,6 +524,9 @@ class DBSCANResult:
     n_neighbors: np.ndarray  # (n,) neighbours within eps, the point itself included
 
 
+_BIT = np.array([128, 64, 32, 16, 8, 4, 2, 1], dtype=np.uint8)  # column j's bit in its byte: _BIT[j % 8]
+
+
 class _PackedGraph:
     """A symmetric graph given by its upper triangle, rows packed into bits: the neighbours of a whole set of
     points in two word-wide passes (their rows, and the column bits of everyone else)."""
@@ -553,7 +560,7 @@ class _PackedGraph:
             if order is not None:
                 byte, j = byte[order], j[order]
             starts = np.flatnonzero(np.r_[True, byte[1:] != byte[:-1]])
-            bits = np.bitwise_or.reduceat((128 >> (j & 7)).astype(np.uint8), starts)
+            bits = np.bitwise_or.reduceat(_BIT[j & 7], starts)
             packed.ravel()[byte[starts]] |= bits
         return _PackedGraph(packed, self.column_sums + np.bincount(j, minlength=self.n), self.n)
 
