@@ -101,13 +101,13 @@ class FilterStage:
 def cluster_mean_gradients(gradients: torch.Tensor, labels: np.ndarray) -> torch.Tensor:
     """``M_j``: the mean gradient map over the channels of each cluster ``j``, ``(K, h, w)``."""
     labels_t = torch.as_tensor(labels)
-    k = int(labels_t.max().item()) + 1 if labels_t.numel() and labels_t.max() >= 0 else 0
     c, h, w = gradients.shape
-    if k == 0:
+    k = int(labels_t.max()) + 1 if labels_t.numel() else 0
+    if k <= 0:
         return gradients.new_zeros((0, h, w))
-    member = labels_t >= 0
-    sums = gradients.new_zeros((k, h * w)).index_add_(0, labels_t[member], gradients[member].reshape(-1, h * w))
-    counts = torch.bincount(labels_t[member], minlength=k).to(gradients.dtype)
+    slot = torch.where(labels_t >= 0, labels_t, k)  # noise and important channels add into a spare row
+    sums = gradients.new_zeros((k + 1, h * w)).index_add_(0, slot, gradients.reshape(c, h * w))[:k]
+    counts = torch.bincount(slot, minlength=k + 1)[:k].to(gradients.dtype)
     return (sums / counts[:, None]).reshape(k, h, w)
 
 
