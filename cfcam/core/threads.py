@@ -4,8 +4,8 @@ The CF-CAM core (distances, clustering, filtering of one image) is many small op
 threads they wait on each other at every operation, and on a busy machine (another process on a core, a
 container whose CPU quota is smaller than the cores it sees) a thread without a core stalls them all. So torch
 runs on one thread inside the core (:func:`core_threads`), and a large distance product is cut into row
-blocks that the calling thread and a small pool of threads, one per usable CPU in all
-(:func:`core_thread_count`), take in turn (:func:`map_blocks`): a thread whose core is busy simply takes
+blocks (a batch's images likewise) that the calling thread and a small pool of threads, one per usable CPU in
+all (:func:`core_thread_count`), take in turn (:func:`map_blocks`): a thread whose core is busy simply takes
 fewer blocks. The command line gives the model :func:`available_cpus` threads, the CPUs this process may
 actually use (affinity mask and cgroup quota), not the cores the machine has. ``CFCAM_CORE_THREADS`` and
 ``CFCAM_THREADS`` (environment) override the two choices.
@@ -63,7 +63,8 @@ def _env_int(name: str) -> int | None:
 
 
 def core_thread_count() -> int:
-    """Threads that share the core's large passes: ``CFCAM_CORE_THREADS``, else :func:`available_cpus`."""
+    """Threads that share the core's large passes and a batch's images: ``CFCAM_CORE_THREADS``, else
+    :func:`available_cpus`."""
     return _env_int(CORE_THREADS_ENV) or available_cpus()
 
 

@@ -34,8 +34,8 @@ class BaseCAM:
     """
 
     normalize_mode = "minmax"
-    #: explain the images of a batch in parallel threads, one per usable CPU, each single-threaded (worth it
-    #: when ``explain_one`` is costly and mostly numpy/torch work that releases the GIL, like CF-CAM's core)
+    #: share the images of a batch out between this thread and the core's threads, each image on one thread
+    #: (worth it when ``explain_one`` is costly and mostly numpy/torch work that releases the GIL, like CF-CAM's)
     parallel_images = False
 
     def __init__(self, model: nn.Module, target_layer: nn.Module | str | None = None, *,
@@ -87,9 +87,10 @@ class BaseCAM:
     def _explain_all(self, cap: Capture) -> list:
         """``explain_one`` for every image of the capture, in order; in parallel when :attr:`parallel_images`.
 
-        The threads run with torch on one thread each and keep each image's core in their own thread, so they
-        never wait on each other (see :mod:`cfcam.core.threads`); with one usable CPU or one image, the plain
-        loop (where the core shares its large passes out itself)."""
+        The calling thread and the core's pool threads take the images in turn (:func:`map_blocks`), torch on
+        one thread each and each image's core in its own thread, so they never wait on each other (see
+        :mod:`cfcam.core.threads`); with one usable CPU or one image, the plain loop (where the core shares
+        its large passes out itself)."""
         pairs = list(zip(cap.activations, cap.gradients))
         if not self.parallel_images or len(pairs) <= 1 or available_cpus() <= 1:
             return [self.explain_one(a, g) for a, g in pairs]
