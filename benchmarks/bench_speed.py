@@ -280,7 +280,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 import cfcam
-from cfcam.cli.batches import model_threads
+from cfcam.cli.batches import keep_freed_memory, model_threads
+keep_freed_memory()  # the command line's process settings, as its thread setting below
 folder, batch = Path(sys.argv[1]), int(sys.argv[2])
 model, info = cfcam.load_model("demo")
 paths = sorted(folder.glob("*.png"))

@@ -65,30 +65,32 @@ def test_preprocess_and_overlay():
 
 
 def test_cfcam_explains_a_batch_in_parallel_threads_with_the_sequential_results(tiny_resnet, monkeypatch):
-    """The images of a batch are shared out between the calling thread and the core's threads, two at once
-    here; order, maps and results are the loop's."""
+    """Large enough maps: the images of a batch are shared out between the calling thread and the core's
+    threads, two at once here; order, maps and results are the loop's."""
     import threading
 
-    from cfcam.core import threads
+    from cfcam.core import clustering, threads
     from cfcam.methods import base
 
     x = torch.randn(5, 3, 64, 64, generator=torch.Generator().manual_seed(3))
     names = []
     lock = threading.Lock()
     two_at_once = threading.Barrier(2, timeout=60)  # the first two images wait for each other: two threads
+    sharing = [True]
     real = base.CFCAM.explain_one
 
     def spy(self, a, g):
         with lock:
             names.append(threading.current_thread().name)
             first_two = len(names) <= 2
-        if first_two and base.CFCAM.parallel_images:
+        if first_two and sharing[0]:
             two_at_once.wait()
         return real(self, a, g)
 
     monkeypatch.setattr(base.CFCAM, "explain_one", spy)
     monkeypatch.setattr(base, "available_cpus", lambda: 2)
     monkeypatch.setenv(threads.CORE_THREADS_ENV, "2")
+    monkeypatch.setattr(clustering, "_PARALLEL_IMAGES", 0)  # these small maps count as large
     threads_before = torch.get_num_threads()
     with CFCAM(tiny_resnet, "layer4[-1]", "reference") as e:
         parallel = e(x, targets=[0, 1, 0, 1, 0])
@@ -96,13 +98,38 @@ def test_cfcam_explains_a_batch_in_parallel_threads_with_the_sequential_results(
     assert len(names) == 5 and len(set(names[:2])) == 2
     assert set(names) <= {"MainThread"} | {n for n in names if n.startswith("cfcam-block")}
     assert torch.get_num_threads() == threads_before  # the one-thread setting is restored
-    monkeypatch.setattr(base.CFCAM, "parallel_images", False)
+    monkeypatch.setattr(clustering, "_PARALLEL_IMAGES", float("inf"))
+    sharing[0] = False
     names.clear()
     with CFCAM(tiny_resnet, "layer4[-1]", "reference") as e:
         sequential = e(x, targets=[0, 1, 0, 1, 0])
         assert all(np.array_equal(a, r.labels) for a, r in zip(labels, e.results))
     assert names == ["MainThread"] * 5
     np.testing.assert_array_equal(parallel, sequential)
+
+
+def test_small_maps_are_explained_in_the_calling_thread(tiny_resnet, monkeypatch):
+    """Below the size where threads pay (their hand-overs of the GIL cost more than a small core), a batch's
+    images run one after the other in the calling thread; a ResNet50's layer4 at 224 px is shared out."""
+    import threading
+
+    from cfcam.core.clustering import worth_threads_per_image
+    from cfcam.methods import base
+
+    names = []
+    real = base.CFCAM.explain_one
+
+    def spy(self, a, g):
+        names.append(threading.current_thread().name)
+        return real(self, a, g)
+
+    monkeypatch.setattr(base.CFCAM, "explain_one", spy)
+    monkeypatch.setattr(base, "available_cpus", lambda: 2)
+    with CFCAM(tiny_resnet, "layer4[-1]") as e:
+        e(torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(4)))
+    assert names == ["MainThread"] * 4
+    assert worth_threads_per_image(2048, 7 * 7) and worth_threads_per_image(1024, 14 * 14)
+    assert not worth_threads_per_image(512, 7 * 7)
 
 
 @pytest.mark.parametrize("cls", [GradCAM, CFCAM])

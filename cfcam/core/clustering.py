@@ -37,6 +37,9 @@ _BLOCKS_FOR_THREADS = 8  # row blocks a large pass is cut into at least, so that
 # multiply-adds of the distance product above which its blocks are shared out over threads; below it (layer4 at
 # 224 px: ~1e8, 3 ms) waking another CPU costs about what it saves (measured on a 2-CPU virtual machine)
 _PARALLEL_PRODUCT = 4e8
+# the same for one image of a batch, above which a batch's images are shared out over threads: below it (a
+# 512-channel 7x7 layer: 7e6, a core of ~2 ms) the threads' hand-overs of the GIL cost more than they save
+_PARALLEL_IMAGES = 3e7
 _REFINE_BYTES = 1 << 23  # bound on the differences held at once while recomputing pairs (8 MB of float64)
 _SAMPLE = 20_000  # pairs sampled to bracket the two ranks of the percentile
 _tokens = itertools.count()
@@ -181,6 +184,12 @@ def _squared_distances(x: torch.Tensor, sq: torch.Tensor) -> tuple[Triangle, np.
         for k in range(len(out.rows)):
             product(k)
     return out, sample
+
+
+def worth_threads_per_image(channels: int, positions: int) -> bool:
+    """Whether the cores of a batch's images, ``channels`` maps of ``positions`` values each, are worth running
+    in parallel threads (one image a thread): true when one image's distance product is large."""
+    return channels * (channels + 1) / 2 * (positions + 2) > _PARALLEL_IMAGES
 
 
 def _gamma(k: int, unit: float = _U32) -> float:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..core.capture import ActivationsAndGradients, Capture
+from ..core.clustering import worth_threads_per_image
 from ..core.compose import gradcam_weights, normalize, upsample, weighted_relu_sum
 from ..core.config import CFCAMConfig, make_config
 from ..core.layouts import TransformSpec
@@ -34,9 +35,6 @@ class BaseCAM:
     """
 
     normalize_mode = "minmax"
-    #: share the images of a batch out between this thread and the core's threads, each image on one thread
-    #: (worth it when ``explain_one`` is costly and mostly numpy/torch work that releases the GIL, like CF-CAM's)
-    parallel_images = False
 
     def __init__(self, model: nn.Module, target_layer: nn.Module | str | None = None, *,
                  reshape_transform: TransformSpec | str = None) -> None:
@@ -85,14 +83,14 @@ class BaseCAM:
         return maps.numpy().astype(np.float32)
 
     def _explain_all(self, cap: Capture) -> list:
-        """``explain_one`` for every image of the capture, in order; in parallel when :attr:`parallel_images`.
+        """``explain_one`` for every image of the capture, in order; in parallel when :meth:`_in_threads`.
 
         The calling thread and the core's pool threads take the images in turn (:func:`map_blocks`), torch on
         one thread each and each image's core in its own thread, so they never wait on each other (see
         :mod:`cfcam.core.threads`); with one usable CPU or one image, the plain loop (where the core shares
         its large passes out itself)."""
         pairs = list(zip(cap.activations, cap.gradients))
-        if not self.parallel_images or len(pairs) <= 1 or available_cpus() <= 1:
+        if len(pairs) <= 1 or available_cpus() <= 1 or not self._in_threads(cap):
             return [self.explain_one(a, g) for a, g in pairs]
 
         def one(pair):
@@ -100,6 +98,12 @@ class BaseCAM:
                 return self.explain_one(*pair)
 
         return map_blocks(one, pairs)
+
+    def _in_threads(self, cap: Capture) -> bool:
+        """Whether to share this capture's images out between this thread and the core's threads, one image a
+        thread: only when ``explain_one`` is costly and mostly numpy/torch work that releases the GIL (none
+        here; CF-CAM's core on large maps)."""
+        return False
 
     @property
     def predictions(self) -> np.ndarray:
@@ -143,8 +147,6 @@ class GradCAM(BaseCAM):
 class CFCAM(BaseCAM):
     """CF-CAM with a preset (``"readme"`` default, or ``"reference"``) and any parameter overridden."""
 
-    parallel_images = True
-
     def __init__(self, model: nn.Module, target_layer: nn.Module | str | None = None,
                  preset: str | CFCAMConfig = "readme", *, reshape_transform: TransformSpec | str = None,
                  **overrides) -> None:
@@ -155,4 +157,8 @@ class CFCAM(BaseCAM):
     def explain_one(self, activations, gradients):
         result: CFCAMResult = cluster_filter_cam(activations, gradients, self.config)
         return result.cam, result
+
+    def _in_threads(self, cap: Capture) -> bool:
+        _, channels, h, w = cap.activations.shape
+        return worth_threads_per_image(channels, h * w)
 
