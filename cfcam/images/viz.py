@@ -6,6 +6,8 @@ map resized to the image, OpenCV's JET colour map, ``0.4 * heatmap + 0.6 * image
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 import torch
@@ -31,10 +33,11 @@ def to_rgb_array(image) -> np.ndarray:
 def preprocess(image, size: int = INPUT_SIZE, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
     """``(1, 3, size, size)`` float tensor: bilinear resize (antialiased, as torchvision's ``Resize`` on a
     PIL image), scale to [0, 1], normalise with ``mean``/``std``."""
-    rgb = Image.fromarray(to_rgb_array(image)).resize((size, size), Image.BILINEAR)
-    x = torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1).float().div_(255.0)
-    x = (x - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
-    return x[None]
+    rgb = to_rgb_array(image)
+    if rgb.shape[:2] != (size, size):  # PIL's resize to the same size is an exact copy: skipped
+        rgb = np.asarray(Image.fromarray(rgb).resize((size, size), Image.BILINEAR))
+    x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255.0)
+    return x.sub_(torch.tensor(mean)[:, None, None]).div_(torch.tensor(std)[:, None, None])[None]
 
 
 def preprocess_batch(images, size: int = INPUT_SIZE) -> torch.Tensor:
@@ -42,10 +45,19 @@ def preprocess_batch(images, size: int = INPUT_SIZE) -> torch.Tensor:
     return torch.cat([preprocess(im, size) for im in images])
 
 
+@functools.lru_cache(maxsize=1)
+def _jet_rgb() -> np.ndarray:
+    """OpenCV's JET colour map as an RGB lookup table ``(256, 1, 3)`` (applyColorMap rebuilds it every call)."""
+    ramp = np.arange(256, dtype=np.uint8)[:, None]
+    return cv2.cvtColor(cv2.applyColorMap(ramp, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+
+
 def colorize(heatmap: np.ndarray) -> np.ndarray:
     """A map in [0, 1] as an RGB uint8 image through OpenCV's JET colour map."""
-    heat = np.uint8(np.clip(np.asarray(heatmap, dtype=np.float32), 0.0, 1.0) * 255)
-    return cv2.cvtColor(cv2.applyColorMap(heat, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    heat = np.clip(np.asarray(heatmap, dtype=np.float32), np.float32(0.0), np.float32(1.0))
+    heat *= np.float32(255)
+    gray = heat.astype(np.uint8)
+    return cv2.LUT(cv2.merge([gray, gray, gray]), _jet_rgb())
 
 
 def overlay(heatmap: np.ndarray, image, alpha: float = 0.4) -> np.ndarray:
