@@ -280,14 +280,13 @@ from pathlib import Path
 import torch
 from PIL import Image
 import cfcam
-from cfcam.cli.batches import keep_freed_memory, model_threads
-keep_freed_memory()  # the command line's process settings, as its thread setting below
+from cfcam.cli.batches import run_settings
 folder, batch = Path(sys.argv[1]), int(sys.argv[2])
 model, info = cfcam.load_model("demo")
 paths = sorted(folder.glob("*.png"))
 tensors = torch.cat([cfcam.preprocess(Image.open(p).convert("RGB"), info["input_size"], info["mean"], info["std"])
                      for p in paths])
-with model_threads(), cfcam.create("cfcam-readme", model, info["default_layer"]) as explainer:
+with run_settings(), cfcam.create("cfcam-readme", model, info["default_layer"]) as explainer:
     start = time.perf_counter()  # from the first batch, as the command line's figure (both pay the first call)
     for s in range(0, len(tensors), batch):
         explainer(tensors[s:s + batch])
@@ -297,7 +296,7 @@ print(len(tensors) / (time.perf_counter() - start))
 
 def bare_loop(folder: Path, batch: int) -> float:
     """Images/s of forward + backward + core on preloaded tensors (the demo model, CF-CAM readme, the command
-    line's thread setting), in a fresh process like the command line's."""
+    line's process settings), in a fresh process like the command line's."""
     out = subprocess.run([sys.executable, "-c", BARE_LOOP, str(folder), str(batch)], capture_output=True,
                          text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])

@@ -126,3 +126,15 @@ def test_the_command_line_keeps_freed_memory_for_the_next_batch(tmp_path, monkey
     Image.new("RGB", (40, 40), (200, 30, 30)).save(folder / "a.png")
     assert cli.main(["explain", str(folder), "-o", str(tmp_path / "out"), "--quiet"]) == 0
     assert calls == [True]
+
+
+def test_run_settings_restore_the_switch_interval_and_torch_threads():
+    import sys
+
+    import torch
+
+    before = sys.getswitchinterval(), torch.get_num_threads()
+    with batches.run_settings():
+        assert sys.getswitchinterval() == min(before[0], batches.SWITCH_INTERVAL)
+        assert torch.get_num_threads() == batches.model_thread_count()
+    assert (sys.getswitchinterval(), torch.get_num_threads()) == before

@@ -12,6 +12,7 @@ sequential loop would touch them.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -140,6 +141,26 @@ def keep_freed_memory() -> bool:
     return bool(mallopt(_M_MMAP_THRESHOLD, 32 << 20)) & bool(mallopt(_M_TRIM_THRESHOLD, 512 << 20))
 
 
+#: seconds a thread may hold Python's lock while another waits for it, during a run (Python's default: 5 ms):
+#: the per-image maps, many short numpy calls, wait much less on the file threads' Python code
+SWITCH_INTERVAL = 0.001
+
+
+@contextmanager
+def run_settings():
+    """The command line's process settings for a run: freed memory kept (:func:`keep_freed_memory`, for good),
+    torch's threads (:func:`model_threads`) and a short switch interval (:data:`SWITCH_INTERVAL`), the last
+    two restored after."""
+    keep_freed_memory()
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(before, SWITCH_INTERVAL))
+    try:
+        with model_threads():
+            yield
+    finally:
+        sys.setswitchinterval(before)
+
+
 @contextmanager
 def model_threads():
     """Torch's thread count set to :func:`~cfcam.core.threads.model_thread_count` for the run, then restored."""
@@ -159,7 +180,6 @@ def explain_batches(images, explainer, info, target, args, out_dir: Path, bases,
     ``add_row(row)`` records an explained image, ``fail(path, reason)`` one that failed, ``warn(path, note)`` a
     decoder warning; ``after_batch()`` runs after each batch's rows are recorded. All run on this thread.
     """
-    keep_freed_memory()
     batches = [images[s:s + args.batch_size] for s in range(0, len(images), args.batch_size)]
     classes = info["classes"]
     pool = ThreadPoolExecutor(max_workers=io_workers(), thread_name_prefix="cfcam-io")
@@ -204,7 +224,7 @@ def explain_batches(images, explainer, info, target, args, out_dir: Path, bases,
             writing.pop(0)
 
     try:
-        with model_threads():
+        with run_settings():
             read_ahead(0)
             for k in range(len(batches)):
                 loaded = [future.result() for future in reading.popleft()]
