@@ -28,6 +28,7 @@ from ..images.imageio import ImageError, load_image, save_npy_atomic, save_png_a
 from ..images.viz import overlay, preprocess
 from .signals import deferred_stop
 
+
 @dataclass(frozen=True)
 class Loaded:
     """One input after reading: the image and its tensor, or why it could not be used."""

@@ -100,6 +100,16 @@ def _block_offsets(n: int, rows: tuple[tuple[int, int], ...]) -> np.ndarray:
     return np.concatenate([[0], np.cumsum([(r1 - r0) * (n - r0) for r0, r1 in rows])]).astype(np.int64)
 
 
+def _positions(n: int, rows: tuple[tuple[int, int], ...], index: np.ndarray) -> np.ndarray:
+    """Where the entries at flat indices ``i * n + j`` (``i <= j``) of the square lie in the flat array of a
+    :class:`Triangle` of ``n`` points cut into ``rows``."""
+    i, j = np.divmod(index, max(n, 1))
+    starts = np.array([r0 for r0, _ in rows], dtype=np.int64)
+    k = np.searchsorted(starts, i, side="right") - 1
+    r0 = starts[k]
+    return _block_offsets(n, rows)[k] + (i - r0) * (n - r0) + (j - r0)
+
+
 class Triangle:
     """The upper triangle of an ``(n, n)`` matrix, as the contiguous row blocks of :func:`_triangle_blocks`:
     block ``k`` holds rows ``r0:r1`` from column ``r0`` on, ``(r1 - r0, n - r0)`` (entries on and below the
@@ -109,11 +119,11 @@ class Triangle:
     def __init__(self, n: int, dtype) -> None:
         self.n = n
         self.rows = _triangle_blocks(n)
-        self.offsets = _block_offsets(n, self.rows)
+        offsets = _block_offsets(n, self.rows)
         # one allocation (numpy's allocator reuses it, with huge pages): no page faults on every call
-        self.flat = np.empty(int(self.offsets[-1]), dtype=dtype)
+        self.flat = np.empty(int(offsets[-1]), dtype=dtype)
         self.blocks = [self.flat[o0:o1].reshape(r1 - r0, n - r0)
-                       for o0, o1, (r0, r1) in zip(self.offsets, self.offsets[1:], self.rows)]
+                       for o0, o1, (r0, r1) in zip(offsets, offsets[1:], self.rows)]
 
     @property
     def dtype(self) -> np.dtype:
@@ -121,11 +131,7 @@ class Triangle:
 
     def positions(self, index: np.ndarray) -> np.ndarray:
         """Positions in :attr:`flat` of the entries at flat indices ``i * n + j`` (``i <= j``) of the square."""
-        i, j = np.divmod(index, max(self.n, 1))
-        starts = np.array([r0 for r0, _ in self.rows], dtype=np.int64)
-        k = np.searchsorted(starts, i, side="right") - 1
-        r0 = starts[k]
-        return self.offsets[k] + (i - r0) * (self.n - r0) + (j - r0)
+        return _positions(self.n, self.rows, index)
 
     def dense(self) -> np.ndarray:
         """``(n, n)``: the upper triangle (diagonal included) filled in, zeros below."""
@@ -149,9 +155,7 @@ def _sample_pairs(n: int) -> np.ndarray:
 @functools.lru_cache(maxsize=8)
 def _sample_positions(n: int, rows: tuple[tuple[int, int], ...]) -> np.ndarray:
     """Where :func:`_sample_pairs` lie in a :class:`Triangle` of ``n`` points cut into ``rows`` (increasing)."""
-    triangle = Triangle.__new__(Triangle)
-    triangle.n, triangle.rows, triangle.offsets = n, rows, _block_offsets(n, rows)
-    return triangle.positions(_sample_pairs(n))
+    return _positions(n, rows, _sample_pairs(n))
 
 
 def _squared_distances(x: torch.Tensor, sq: torch.Tensor) -> tuple[Triangle, np.ndarray]:
@@ -178,7 +182,7 @@ def _squared_distances(x: torch.Tensor, sq: torch.Tensor) -> tuple[Triangle, np.
         s0, s1 = np.searchsorted(pairs, (r0 * n, r1 * n))
         sample[s0:s1] = out.flat[where[s0:s1]]
 
-    if n * (n + 1) / 2 * left.shape[1] > _PARALLEL_PRODUCT:
+    if _product_size(n, x.shape[1]) > _PARALLEL_PRODUCT:
         map_blocks(product, range(len(out.rows)))
     else:
         for k in range(len(out.rows)):
@@ -186,10 +190,16 @@ def _squared_distances(x: torch.Tensor, sq: torch.Tensor) -> tuple[Triangle, np.
     return out, sample
 
 
+def _product_size(n: int, dim: int) -> float:
+    """Multiply-adds of :func:`_squared_distances` for ``n`` rows of ``dim`` values (the triangle, two norm
+    columns)."""
+    return n * (n + 1) / 2 * (dim + 2)
+
+
 def worth_threads_per_image(channels: int, positions: int) -> bool:
     """Whether the cores of a batch's images, ``channels`` maps of ``positions`` values each, are worth running
     in parallel threads (one image a thread): true when one image's distance product is large."""
-    return channels * (channels + 1) / 2 * (positions + 2) > _PARALLEL_IMAGES
+    return _product_size(channels, positions) > _PARALLEL_IMAGES
 
 
 def _gamma(k: int, unit: float = _U32) -> float:
@@ -581,10 +591,9 @@ class _PackedGraph:
         mask[points] = True
         bits = np.packbits(mask).view(np.uint64)
         by_row = np.unpackbits(np.bitwise_or.reduce(self.rows[points], axis=0).view(np.uint8))[:self.n]
-        if among is None:
-            return by_row.astype(bool) | (self.rows & bits).any(axis=1)
+        look = slice(None) if among is None else among  # a slice: every row, without a copy
         reached = np.zeros(self.n, dtype=bool)
-        reached[among] = by_row[among].astype(bool) | (self.rows[among] & bits).any(axis=1)
+        reached[look] = by_row[look].astype(bool) | (self.rows[look] & bits).any(axis=1)
         return reached
 
 
