@@ -291,6 +291,11 @@ def test_the_triangle_keeps_each_pair_once_in_contiguous_row_blocks(monkeypatch)
     exact = float64_matrix(x) ** 2
     np.testing.assert_allclose(tri.flat[tri.positions(i * 333 + j)], exact[i, j], atol=4 * dist.error)
     np.testing.assert_array_equal(np.triu(tri.dense(), 1)[i, j], tri.flat[tri.positions(i * 333 + j)])
+    # the entries on and below the diagonal count nowhere, not even in a scan of everything
+    everything = cl.scan_upper(tri, -np.inf, np.inf, graph=True)
+    assert everything.below == 0 and everything.index.size == 333 * 332 // 2
+    np.testing.assert_array_equal(everything.index, np.sort(i * 333 + j))
+    assert cl.scan_upper(tri, np.inf, np.inf).index.size == 0
 
 
 @pytest.mark.parametrize("seed,n,d,percentile", [(0, 400, 49, 25), (1, 600, 9, 10), (2, 300, 196, 50),

@@ -89,6 +89,7 @@ def test_cfcam_explains_a_batch_in_parallel_threads_with_the_sequential_results(
 
     monkeypatch.setattr(base.CFCAM, "explain_one", spy)
     monkeypatch.setattr(base, "available_cpus", lambda: 2)
+    monkeypatch.setattr(base, "cpus_free", lambda used: 2)  # the model's pass had two CPUs
     monkeypatch.setenv(threads.CORE_THREADS_ENV, "2")
     monkeypatch.setattr(clustering, "_PARALLEL_IMAGES", 0)  # these small maps count as large
     threads_before = torch.get_num_threads()
@@ -130,6 +131,50 @@ def test_small_maps_are_explained_in_the_calling_thread(tiny_resnet, monkeypatch
     assert names == ["MainThread"] * 4
     assert worth_threads_per_image(2048, 7 * 7) and worth_threads_per_image(1024, 14 * 14)
     assert not worth_threads_per_image(512, 7 * 7)
+
+
+@pytest.mark.parametrize("free", [1, 2])
+def test_a_busy_machine_gets_its_images_one_after_the_other_and_a_quiet_one_a_threaded_product(
+        tiny_resnet, monkeypatch, free):
+    """The CPUs the model's pass kept busy decide: with only one (another process has the other core), a
+    batch's large maps run one after the other in the calling thread and each product on one torch thread;
+    with two, a single image's large product runs on two torch threads (and a batch's images in threads)."""
+    import threading
+
+    from cfcam.core import clustering
+    from cfcam.methods import base
+
+    shares, names, product_threads = [], [], []
+    real_explain, real_threads = base.CFCAM.explain_one, clustering.torch_threads
+
+    def spy_explain(self, a, g):
+        names.append(threading.current_thread().name)
+        return real_explain(self, a, g)
+
+    def spy_threads(count):
+        product_threads.append(count)
+        return real_threads(count)
+
+    def cpus_free(used):
+        shares.append(used)
+        return free
+
+    monkeypatch.setattr(base.CFCAM, "explain_one", spy_explain)
+    monkeypatch.setattr(clustering, "torch_threads", spy_threads)
+    monkeypatch.setattr(base, "available_cpus", lambda: 2)
+    monkeypatch.setattr(base, "cpus_free", cpus_free)
+    monkeypatch.setattr(clustering, "_PARALLEL_IMAGES", 0)  # these small maps count as large
+    with CFCAM(tiny_resnet, "layer4[-1]") as e:
+        e(torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(5)))
+        assert shares == [e.capture.cpus_used] and e.capture.cpus_used > 0
+        assert product_threads == [free]
+        names.clear()
+        product_threads.clear()
+        e(torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(6)))
+    if free == 1:
+        assert names == ["MainThread"] * 4 and product_threads == [1] * 4
+    else:  # shared out (which thread takes which image depends on timing): each image's product on one thread
+        assert len(names) == 4 and product_threads == [1] * 4
 
 
 @pytest.mark.parametrize("cls", [GradCAM, CFCAM])

@@ -80,3 +80,27 @@ def test_mismatched_shapes_are_refused():
 
 def test_make_config_used_for_presets(maps):
     assert CFCAMPipeline(*maps).run(make_config("reference")).config == make_config("reference")
+
+
+def test_the_inputs_are_checked_and_converted_on_one_torch_thread(monkeypatch):
+    """Torch's own threads wait on each other at every operation and stall when another process has a
+    core: everything of the core, the input conversion included, runs on one."""
+    from cfcam.core import pipeline
+
+    seen = []
+    real = pipeline.as_maps
+
+    def spy(x, name):
+        seen.append(torch.get_num_threads())
+        return real(x, name)
+
+    monkeypatch.setattr(pipeline, "as_maps", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        rng = np.random.default_rng(0)
+        pipeline.CFCAMPipeline(rng.random((40, 5, 5)), rng.random((40, 5, 5)))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1, 1]

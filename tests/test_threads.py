@@ -160,3 +160,34 @@ def test_the_core_runs_single_threaded(monkeypatch):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("used,expected", [(1.97, 2), (1.2, 1), (0.4, 1), (3.6, 3), (None, 3), (float("nan"), 3)])
+def test_cpus_free_after_a_models_pass_is_its_cpu_share_rounded_and_capped(monkeypatch, used, expected):
+    """A pass that kept two CPUs busy leaves two for the core; one that got 1.2 (another process on a core)
+    leaves one; never more than the core's threads; a pass on another device leaves all of them."""
+    monkeypatch.setenv(threads.CORE_THREADS_ENV, "3")
+    assert threads.cpus_free(used) == expected
+
+
+def test_product_threads_follow_spare_cpus_except_in_serial_threads():
+    assert threads.product_threads() == 1  # outside spare_cpus: one
+    with threads.spare_cpus(2):
+        assert threads.product_threads() == 2
+        with threads.serial_core():  # an image of a batch run in parallel: its product stays on one thread
+            assert threads.product_threads() == 1
+        with threads.spare_cpus(0):
+            assert threads.product_threads() == 1
+        assert threads.product_threads() == 2
+    assert threads.product_threads() == 1
+
+
+def test_torch_threads_sets_and_restores():
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        with threads.torch_threads(2):
+            assert torch.get_num_threads() == 2
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

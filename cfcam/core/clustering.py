@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .threads import map_blocks, single_threaded
+from .threads import map_blocks, product_threads, single_threaded, torch_threads
 
 IMPORTANT = -2
 NOISE = -1
@@ -112,8 +112,9 @@ def _positions(n: int, rows: tuple[tuple[int, int], ...], index: np.ndarray) -> 
 
 class Triangle:
     """The upper triangle of an ``(n, n)`` matrix, as the contiguous row blocks of :func:`_triangle_blocks`:
-    block ``k`` holds rows ``r0:r1`` from column ``r0`` on, ``(r1 - r0, n - r0)`` (entries on and below the
-    diagonal undefined). Half the memory of the square, and a pass over a block is one flat loop (numpy pays
+    block ``k`` holds rows ``r0:r1`` from column ``r0`` on, ``(r1 - r0, n - r0)``; entries on and below the
+    diagonal are NaN once :meth:`seal` has been called for the block, so that no comparison counts them (not
+    even with an infinite threshold). Half the memory of the square, and a pass over a block is one flat loop (numpy pays
     for every row of a strided view: a comparison runs about 2.5x slower on one)."""
 
     def __init__(self, n: int, dtype) -> None:
@@ -129,16 +130,21 @@ class Triangle:
     def dtype(self) -> np.dtype:
         return self.flat.dtype
 
+    def seal(self, k: int) -> None:
+        """Set block ``k``'s entries on and below the diagonal to NaN (after its values are written)."""
+        block = self.blocks[k]
+        np.copyto(block[:, :block.shape[0]], np.nan, where=_on_or_below(block.shape[0]))
+
     def positions(self, index: np.ndarray) -> np.ndarray:
         """Positions in :attr:`flat` of the entries at flat indices ``i * n + j`` (``i <= j``) of the square."""
         return _positions(self.n, self.rows, index)
 
     def dense(self) -> np.ndarray:
-        """``(n, n)``: the upper triangle (diagonal included) filled in, zeros below."""
+        """``(n, n)``: the entries above the diagonal filled in, zeros on and below it."""
         out = np.zeros((self.n, self.n), dtype=self.dtype)
         for (r0, r1), block in zip(self.rows, self.blocks):
             out[r0:r1, r0:] = block
-        return np.triu(out)
+        return np.triu(out, 1)
 
 
 @functools.lru_cache(maxsize=8)
@@ -179,14 +185,17 @@ def _squared_distances(x: torch.Tensor, sq: torch.Tensor) -> tuple[Triangle, np.
     def product(k: int) -> None:
         r0, r1 = out.rows[k]
         torch.mm(left[r0:r1], right[:, r0:], out=torch.from_numpy(out.blocks[k]))
+        out.seal(k)
         s0, s1 = np.searchsorted(pairs, (r0 * n, r1 * n))
         sample[s0:s1] = out.flat[where[s0:s1]]
 
-    if _product_size(n, x.shape[1]) > _PARALLEL_PRODUCT:
+    size = _product_size(n, x.shape[1])
+    if size > _PARALLEL_PRODUCT:
         map_blocks(product, range(len(out.rows)))
     else:
-        for k in range(len(out.rows)):
-            product(k)
+        with torch_threads(product_threads() if size > _PARALLEL_IMAGES else 1):
+            for k in range(len(out.rows)):
+                product(k)
     return out, sample
 
 
@@ -286,17 +295,9 @@ class Band:
 
 
 @functools.lru_cache(maxsize=8)
-def _strict_upper(size: int) -> np.ndarray:
-    """``(size, size)`` bool, True above the diagonal (cached)."""
-    return np.triu(np.ones((size, size), dtype=bool), 1)
-
-
-def _upper_block(block: np.ndarray, threshold: float, out: np.ndarray | None = None,
-                 compare=np.less_equal) -> np.ndarray:
-    """``compare(block, threshold)`` on a :class:`Triangle`'s block, False on and below the diagonal."""
-    mask = compare(block, threshold, out=out)
-    mask[:, :block.shape[0]] &= _strict_upper(block.shape[0])
-    return mask
+def _on_or_below(size: int) -> np.ndarray:
+    """``(size, size)`` bool, True on and below the diagonal (cached)."""
+    return np.tril(np.ones((size, size), dtype=bool))
 
 
 def _column_counts(mask: np.ndarray) -> np.ndarray:
@@ -319,8 +320,8 @@ def scan_upper(squared: Triangle, lo: float, hi: float, graph: bool = False) -> 
     def block(k: int):
         (r0, r1), values = squared.rows[k], squared.blocks[k]
         shape = values.shape
-        under = _upper_block(values, lo, _buffer("under", values.size, bool).reshape(shape), np.less)
-        inside = _upper_block(values, hi, _buffer("inside", values.size, bool).reshape(shape))
+        under = np.less(values, lo, out=_buffer("under", values.size, bool).reshape(shape))
+        inside = np.less_equal(values, hi, out=_buffer("inside", values.size, bool).reshape(shape))
         np.greater(inside, under, out=inside)  # <= hi and not < lo
         where = np.flatnonzero(inside)
         i = where // shape[1]
@@ -532,7 +533,7 @@ def neighbours(distances: Distances, eps: float) -> np.ndarray:
     upper = np.zeros((n, n), dtype=bool)
     threshold = distances.squared.dtype.type(eps * eps)
     for (r0, r1), block in zip(distances.squared.rows, distances.squared.blocks):
-        _upper_block(block, threshold, out=upper[r0:r1, r0:])
+        np.less_equal(block, threshold, out=upper[r0:r1, r0:])
     upper[refined.i, refined.j] = refined.exact <= eps
     return upper
 

@@ -236,6 +236,7 @@ class CFCAMPipeline:
 
     _STAGES = STAGES[:-1]  # "output" (normalisation) happens after upsampling, outside the core
 
+    @single_threaded
     def __init__(self, activations, gradients) -> None:
         self.activations = as_maps(activations, "activations")
         self.gradients = as_maps(gradients, "gradients")

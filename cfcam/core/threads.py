@@ -9,6 +9,13 @@ all (:func:`core_thread_count`), take in turn (:func:`map_blocks`): a thread who
 fewer blocks. The command line gives the model :func:`available_cpus` threads, the CPUs this process may
 actually use (affinity mask and cgroup quota), not the cores the machine has. ``CFCAM_CORE_THREADS`` and
 ``CFCAM_THREADS`` (environment) override the two choices.
+
+Right after a model's pass on the CPU, the explainers measure how many CPUs that pass kept busy
+(:func:`cpus_free`): only when it had a second one does a batch's images share out over threads, and a single
+image's large product run on that many torch threads (:func:`spare_cpus`). Torch's threads keep spinning on
+their CPU for a few milliseconds after the model's pass, so there a second Python thread hardly gets a CPU, but
+one product on torch's threads does; with another process on a core, the pass gets about 1.2 CPUs and
+everything stays on one thread.
 """
 
 from __future__ import annotations
@@ -74,19 +81,24 @@ def model_thread_count() -> int:
 
 
 @contextmanager
-def core_threads():
-    """Run the block with torch on one thread (in this thread), then restore the count."""
+def torch_threads(count: int):
+    """Run the block with torch on ``count`` threads (in this thread), then restore the count."""
     import torch
 
     before = torch.get_num_threads()
-    if before == 1:
+    if before == count:
         yield
         return
-    torch.set_num_threads(1)
+    torch.set_num_threads(count)
     try:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def core_threads():
+    """Run the block with torch on one thread (in this thread), then restore the count."""
+    return torch_threads(1)
 
 
 def single_threaded(fn):
@@ -133,6 +145,35 @@ def _block_pool(workers: int) -> ThreadPoolExecutor:
             _pool = ThreadPoolExecutor(workers, thread_name_prefix="cfcam-block", initializer=_start_pool_thread)
             _pool_size = workers
         return _pool
+
+
+def cpus_free(cpus_used: float | None) -> int:
+    """CPUs the core may use right after a model's pass on the CPU that kept ``cpus_used`` CPUs busy (CPU
+    seconds per second, all of this process's threads): that share rounded, at most
+    :func:`core_thread_count`. A pass on 2 threads gets about 2 on a quiet machine and about 1.2 with one core
+    taken by another process. None (the model ran on another device): :func:`core_thread_count`."""
+    limit = core_thread_count()
+    if cpus_used is None or cpus_used != cpus_used:
+        return limit
+    return max(1, min(limit, round(cpus_used)))
+
+
+@contextmanager
+def spare_cpus(count: int):
+    """Within the block, a large distance product of this thread's core may run on ``count`` torch threads
+    (:func:`product_threads`); outside one, it runs on one."""
+    before = getattr(_local, "spare", 1)
+    _local.spare = max(1, int(count))
+    try:
+        yield
+    finally:
+        _local.spare = before
+
+
+def product_threads() -> int:
+    """Torch threads for a large distance product in this thread: what :func:`spare_cpus` allows, one in a pool
+    thread or inside :func:`serial_core`."""
+    return 1 if getattr(_local, "serial", False) else getattr(_local, "spare", 1)
 
 
 @contextmanager

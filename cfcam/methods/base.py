@@ -20,7 +20,7 @@ from ..core.compose import gradcam_weights, normalize, upsample, weighted_relu_s
 from ..core.config import CFCAMConfig, make_config
 from ..core.layouts import TransformSpec
 from ..core.pipeline import CFCAMResult, cluster_filter_cam
-from ..core.threads import available_cpus, map_blocks, serial_core
+from ..core.threads import available_cpus, cpus_free, map_blocks, serial_core, spare_cpus
 from .targets import choose_target
 
 
@@ -87,11 +87,15 @@ class BaseCAM:
 
         The calling thread and the core's pool threads take the images in turn (:func:`map_blocks`), torch on
         one thread each and each image's core in its own thread, so they never wait on each other (see
-        :mod:`cfcam.core.threads`); with one usable CPU or one image, the plain loop (where the core shares
-        its large passes out itself)."""
+        :mod:`cfcam.core.threads`). Only when the model's pass just kept a second CPU busy for this process
+        (:func:`cpus_free`): with a core taken by another process, a thread holding the GIL can lose its CPU
+        and stall the others. Otherwise the plain loop, where a large product may still use the CPUs the pass
+        had (:func:`spare_cpus`)."""
         pairs = list(zip(cap.activations, cap.gradients))
-        if len(pairs) <= 1 or available_cpus() <= 1 or not self._in_threads(cap):
-            return [self.explain_one(a, g) for a, g in pairs]
+        cpus = min(available_cpus(), cpus_free(cap.cpus_used))
+        if len(pairs) <= 1 or cpus <= 1 or not self._in_threads(cap):
+            with spare_cpus(cpus):
+                return [self.explain_one(a, g) for a, g in pairs]
 
         def one(pair):
             with serial_core():
