@@ -234,7 +234,7 @@ def end_to_end(model, device: str, repeats: int, proc, report: Report) -> None:
         x = torch.randn(batch, 3, 224, 224, device=device)
         fns, explainers = end_to_end_methods(model, model.layer4[-1], x)
         try:
-            quiet, busy = quiet_and_busy(fns, repeats if batch == 1 else max(3, repeats // 2), proc)
+            quiet, busy = quiet_and_busy(fns, repeats, proc)
         finally:
             for e in explainers:
                 e.remove()

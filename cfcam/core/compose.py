@@ -24,10 +24,11 @@ def cfcam_weights(gradients: torch.Tensor, labels: np.ndarray, filtered: torch.T
     labels_t = torch.as_tensor(labels, device=gradients.device)
     weights = torch.zeros(gradients.shape[0], dtype=gradients.dtype, device=gradients.device)
     important = labels_t == IMPORTANT
-    weights[important] = gradients[important].mean(dim=(-2, -1))
-    clustered = labels_t >= 0
+    if bool(important.any()):
+        weights[important] = gradients[important].mean(dim=(-2, -1))
     if filtered.shape[0]:
-        weights[clustered] = filtered.mean(dim=(-2, -1))[labels_t[clustered]]
+        per_cluster = filtered.mean(dim=(-2, -1))
+        weights = torch.where(labels_t >= 0, per_cluster[labels_t.clamp(min=0)], weights)
     return weights
 
 
@@ -39,9 +40,11 @@ def kept_channels(labels: np.ndarray) -> np.ndarray:
 def coefficients(weights: torch.Tensor, kept: torch.Tensor, weighting: str) -> torch.Tensor:
     """The coefficients of the weighted sum: ``gap`` uses the weights as they are, ``softmax`` the softmax
     over the kept channels (the published code). Dropped channels get 0."""
+    if weighting != "softmax":
+        return torch.where(kept, weights, torch.zeros((), dtype=weights.dtype, device=weights.device))
     alphas = torch.zeros_like(weights)
     if kept.any():
-        alphas[kept] = torch.softmax(weights[kept], dim=0) if weighting == "softmax" else weights[kept]
+        alphas[kept] = torch.softmax(weights[kept], dim=0)
     return alphas
 
 
