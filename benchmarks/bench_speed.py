@@ -367,7 +367,7 @@ def main(argv=None) -> int:
             end_to_end(model.to(args.device), args.device, args.repeats, proc, report)
     if "cli" not in skip:
         startup(report)
-        throughput(args.images, 8, 3, report)
+        throughput(args.images, 8, 5, report)
     print(f"\nat the end: load average {os.getloadavg()[0]:.1f}")
     if report.missed:
         print(f"{len(report.missed)} target(s) missed:\n  " + "\n  ".join(report.missed))
