@@ -234,8 +234,8 @@ class ActivationsAndGradients:
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             acts, grads = self._to_maps(leaf.detach()), self._to_maps(grads.detach())
             check_layout(acts, self.layer_name, tuple(inputs.shape[-2:]), self._declared)
-            on_cpu = leaf.device.type == "cpu"
-            return Capture(acts, grads, logits.detach(), t, self.layer_name, cpu / wall if on_cpu and wall > 0 else None)
+            cpus_used = cpu / wall if leaf.device.type == "cpu" and wall > 0 else None
+            return Capture(acts, grads, logits.detach(), t, self.layer_name, cpus_used)
         finally:
             self._active = False
             self._outputs = []

@@ -114,8 +114,8 @@ class Triangle:
     """The upper triangle of an ``(n, n)`` matrix, as the contiguous row blocks of :func:`_triangle_blocks`:
     block ``k`` holds rows ``r0:r1`` from column ``r0`` on, ``(r1 - r0, n - r0)``; entries on and below the
     diagonal are NaN once :meth:`seal` has been called for the block, so that no comparison counts them (not
-    even with an infinite threshold). Half the memory of the square, and a pass over a block is one flat loop (numpy pays
-    for every row of a strided view: a comparison runs about 2.5x slower on one)."""
+    even with an infinite threshold). Half the memory of the square, and a pass over a block is one flat loop
+    (numpy pays for every row of a strided view: a comparison runs about 2.5x slower on one)."""
 
     def __init__(self, n: int, dtype) -> None:
         self.n = n
@@ -297,7 +297,7 @@ class Band:
 
 
 @functools.lru_cache(maxsize=8)
-def _nan_on_or_below(size: int, dtype) -> np.ndarray:
+def _nan_on_or_below(size: int, dtype) -> torch.Tensor:
     """``(size, size)`` tensor, NaN on and below the diagonal, 0 above it (cached)."""
     return torch.from_numpy(np.where(np.tril(np.ones((size, size), dtype=bool)), np.nan, 0.0).astype(dtype))
 
