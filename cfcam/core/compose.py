@@ -21,14 +21,17 @@ def gradcam_weights(gradients: torch.Tensor) -> torch.Tensor:
 def cfcam_weights(gradients: torch.Tensor, labels: np.ndarray, filtered: torch.Tensor) -> torch.Tensor:
     """CF-CAM's weights ``(C,)``: an important channel's own mean gradient, a clustered channel its
     cluster's mean filtered gradient, a noise channel 0."""
-    labels_t = torch.as_tensor(labels, device=gradients.device)
-    weights = torch.zeros(gradients.shape[0], dtype=gradients.dtype, device=gradients.device)
-    important = labels_t == IMPORTANT
-    if bool(important.any()):
-        weights[important] = gradients[important].mean(dim=(-2, -1))
+    labels = np.asarray(labels)
+    device = gradients.device
+    weights = torch.zeros(gradients.shape[0], dtype=gradients.dtype, device=device)
+    important = labels == IMPORTANT
+    if important.any():
+        important_t = torch.from_numpy(important).to(device)
+        weights[important_t] = gradients[important_t].mean(dim=(-2, -1))
     if filtered.shape[0]:
-        per_cluster = filtered.mean(dim=(-2, -1))
-        weights = torch.where(labels_t >= 0, per_cluster[labels_t.clamp(min=0)], weights)
+        clustered = labels >= 0
+        per_cluster = filtered.mean(dim=(-2, -1))[torch.from_numpy(np.where(clustered, labels, 0)).to(device)]
+        weights = torch.where(torch.from_numpy(clustered).to(device), per_cluster, weights)
     return weights
 
 

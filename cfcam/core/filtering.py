@@ -11,6 +11,7 @@ exactly constant; the reference kernel's zero padding shrinks it instead.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -55,6 +56,13 @@ def reference_filter(maps: torch.Tensor, spatial_sigma: float = 5.0, range_sigma
     return F.conv2d(padded, kernels[:, None], groups=k)[0]
 
 
+@functools.lru_cache(maxsize=32)
+def _spatial_weights(radius: int, spatial_sigma: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The Gaussian window weights ``((2 r + 1)^2, 1)`` of :func:`bilateral_filter` (cached; never modified)."""
+    offsets = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
+    return torch.exp(-(offsets[:, None] ** 2 + offsets[None, :] ** 2) / (2 * spatial_sigma**2)).reshape(-1, 1)
+
+
 def bilateral_filter(maps: torch.Tensor, spatial_sigma: float = 1.0,
                      range_sigma: float | None = 0.2) -> torch.Tensor:
     """Bilateral filter (Gaussian filter when ``range_sigma`` is None), replicate padding.
@@ -66,8 +74,7 @@ def bilateral_filter(maps: torch.Tensor, spatial_sigma: float = 1.0,
     k, h, w = maps.shape
     radius = max(1, math.ceil(2 * spatial_sigma))
     size = 2 * radius + 1
-    offsets = torch.arange(-radius, radius + 1, dtype=maps.dtype, device=maps.device)
-    spatial = torch.exp(-(offsets[:, None] ** 2 + offsets[None, :] ** 2) / (2 * spatial_sigma**2)).reshape(-1, 1)
+    spatial = _spatial_weights(radius, float(spatial_sigma), maps.dtype, maps.device)
     out = torch.empty_like(maps)
     chunk = max(1, _MAX_ELEMENTS // (size * size * h * w))
     for start in range(0, k, chunk):

@@ -100,15 +100,15 @@ class FilterStage:
 
 def cluster_mean_gradients(gradients: torch.Tensor, labels: np.ndarray) -> torch.Tensor:
     """``M_j``: the mean gradient map over the channels of each cluster ``j``, ``(K, h, w)``."""
-    labels_t = torch.as_tensor(labels)
+    labels = np.asarray(labels)
     c, h, w = gradients.shape
-    k = int(labels_t.max()) + 1 if labels_t.numel() else 0
+    k = int(labels.max()) + 1 if labels.size else 0
     if k <= 0:
         return gradients.new_zeros((0, h, w))
-    slot = torch.where(labels_t >= 0, labels_t, k)  # noise and important channels add into a spare row
-    sums = gradients.new_zeros((k + 1, h * w)).index_add_(0, slot, gradients.reshape(c, h * w))[:k]
-    counts = torch.bincount(slot, minlength=k + 1)[:k].to(gradients.dtype)
-    return (sums / counts[:, None]).reshape(k, h, w)
+    slot = np.where(labels >= 0, labels, k)  # noise and important channels add into a spare row
+    sums = gradients.new_zeros((k + 1, h * w)).index_add_(0, torch.from_numpy(slot), gradients.reshape(c, h * w))
+    counts = torch.from_numpy(np.bincount(slot, minlength=k + 1)[:k].astype(np.float64)).to(gradients.dtype)
+    return (sums[:k] / counts[:, None]).reshape(k, h, w)
 
 
 def filter_stage(gradients: torch.Tensor, labels: np.ndarray, config: CFCAMConfig) -> FilterStage:
