@@ -37,8 +37,9 @@ _BLOCKS_FOR_THREADS = 8  # row blocks a large pass is cut into at least, so that
 # multiply-adds of the distance product above which its blocks are shared out over threads; below it (layer4 at
 # 224 px: ~1e8, 3 ms) waking another CPU costs about what it saves (measured on a 2-CPU virtual machine)
 _PARALLEL_PRODUCT = 4e8
-# the same for one image of a batch, above which a batch's images are shared out over threads: below it (a
-# 512-channel 7x7 layer: 7e6, a core of ~2 ms) the threads' hand-overs of the GIL cost more than they save
+# multiply-adds of one image's product above which a second thread pays when the model's pass left one free: a
+# batch's images are shared out over threads, a single image's product runs on torch's threads. Below it (a
+# 512-channel 7x7 layer: 7e6, a core of ~2 ms) the hand-overs cost more than they save
 _PARALLEL_IMAGES = 3e7
 _REFINE_BYTES = 1 << 23  # bound on the differences held at once while recomputing pairs (8 MB of float64)
 _SAMPLE = 20_000  # pairs sampled to bracket the two ranks of the percentile
@@ -191,11 +192,10 @@ def _squared_distances(x: torch.Tensor, sq: torch.Tensor) -> tuple[Triangle, np.
         s0, s1 = np.searchsorted(pairs, (r0 * n, r1 * n))
         sample[s0:s1] = out.flat[where[s0:s1]]
 
-    size = _product_size(n, x.shape[1])
-    if size > _PARALLEL_PRODUCT:
+    if _product_size(n, x.shape[1]) > _PARALLEL_PRODUCT:
         map_blocks(product, range(len(out.rows)))
     else:
-        with torch_threads(product_threads() if size > _PARALLEL_IMAGES else 1):
+        with torch_threads(product_threads() if worth_threads_per_image(n, x.shape[1]) else 1):
             for k in range(len(out.rows)):
                 product(k)
     return out, sample
@@ -208,8 +208,9 @@ def _product_size(n: int, dim: int) -> float:
 
 
 def worth_threads_per_image(channels: int, positions: int) -> bool:
-    """Whether the cores of a batch's images, ``channels`` maps of ``positions`` values each, are worth running
-    in parallel threads (one image a thread): true when one image's distance product is large."""
+    """Whether one image's core, ``channels`` maps of ``positions`` values, is worth a second thread (a batch's
+    images one a thread, or a single image's product on torch's threads): true when its distance product is
+    large."""
     return _product_size(channels, positions) > _PARALLEL_IMAGES
 
 
