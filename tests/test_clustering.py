@@ -223,19 +223,33 @@ def test_matrix_is_symmetric_with_zero_diagonal():
 
 @settings(max_examples=40, deadline=None)
 @given(st.integers(1, 150), st.floats(0.0, 1.0), st.integers(0, 2**31 - 1))
-def test_packed_graph_finds_the_same_neighbours_as_the_dense_matrix(n, density, seed):
+def test_packed_graph_counts_and_adds_edges_like_the_dense_matrix(n, density, seed):
     rng = np.random.default_rng(seed)
     upper = np.triu(rng.random((n, n)) < density, 1)
-    dense = upper | upper.T
     graph = cl._PackedGraph.from_upper(upper)
-    np.testing.assert_array_equal(graph.degree, dense.sum(axis=1))
-    points = np.flatnonzero(rng.random(n) < 0.3)
-    if points.size:
-        np.testing.assert_array_equal(graph.reached_from(points), dense[points].any(axis=0))
-        among = np.flatnonzero(rng.random(n) < 0.5)
-        expected = np.zeros(n, dtype=bool)
-        expected[among] = dense[points][:, among].any(axis=0)
-        np.testing.assert_array_equal(graph.reached_from(points, among), expected)
+    np.testing.assert_array_equal(graph.degree, (upper | upper.T).sum(axis=1))
+    extra = np.triu(rng.random((n, n)) < 0.1, 1) & ~upper
+    i, j = np.nonzero(extra)
+    order = rng.permutation(i.size)  # in any order
+    more = graph.plus(i[order], j[order])
+    expected = cl._PackedGraph.from_upper(upper | extra)
+    np.testing.assert_array_equal(more.rows, expected.rows)
+    np.testing.assert_array_equal(more.degree, expected.degree)
+    np.testing.assert_array_equal(graph.rows, cl._PackedGraph.from_upper(upper).rows)  # left as it was
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 200), st.floats(0.0, 0.3), st.integers(1, 12), st.integers(0, 2**31 - 1))
+def test_cluster_growth_gives_scikit_learns_labels_on_any_graph(n, density, min_samples, seed):
+    """The compiled expansion over bit rows numbers clusters and assigns border points as scikit-learn does."""
+    rng = np.random.default_rng(seed)
+    upper = np.triu(rng.random((n, n)) < density, 1)
+    dist = np.where(upper | upper.T, 0.5, 2.0)
+    np.fill_diagonal(dist, 0.0)
+    theirs = DBSCAN(eps=1.0, min_samples=min_samples, metric="precomputed").fit(dist)
+    ours = cl.dbscan(dist, 1.0, min_samples)
+    np.testing.assert_array_equal(ours.labels, theirs.labels_)
+    np.testing.assert_array_equal(np.flatnonzero(ours.core), theirs.core_sample_indices_)
 
 
 def test_refinement_memory_is_bounded_by_its_chunk(monkeypatch):

@@ -7,14 +7,15 @@ are recomputed the way the published code computes them, in chunks of bounded si
 scikit-learn's ``DBSCAN`` labels exactly (same clusters, same numbering, same border assignment) from the
 neighbour matrix, without scikit-learn's per-point neighbour lists. No function changes its arguments:
 :func:`exact_eps` returns the pairs it refined with ``eps`` (an :class:`ExactEps`), and :func:`dbscan`
-uses them from there.
+uses them from there. The three loops that numpy would take many passes for (the scan, adding edges, DBSCAN's
+expansion) are compiled (:mod:`cfcam.core.kernels`, numba), imported on first use so that importing cfcam
+stays fast.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +43,7 @@ _PARALLEL_PRODUCT = 4e8
 # 512-channel 7x7 layer: 7e6, a core of ~2 ms) the hand-overs cost more than they save
 _PARALLEL_IMAGES = 3e7
 _REFINE_BYTES = 1 << 23  # bound on the differences held at once while recomputing pairs (8 MB of float64)
+_SCAN_ROOM = 4096  # pairs inside a scan's band that its first try keeps room for, at least (1/32 of all)
 _SAMPLE = 20_000  # pairs sampled to bracket the two ranks of the percentile
 _tokens = itertools.count()
 
@@ -81,18 +83,6 @@ def _triangle_blocks(n: int) -> tuple[tuple[int, int], ...]:
     :func:`~cfcam.core.threads.map_blocks` can share them out. Blocks start on multiples of ``_ROW_ALIGN``
     rows, so that a block's packed neighbour bits start on a word."""
     return _triangle_blocks_cached(n, _BLOCK_ELEMENTS, _MIN_BLOCK_ELEMENTS, _BLOCKS_FOR_THREADS)
-
-
-_scratch = threading.local()
-
-
-def _buffer(name: str, size: int, dtype) -> np.ndarray:
-    """A flat scratch array of at least ``size`` items, kept per thread and reused (no fresh pages per call)."""
-    buf = getattr(_scratch, name, None)
-    if buf is None or buf.size < size or buf.dtype != dtype:
-        buf = np.empty(max(size, 1), dtype=dtype)
-        setattr(_scratch, name, buf)
-    return buf[:size]
 
 
 @functools.lru_cache(maxsize=16)
@@ -313,40 +303,37 @@ def _column_counts(mask: np.ndarray) -> np.ndarray:
 
 
 def scan_upper(squared: Triangle, lo: float, hi: float, graph: bool = False) -> Band:
-    """Count the upper-triangle entries below ``lo`` and collect those in ``[lo, hi]``, one row block at a
-    time (the block's columns from its diagonal on, so that each entry is read once, from cache).
+    """Count the upper-triangle entries below ``lo`` and collect those in ``[lo, hi]``, in one compiled pass
+    that reads each entry once (:func:`~cfcam.core.kernels.scan_triangle`), on the calling thread.
     ``graph``: also keep the entries below ``lo`` as a bit-packed graph (``Band.under``), for DBSCAN at an
-    eps inside the band. One thread: these passes are bound by memory, and a second thread slows them."""
+    eps inside the band. The thresholds are compared in the triangle's dtype, as numpy compares them."""
+    from .kernels import scan_triangle
+
     n = squared.n
-    packed = np.zeros((n, 8 * -(-n // 64)), dtype=np.uint8) if graph else None
+    packed = np.zeros((n, 8 * -(-n // 64)), dtype=np.uint8) if graph else np.zeros((1, 8), dtype=np.uint8)
+    column_sums = np.zeros(n if graph else 1, dtype=np.int64)
+    rows = _rows_array(squared.rows)
+    offsets = _block_offsets(n, squared.rows)
+    lo_t, hi_t = squared.dtype.type(lo), squared.dtype.type(hi)
+    room = max(_SCAN_ROOM, squared.flat.size // 32)
+    while True:
+        index = np.empty(room, dtype=np.int64)
+        approx = np.empty(room, dtype=squared.dtype)
+        below, found = scan_triangle(squared.flat, rows, offsets, n, lo_t, hi_t, graph, packed, column_sums,
+                                     index, approx)
+        if found <= room:
+            break
+        room = found  # more pairs inside than guessed: once more, with room for all of them
+        packed[:] = 0
+        column_sums[:] = 0
+    under = _PackedGraph(packed, column_sums, n) if graph else None
+    return Band(lo, hi, int(below), index[:found].copy(), approx[:found].copy(), under)
 
-    def block(k: int):
-        (r0, r1), values = squared.rows[k], squared.blocks[k]
-        shape = values.shape
-        under = np.less(values, lo, out=_buffer("under", values.size, bool).reshape(shape))
-        inside = np.less_equal(values, hi, out=_buffer("inside", values.size, bool).reshape(shape))
-        np.greater(inside, under, out=inside)  # <= hi and not < lo
-        where = np.flatnonzero(inside)
-        i = where // shape[1]
-        j = where - i * shape[1]
-        found = (i + r0) * n + (j + r0), values.ravel()[where]
-        if not graph:
-            return int(np.count_nonzero(under)), found, None
-        bits = np.packbits(under, axis=1)  # r0 is a multiple of 64: row r0's bits start on a word
-        packed[r0:r1, r0 // 8:r0 // 8 + bits.shape[1]] = bits
-        counts = _column_counts(under)
-        return int(counts.sum()), found, counts
 
-    parts = [block(k) for k in range(len(squared.rows))]
-    index = np.concatenate([np.zeros(0, dtype=np.int64)] + [found[0] for _, found, _ in parts])
-    approx = np.concatenate([np.zeros(0, dtype=squared.dtype)] + [found[1] for _, found, _ in parts])
-    under = None
-    if graph:
-        column_sums = np.zeros(n, dtype=np.int64)
-        for (r0, _), (_, _, counts) in zip(squared.rows, parts):
-            column_sums[r0:] += counts
-        under = _PackedGraph(packed, column_sums, n)
-    return Band(lo, hi, sum(below for below, _, _ in parts), index, approx, under)
+@functools.lru_cache(maxsize=16)
+def _rows_array(rows: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """A :class:`Triangle`'s row ranges as an ``(blocks, 2)`` int64 array (for the compiled scan)."""
+    return np.array(rows, dtype=np.int64).reshape(-1, 2)
 
 
 @dataclass(frozen=True)
@@ -548,12 +535,9 @@ class DBSCANResult:
     n_neighbors: np.ndarray  # (n,) neighbours within eps, the point itself included
 
 
-_BIT = np.array([128, 64, 32, 16, 8, 4, 2, 1], dtype=np.uint8)  # column j's bit in its byte: _BIT[j % 8]
-
-
 class _PackedGraph:
-    """A symmetric graph given by its upper triangle, rows packed into bits: the neighbours of a whole set of
-    points in two word-wide passes (their rows, and the column bits of everyone else)."""
+    """A symmetric graph given by its upper triangle, rows packed into bits (an eighth of a bool matrix's
+    memory); DBSCAN's expansion walks it compiled (:func:`~cfcam.core.kernels.grow_clusters`)."""
 
     def __init__(self, packed: np.ndarray, column_sums: np.ndarray, n: int) -> None:
         """``packed`` ``(n, 8 * words)`` uint8: row ``i``'s bits ``i < j`` (numpy's packbits order), zero padded;
@@ -577,51 +561,20 @@ class _PackedGraph:
 
     def plus(self, i: np.ndarray, j: np.ndarray) -> _PackedGraph:
         """A new graph with the edges ``(i, j)`` (``i < j``, no pair twice) added; this one is left as it is."""
-        packed = self.rows.view(np.uint8).copy()
-        if i.size:
-            byte = i * packed.shape[1] + (j >> 3)
-            order = np.argsort(byte, kind="stable") if np.any(byte[1:] < byte[:-1]) else None
-            if order is not None:
-                byte, j = byte[order], j[order]
-            starts = np.flatnonzero(np.r_[True, byte[1:] != byte[:-1]])
-            bits = np.bitwise_or.reduceat(_BIT[j & 7], starts)
-            packed.ravel()[byte[starts]] |= bits
-        return _PackedGraph(packed, self.column_sums + np.bincount(j, minlength=self.n), self.n)
+        from .kernels import set_bits
 
-    def reached_from(self, points: np.ndarray, among: np.ndarray | None = None) -> np.ndarray:
-        """``(n,)`` bool: the points adjacent to any of ``points`` (indices), only those in ``among`` (indices,
-        default all) looked at: a search that no longer needs the others skips their rows."""
-        mask = np.zeros(self.rows.shape[1] * 64, dtype=bool)
-        mask[points] = True
-        bits = np.packbits(mask).view(np.uint64)
-        by_row = np.unpackbits(np.bitwise_or.reduce(self.rows[points], axis=0).view(np.uint8))[:self.n]
-        look = slice(None) if among is None else among  # a slice: every row, without a copy
-        reached = np.zeros(self.n, dtype=bool)
-        reached[look] = by_row[look].astype(bool) | (self.rows[look] & bits).any(axis=1)
-        return reached
+        packed = self.rows.view(np.uint8).copy()
+        gained = set_bits(packed, np.ascontiguousarray(i, dtype=np.int64), np.ascontiguousarray(j, dtype=np.int64))
+        return _PackedGraph(packed, self.column_sums + gained, self.n)
 
 
 def _grow_clusters(graph: _PackedGraph, core: np.ndarray) -> np.ndarray:
     """Labels of scikit-learn's expansion: clusters grown from the lowest-index unlabelled core point, breadth
-    first over whole frontiers, a border point joining the first cluster that reaches it."""
-    n = graph.n
-    labels = np.full(n, NOISE, dtype=np.int64)
-    unlabelled_core = core.copy()
-    cluster = 0
-    while True:
-        seeds = np.flatnonzero(unlabelled_core)
-        if seeds.size == 0:
-            return labels
-        members = np.zeros(n, dtype=bool)
-        members[seeds[0]] = True
-        frontier = seeds[:1]
-        while frontier.size:
-            reached = graph.reached_from(frontier, among=np.flatnonzero(~members & (labels == NOISE)))
-            members |= reached
-            frontier = np.flatnonzero(reached & core)
-        labels[members] = cluster
-        unlabelled_core &= ~members
-        cluster += 1
+    first over whole frontiers, a border point joining the first cluster that reaches it (compiled:
+    :func:`~cfcam.core.kernels.grow_clusters`)."""
+    from .kernels import grow_clusters
+
+    return grow_clusters(np.ascontiguousarray(graph.rows), np.ascontiguousarray(core, dtype=np.bool_))
 
 
 @single_threaded

@@ -1,0 +1,200 @@
+"""Compiled loops (numba) for the one pass that numpy cannot do in one go: the scan of the distance triangle.
+
+The scan sorts every pair of the upper triangle into below ``lo`` / in ``[lo, hi]`` / above, and keeps the
+pairs below as packed neighbour bits with their column counts and the pairs inside as a list. In numpy that
+is seven passes and about fifteen calls per row block; compiled, it is one pass that reads each value once.
+The loops are plain Python over arrays, compiled on first use and cached on disk (``cache=True``),
+single-threaded and without the GIL, so that a batch's images can scan in threads. The values are compared
+exactly as numpy compares them (same dtype, same thresholds), so the result is the same bit for bit.
+
+Every loop runs over an offset from its start (``for t in range(stop - start): j = start + t``): LLVM does
+not vectorise a loop whose range starts at a variable index, which makes it 4-7x slower.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numba
+import numpy as np
+
+
+def _compiled(**options):
+    """``numba.njit`` without the GIL and bounds checks, cached on disk where numba finds a writable place
+    (beside this file, else the user's cache folder); compiled afresh in each process where it finds none."""
+    def decorate(fn):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", numba.NumbaWarning)
+                return numba.njit(nogil=True, boundscheck=False, cache=True, **options)(fn)
+        except RuntimeError:  # "cannot cache function ...: no locator available"
+            return numba.njit(nogil=True, boundscheck=False, **options)(fn)
+    return decorate
+
+
+def _byte_tables() -> tuple[np.ndarray, np.ndarray]:
+    """For each byte ``m``: how many bits it has set, and their positions (lowest first)."""
+    popcount = np.array([m.bit_count() for m in range(256)], dtype=np.int64)
+    positions = np.zeros((256, 8), dtype=np.int64)
+    for m in range(256):
+        set_bits = [t for t in range(8) if m >> t & 1]
+        positions[m, :len(set_bits)] = set_bits
+    return popcount, positions
+
+
+_POPCOUNT, _POSITIONS = _byte_tables()
+# multiplying a word of eight 0/1 bytes by this gathers byte t's bit into bit 56 + t (little-endian words)
+_GATHER = np.uint64(0x0102040810204080)
+_SHIFT = np.uint64(56)
+
+
+@_compiled()
+def scan_triangle(flat, rows, offsets, n, lo, hi, graph, packed, column_sums, index, values):  # pragma: no cover
+    """One pass over a :class:`~cfcam.core.clustering.Triangle`'s ``flat`` row blocks (``rows`` ``(B, 2)``
+    row ranges, ``offsets`` ``(B + 1,)`` where each starts): returns ``(below, found)``, the pairs ``i < j``
+    whose value is ``< lo`` and those in ``[lo, hi]``. The first ``min(found, index.size)`` pairs inside are
+    written to ``index`` (``i * n + j``, increasing) and ``values``; when ``found`` is larger the caller
+    calls again with room for them. ``graph``: the pairs below ``lo`` are also set in ``packed``
+    (``(n, bytes)`` uint8, zeros, rows in numpy's packbits order) and counted per column into
+    ``column_sums`` (``(n,)`` int64, zeros). ``lo`` and ``hi`` must have ``flat``'s dtype."""
+    room = index.size
+    width8 = (n + 15) // 8 * 8
+    under = np.zeros(width8, dtype=np.uint8)
+    inside = np.zeros(width8, dtype=np.uint8)
+    inside_words = inside.view(np.uint64)
+    below = 0
+    found = 0
+    for k in range(rows.shape[0]):
+        r0 = rows[k, 0]
+        r1 = rows[k, 1]
+        width = n - r0
+        block = flat[offsets[k]:offsets[k + 1]].reshape(r1 - r0, width)
+        sums = column_sums[r0:] if graph else column_sums
+        for a in range(r1 - r0):
+            row = block[a]
+            first = a + 1  # the first column above the diagonal
+            if first >= width:
+                continue
+            count = 0
+            count_inside = 0
+            if graph:
+                for t in range(width - first):
+                    j = first + t
+                    v = row[j]
+                    u = v < lo
+                    w = (v <= hi) & (not u)
+                    under[j] = u
+                    inside[j] = w
+                    sums[j] += u
+                    count += u
+                    count_inside += w
+            else:
+                for t in range(width - first):
+                    j = first + t
+                    v = row[j]
+                    u = v < lo
+                    w = (v <= hi) & (not u)
+                    inside[j] = w
+                    count += u
+                    count_inside += w
+            below += count
+            byte0 = first // 8
+            end = (width + 7) // 8
+            for j in range(8 * byte0, first):  # the first byte's columns on or below the diagonal
+                under[j] = 0
+                inside[j] = 0
+            for j in range(width, 8 * end):  # past the last column
+                under[j] = 0
+                inside[j] = 0
+            if graph and count:
+                out = packed[r0 + a, r0 // 8:]
+                for t in range(end - byte0):
+                    b = byte0 + t
+                    s = 8 * b
+                    out[b] = ((under[s] << 7) | (under[s + 1] << 6) | (under[s + 2] << 5) | (under[s + 3] << 4)
+                              | (under[s + 4] << 3) | (under[s + 5] << 2) | (under[s + 6] << 1) | under[s + 7])
+            if count_inside:
+                base = (r0 + a) * n + r0
+                for t in range(end - byte0):
+                    word = byte0 + t
+                    bits = inside_words[word]
+                    if bits:
+                        # the eight 0/1 bytes as one byte (byte t -> bit t), then only the set ones visited
+                        m = (bits * _GATHER) >> _SHIFT
+                        for q in range(_POPCOUNT[m]):
+                            j = 8 * word + _POSITIONS[m, q]
+                            if found < room:
+                                index[found] = base + j
+                                values[found] = row[j]
+                            found += 1
+    return below, found
+
+
+@_compiled()
+def set_bits(packed, i, j):  # pragma: no cover - compiled
+    """Set bit ``(i[e], j[e])`` of ``packed`` (``(n, bytes)`` uint8, numpy's packbits order) for every ``e``;
+    returns how many bits each column ``j`` gained, ``(packed.shape[0],)`` int64 (each pair given once)."""
+    gained = np.zeros(packed.shape[0], dtype=np.int64)
+    for e in range(i.size):
+        c = j[e]
+        packed[i[e], c >> 3] |= np.uint8(128 >> (c & 7))
+        gained[c] += 1
+    return gained
+
+
+@_compiled(inline="always")
+def _word_bit(c):  # pragma: no cover - compiled
+    """Column ``c``'s bit in its uint64 word of a packbits row: byte ``(c >> 3) & 7``, bit ``7 - (c & 7)``."""
+    return np.uint64(1) << np.uint64(8 * ((c >> 3) & 7) + 7 - (c & 7))
+
+
+@_compiled()
+def grow_clusters(rows, core):  # pragma: no cover - compiled
+    """scikit-learn's DBSCAN labels on a graph given by its upper triangle as bit rows (``(n, words)``
+    uint64, numpy's packbits byte order): clusters grown from the lowest-index unlabelled core point, whole
+    frontiers at a time, a border point joining the first cluster that reaches it; -1 for noise.
+
+    A point ``k`` is adjacent to the frontier when a frontier point above it has ``k``'s bit in its row, or
+    when ``k``'s own row has the bit of a frontier point below it."""
+    n, words = rows.shape
+    labels = np.full(n, -1, dtype=np.int64)
+    frontier = np.empty(n, dtype=np.int64)
+    following = np.empty(n, dtype=np.int64)
+    frontier_bits = np.zeros(words, dtype=np.uint64)
+    reach = np.zeros(words, dtype=np.uint64)
+    as_bytes = reach.view(np.uint8)
+    cluster = 0
+    for seed in range(n):
+        if not core[seed] or labels[seed] != -1:
+            continue
+        labels[seed] = cluster
+        frontier[0] = seed
+        size = 1
+        while size:
+            reach[:] = 0
+            for f in range(size):
+                p = frontier[f]
+                frontier_bits[p >> 6] |= _word_bit(p)
+                for w in range(words):
+                    reach[w] |= rows[p, w]
+            following_size = 0
+            for k in range(n):
+                if labels[k] != -1:
+                    continue
+                adjacent = (as_bytes[k >> 3] >> (7 - (k & 7))) & 1
+                if not adjacent:
+                    for w in range(words):
+                        if rows[k, w] & frontier_bits[w]:
+                            adjacent = 1
+                            break
+                if adjacent:
+                    labels[k] = cluster
+                    if core[k]:
+                        following[following_size] = k
+                        following_size += 1
+            for f in range(size):
+                frontier_bits[frontier[f] >> 6] = np.uint64(0)
+            frontier, following = following, frontier
+            size = following_size
+        cluster += 1
+    return labels
