@@ -103,10 +103,9 @@ def _positions(n: int, rows: tuple[tuple[int, int], ...], index: np.ndarray) -> 
 
 class Triangle:
     """The upper triangle of an ``(n, n)`` matrix, as the contiguous row blocks of :func:`_triangle_blocks`:
-    block ``k`` holds rows ``r0:r1`` from column ``r0`` on, ``(r1 - r0, n - r0)``; entries on and below the
-    diagonal are NaN once :meth:`seal` has been called for the block, so that no comparison counts them (not
-    even with an infinite threshold). Half the memory of the square, and a pass over a block is one flat loop
-    (numpy pays for every row of a strided view: a comparison runs about 2.5x slower on one)."""
+    block ``k`` holds rows ``r0:r1`` from column ``r0`` on, ``(r1 - r0, n - r0)``; its entries on and below
+    the diagonal (in the square at its left) are whatever the product wrote there, and every reader skips
+    them. Half the memory of the square, and each row block one contiguous array."""
 
     def __init__(self, n: int, dtype) -> None:
         self.n = n
@@ -120,13 +119,6 @@ class Triangle:
     @property
     def dtype(self) -> np.dtype:
         return self.flat.dtype
-
-    def seal(self, k: int) -> None:
-        """Set block ``k``'s entries on and below the diagonal to NaN (after its values are written): one add
-        of NaN there and 0 elsewhere, by torch, whose loop over a strided square is about 2.5x faster than
-        numpy's (which pays for every row)."""
-        block = self.blocks[k]
-        torch.from_numpy(block[:, :block.shape[0]]).add_(_nan_on_or_below(block.shape[0], block.dtype))
 
     def positions(self, index: np.ndarray) -> np.ndarray:
         """Positions in :attr:`flat` of the entries at flat indices ``i * n + j`` (``i <= j``) of the square."""
@@ -178,7 +170,6 @@ def _squared_distances(x: torch.Tensor, sq: torch.Tensor) -> tuple[Triangle, np.
     def product(k: int) -> None:
         r0, r1 = out.rows[k]
         torch.mm(left[r0:r1], right[:, r0:], out=torch.from_numpy(out.blocks[k]))
-        out.seal(k)
         s0, s1 = np.searchsorted(pairs, (r0 * n, r1 * n))
         sample[s0:s1] = out.flat[where[s0:s1]]
 
@@ -285,12 +276,6 @@ class Band:
         keep = (self.approx >= lo) & (self.approx <= hi)
         below = self.below + int(np.count_nonzero(self.approx < lo))
         return Band(lo, hi, below, self.index[keep], self.approx[keep], positions=np.flatnonzero(keep))
-
-
-@functools.lru_cache(maxsize=8)
-def _nan_on_or_below(size: int, dtype) -> torch.Tensor:
-    """``(size, size)`` tensor, NaN on and below the diagonal, 0 above it (cached)."""
-    return torch.from_numpy(np.where(np.tril(np.ones((size, size), dtype=bool)), np.nan, 0.0).astype(dtype))
 
 
 def _column_counts(mask: np.ndarray) -> np.ndarray:
@@ -524,6 +509,7 @@ def neighbours(distances: Distances, eps: float) -> np.ndarray:
     threshold = distances.squared.dtype.type(eps * eps)
     for (r0, r1), block in zip(distances.squared.rows, distances.squared.blocks):
         np.less_equal(block, threshold, out=upper[r0:r1, r0:])
+    upper = np.triu(upper, 1)  # the blocks' entries on and below the diagonal are not distances
     upper[refined.i, refined.j] = refined.exact <= eps
     return upper
 

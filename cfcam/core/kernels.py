@@ -32,20 +32,18 @@ def _compiled(**options):
     return decorate
 
 
-def _byte_tables() -> tuple[np.ndarray, np.ndarray]:
-    """For each byte ``m``: how many bits it has set, and their positions (lowest first)."""
-    popcount = np.array([m.bit_count() for m in range(256)], dtype=np.int64)
-    positions = np.zeros((256, 8), dtype=np.int64)
-    for m in range(256):
-        set_bits = [t for t in range(8) if m >> t & 1]
-        positions[m, :len(set_bits)] = set_bits
-    return popcount, positions
+def _de_bruijn_positions(constant: int) -> np.ndarray:
+    """``table[(2**t * constant mod 2**64) >> 58] = t``: a single set bit's position from one product."""
+    table = np.zeros(64, dtype=np.int64)
+    for t in range(64):
+        table[((1 << t) * constant % (1 << 64)) >> 58] = t
+    return table
 
 
-_POPCOUNT, _POSITIONS = _byte_tables()
-# multiplying a word of eight 0/1 bytes by this gathers byte t's bit into bit 56 + t (little-endian words)
-_GATHER = np.uint64(0x0102040810204080)
-_SHIFT = np.uint64(56)
+_DE_BRUIJN = np.uint64(0x03F79D71B4CB0A89)  # a de Bruijn sequence: the top 6 bits of 2**t * it differ for each t
+_DE_BRUIJN_POSITION = _de_bruijn_positions(int(_DE_BRUIJN))
+_TOP6 = np.uint64(58)
+_ONE = np.uint64(1)
 
 
 @_compiled()
@@ -61,7 +59,8 @@ def scan_triangle(flat, rows, offsets, n, lo, hi, graph, packed, column_sums, in
     width8 = (n + 15) // 8 * 8
     under = np.zeros(width8, dtype=np.uint8)
     inside = np.zeros(width8, dtype=np.uint8)
-    inside_words = inside.view(np.uint64)
+    inside_bits = np.zeros((width8 // 64 + 1) * 8, dtype=np.uint8)
+    inside_words = inside_bits.view(np.uint64)
     below = 0
     found = 0
     for k in range(rows.shape[0]):
@@ -114,19 +113,32 @@ def scan_triangle(flat, rows, offsets, n, lo, hi, graph, packed, column_sums, in
                     out[b] = ((under[s] << 7) | (under[s + 1] << 6) | (under[s + 2] << 5) | (under[s + 3] << 4)
                               | (under[s + 4] << 3) | (under[s + 5] << 2) | (under[s + 6] << 1) | under[s + 7])
             if count_inside:
-                base = (r0 + a) * n + r0
+                # the inside bytes packed into 64-column words (column 64 q + t is bit t of word q), then each
+                # set bit visited by its position (the lowest set bit, looked up through a de Bruijn product)
+                word0 = byte0 // 8
+                words_end = (end + 7) // 8
+                for b in range(8 * word0, byte0):
+                    inside_bits[b] = 0
                 for t in range(end - byte0):
-                    word = byte0 + t
-                    bits = inside_words[word]
-                    if bits:
-                        # the eight 0/1 bytes as one byte (byte t -> bit t), then only the set ones visited
-                        m = (bits * _GATHER) >> _SHIFT
-                        for q in range(_POPCOUNT[m]):
-                            j = 8 * word + _POSITIONS[m, q]
-                            if found < room:
-                                index[found] = base + j
-                                values[found] = row[j]
-                            found += 1
+                    b = byte0 + t
+                    s = 8 * b
+                    inside_bits[b] = (inside[s] | (inside[s + 1] << 1) | (inside[s + 2] << 2) | (inside[s + 3] << 3)
+                                      | (inside[s + 4] << 4) | (inside[s + 5] << 5) | (inside[s + 6] << 6)
+                                      | (inside[s + 7] << 7))
+                for b in range(end, 8 * words_end):
+                    inside_bits[b] = 0
+                base = (r0 + a) * n + r0
+                for t in range(words_end - word0):
+                    q = word0 + t
+                    bits = inside_words[q]
+                    while bits:
+                        lowest = bits & (~bits + _ONE)
+                        j = 64 * q + _DE_BRUIJN_POSITION[(lowest * _DE_BRUIJN) >> _TOP6]
+                        if found < room:
+                            index[found] = base + j
+                            values[found] = row[j]
+                        found += 1
+                        bits ^= lowest
     return below, found
 
 
