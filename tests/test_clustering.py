@@ -340,3 +340,22 @@ def test_the_graph_adds_edges_in_any_order_and_leaves_the_original_alone():
     np.testing.assert_array_equal(grown.rows, expected.rows)
     np.testing.assert_array_equal(grown.degree, expected.degree)
     np.testing.assert_array_equal(base.rows, rows_before)
+
+
+def test_kernels_compile_without_a_disk_cache_where_numba_finds_no_place_for_one(monkeypatch):
+    """numba refuses ``cache=True`` when neither the package folder nor a user cache folder is writable: the
+    loops are then compiled afresh in each process instead of failing."""
+    import numba
+
+    from cfcam.core import kernels
+
+    real = numba.njit
+
+    def njit(**options):
+        if options.get("cache"):
+            raise RuntimeError("cannot cache function 'f': no locator available for file 'kernels.py'")
+        return real(**options)
+
+    monkeypatch.setattr(kernels.numba, "njit", njit)
+    compiled = kernels._compiled()(lambda a: a + 1)
+    assert compiled(41) == 42

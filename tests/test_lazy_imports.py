@@ -1,12 +1,12 @@
-"""Start-up: the package and the command line's parser import neither torch nor torchvision until a run
-needs them, and every public name is still there."""
+"""Start-up: the package and the command line's parser import neither torch, torchvision, OpenCV nor numba
+until a run needs them, and every public name is still there."""
 
 import subprocess
 import sys
 
 import pytest
 
-HEAVY = ("torch", "torchvision", "torchvision.ops", "torch._dynamo", "cv2")
+HEAVY = ("torch", "torchvision", "torchvision.ops", "torch._dynamo", "cv2", "numba")
 
 
 def modules_after(code: str) -> set[str]:
@@ -56,3 +56,10 @@ def test_registry_imports_the_class_when_a_method_is_used():
     import cfcam.methods
 
     assert cfcam.methods.BaseCAM is base.BaseCAM
+
+
+def test_the_core_imports_numba_only_when_it_clusters():
+    code = ("import numpy as np, torch\nfrom cfcam.core import clustering, pipeline\n"
+            "import sys\nassert 'numba' not in sys.modules\n"
+            "pipeline.cluster_filter_cam(np.random.default_rng(0).random((40, 5, 5)), np.ones((40, 5, 5)))")
+    assert "numba" in modules_after(code)

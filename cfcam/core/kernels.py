@@ -1,11 +1,14 @@
-"""Compiled loops (numba) for the one pass that numpy cannot do in one go: the scan of the distance triangle.
+"""Compiled loops (numba) for the three steps of the core that numpy can only do in many passes.
 
-The scan sorts every pair of the upper triangle into below ``lo`` / in ``[lo, hi]`` / above, and keeps the
-pairs below as packed neighbour bits with their column counts and the pairs inside as a list. In numpy that
-is seven passes and about fifteen calls per row block; compiled, it is one pass that reads each value once.
-The loops are plain Python over arrays, compiled on first use and cached on disk (``cache=True``),
-single-threaded and without the GIL, so that a batch's images can scan in threads. The values are compared
-exactly as numpy compares them (same dtype, same thresholds), so the result is the same bit for bit.
+- :func:`scan_triangle` sorts every pair of the distance triangle into below ``lo`` / in ``[lo, hi]`` /
+  above, keeping the pairs below as packed neighbour bits with their column counts and the pairs inside as a
+  list: one pass that reads each distance once (numpy: seven passes and about fifteen calls per row block).
+- :func:`set_bits` adds the band's neighbours to those bits.
+- :func:`grow_clusters` is DBSCAN's expansion over the bit rows.
+
+They are plain Python over arrays, compiled on first use and cached on disk, single-threaded and without the
+GIL (a batch's images can run them in threads). Values are compared exactly as numpy compares them (same
+dtype, same thresholds) and the labels are scikit-learn's, so results are the same bit for bit.
 
 Every loop runs over an offset from its start (``for t in range(stop - start): j = start + t``): LLVM does
 not vectorise a loop whose range starts at a variable index, which makes it 4-7x slower.
