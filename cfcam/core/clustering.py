@@ -296,7 +296,7 @@ def scan_upper(squared: Triangle, lo: float, hi: float, graph: bool = False) -> 
 
     n = squared.n
     packed = np.zeros((n, 8 * -(-n // 64)), dtype=np.uint8) if graph else np.zeros((1, 8), dtype=np.uint8)
-    column_sums = np.zeros(n if graph else 1, dtype=np.int64)
+    column_sums = np.zeros(n, dtype=np.int64)
     rows = _rows_array(squared.rows)
     offsets = _block_offsets(n, squared.rows)
     lo_t, hi_t = squared.dtype.type(lo), squared.dtype.type(hi)

@@ -56,8 +56,8 @@ def scan_triangle(flat, rows, offsets, n, lo, hi, graph, packed, column_sums, in
     whose value is ``< lo`` and those in ``[lo, hi]``. The first ``min(found, index.size)`` pairs inside are
     written to ``index`` (``i * n + j``, increasing) and ``values``; when ``found`` is larger the caller
     calls again with room for them. ``graph``: the pairs below ``lo`` are also set in ``packed``
-    (``(n, bytes)`` uint8, zeros, rows in numpy's packbits order) and counted per column into
-    ``column_sums`` (``(n,)`` int64, zeros). ``lo`` and ``hi`` must have ``flat``'s dtype."""
+    (``(n, bytes)`` uint8, zeros, rows in numpy's packbits order); they are counted per column into
+    ``column_sums`` (``(n,)`` int64, zeros) either way. ``lo`` and ``hi`` must have ``flat``'s dtype."""
     room = index.size
     width8 = (n + 15) // 8 * 8
     under = np.zeros(width8, dtype=np.uint8)
@@ -71,7 +71,7 @@ def scan_triangle(flat, rows, offsets, n, lo, hi, graph, packed, column_sums, in
         r1 = rows[k, 1]
         width = n - r0
         block = flat[offsets[k]:offsets[k + 1]].reshape(r1 - r0, width)
-        sums = column_sums[r0:] if graph else column_sums
+        sums = column_sums[r0:]
         for a in range(r1 - r0):
             row = block[a]
             first = a + 1  # the first column above the diagonal
@@ -79,26 +79,16 @@ def scan_triangle(flat, rows, offsets, n, lo, hi, graph, packed, column_sums, in
                 continue
             count = 0
             count_inside = 0
-            if graph:
-                for t in range(width - first):
-                    j = first + t
-                    v = row[j]
-                    u = v < lo
-                    w = (v <= hi) & (not u)
-                    under[j] = u
-                    inside[j] = w
-                    sums[j] += u
-                    count += u
-                    count_inside += w
-            else:
-                for t in range(width - first):
-                    j = first + t
-                    v = row[j]
-                    u = v < lo
-                    w = (v <= hi) & (not u)
-                    inside[j] = w
-                    count += u
-                    count_inside += w
+            for t in range(width - first):
+                j = first + t
+                v = row[j]
+                u = v < lo
+                w = (v <= hi) & (not u)
+                under[j] = u
+                inside[j] = w
+                sums[j] += u
+                count += u
+                count_inside += w
             below += count
             byte0 = first // 8
             end = (width + 7) // 8
