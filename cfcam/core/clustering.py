@@ -31,7 +31,7 @@ _U64 = float(np.finfo(np.float64).eps) / 2
 # float32 products while their worst-case error, relative to a typical squared distance, stays below this:
 # beyond it so many pairs need recomputing that float64 products (twice the product's cost) are cheaper
 _FLOAT32_MAX_RELATIVE_ERROR = 2e-3
-_BLOCK_ELEMENTS = 1 << 19  # at most about this many entries per row block (2 MB float32): fewer, longer numpy calls
+_BLOCK_ELEMENTS = 1 << 19  # at most about this many entries per row block (2 MB float32): few, long products
 _MIN_BLOCK_ELEMENTS = 1 << 15  # at least this many: below it the threads' hand-over costs more than it saves
 _ROW_ALIGN = 64  # row blocks start on a multiple of this (one 64-bit word of packed bits)
 _BLOCKS_FOR_THREADS = 8  # row blocks a large pass is cut into at least, so that threads can share it evenly
@@ -77,8 +77,8 @@ def _triangle_blocks_cached(n: int, largest: int, smallest: int, count: int) -> 
 
 def _triangle_blocks(n: int) -> tuple[tuple[int, int], ...]:
     """Row ranges ``(r0, r1)`` that cut the upper triangle of an ``n x n`` matrix into row blocks, largest
-    first: at most about ``_BLOCK_ELEMENTS`` entries each (bounded scratch masks; few blocks mean few numpy
-    calls, each of which hands the GIL over when images run in threads), and at least
+    first: at most about ``_BLOCK_ELEMENTS`` entries each (few blocks mean few products, each of which hands
+    the GIL over when images run in threads), and at least
     ``_BLOCKS_FOR_THREADS`` blocks when the triangle is large enough, so that
     :func:`~cfcam.core.threads.map_blocks` can share them out. Blocks start on multiples of ``_ROW_ALIGN``
     rows, so that a block's packed neighbour bits start on a word."""
