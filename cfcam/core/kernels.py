@@ -167,7 +167,6 @@ def grow_clusters(rows, core):  # pragma: no cover - compiled
     following = np.empty(n, dtype=np.int64)
     frontier_bits = np.zeros(words, dtype=np.uint64)
     reach = np.zeros(words, dtype=np.uint64)
-    as_bytes = reach.view(np.uint8)
     cluster = 0
     for seed in range(n):
         if not core[seed] or labels[seed] != -1:
@@ -186,11 +185,11 @@ def grow_clusters(rows, core):  # pragma: no cover - compiled
             for k in range(n):
                 if labels[k] != -1:
                     continue
-                adjacent = (as_bytes[k >> 3] >> (7 - (k & 7))) & 1
+                adjacent = (reach[k >> 6] & _word_bit(k)) != 0
                 if not adjacent:
                     for w in range(words):
                         if rows[k, w] & frontier_bits[w]:
-                            adjacent = 1
+                            adjacent = True
                             break
                 if adjacent:
                     labels[k] = cluster
