@@ -81,3 +81,14 @@ def normalize(maps: torch.Tensor | np.ndarray, mode: str = "minmax") -> torch.Te
     hi = shifted.amax(dim=(-2, -1), keepdim=True)
     scale = torch.where(hi > 0, hi, torch.ones_like(hi))
     return torch.where(hi > 0, shifted / scale, torch.zeros_like(shifted)).clamp_(0.0, 1.0)
+
+
+def to_heatmaps(cams, size: tuple[int, int], mode: str = "minmax") -> np.ndarray:
+    """The one post-processing of every method: ``(h, w)`` maps (one, a list, or ``(N, h, w)``) upsampled
+    bilinearly to ``size`` and scaled to [0, 1] by :func:`normalize`, as float32 ``(N, H, W)`` (``(H, W)``
+    for a single ``(h, w)`` map)."""
+    if isinstance(cams, (list, tuple)):
+        cams = torch.stack([torch.as_tensor(c, dtype=torch.float32).cpu() for c in cams])
+    cams = torch.as_tensor(cams, dtype=torch.float32).cpu()
+    return normalize(upsample(cams, tuple(size)), mode).numpy().astype(np.float32, copy=False)
+
