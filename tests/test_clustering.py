@@ -1,361 +1,189 @@
-"""Distances, the percentile eps and DBSCAN against numpy and scikit-learn."""
+"""The plain clustering path (cfcam.core.clustering) against the published code, and the fast engine
+(cfcam.core.engine) against the plain path: the same eps, labels and maps, bit for bit. Without numba cfcam
+runs on the plain path, says so once, and gives the same results."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
 from sklearn.cluster import DBSCAN
 
+import cfcam
 from cfcam.core import clustering as cl
+from cfcam.core.engine import ENGINE_ENV, channel_distances, engine_name
+from cfcam.core.engine import exact as ex
+from conftest import FIXTURES
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def exact_distances(x):
-    x = np.asarray(x, dtype=np.float64)
-    return np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
-
-
-points = st.integers(1, 60).flatmap(
-    lambda n: st.integers(1, 12).flatmap(
-        lambda d: arrays(np.float32, (n, d), elements=st.floats(-50, 50, width=32))))
-
-
-@settings(max_examples=60, deadline=None)
-@given(points)
-def test_distances_within_stated_tolerance(x):
-    dist = cl.Distances(x)
-    exact = exact_distances(x)
-    assert dist.matrix.shape == (len(x), len(x))
-    assert np.all(np.diag(dist.matrix) == 0)
-    assert np.abs(dist.matrix - exact).max() <= dist.tolerance(0.0) + 1e-5 * exact.max() + 1e-6
-
-
-@settings(max_examples=60, deadline=None)
-@given(points, st.floats(0, 100))
-def test_eps_equals_numpy_percentile_of_off_diagonal(x, pct):
-    dist = cl.Distances(x)
-    eps = cl.exact_eps(dist, pct, 1e-5)
-    n = len(x)
-    if n < 2:
-        assert eps == 1e-5
-        return
-    off = exact_distances(x)[~np.eye(n, dtype=bool)]
-    expected = max(np.percentile(off, pct), 1e-5)
-    assert abs(eps - expected) <= 1e-6 * max(1.0, expected)
-
-
-def test_eps_is_exact_under_bad_conditioning():
-    """Tight clusters far from the origin: the float32 Gram matrix alone would be off; refinement fixes it."""
-    rng = np.random.default_rng(3)
-    x = (1e4 + rng.normal(0, 1e-2, size=(300, 40))).astype(np.float32)
-    x[150:] += 50
-    dist = cl.Distances(x)
-    eps = cl.exact_eps(dist, 25, 1e-5)
-    off = exact_distances(x.astype(np.float64))[~np.eye(300, dtype=bool)]
-    assert abs(eps - np.percentile(off, 25)) <= 1e-5 * eps
-
-
-@settings(max_examples=80, deadline=None)
-@given(points, st.floats(0, 100), st.integers(1, 8))
-def test_dbscan_labels_equal_scikit_learn(x, pct, min_samples):
-    dist = cl.Distances(x)
-    eps = cl.exact_eps(dist, pct, 1e-5)
-    ours = cl.dbscan(dist.matrix, eps, min_samples)
-    theirs = DBSCAN(eps=eps, min_samples=min_samples, metric="precomputed").fit(dist.matrix)
-    np.testing.assert_array_equal(ours.labels, theirs.labels_)
-    core = np.zeros(len(x), dtype=bool)
-    core[theirs.core_sample_indices_] = True
-    np.testing.assert_array_equal(ours.core, core)
-
-
-def test_important_split_follows_published_rule():
-    rng = np.random.default_rng(0)
-    flat = rng.random((40, 9))
-    split = cl.split_important(flat, 0.25)
-    norms = np.linalg.norm(flat, axis=1)
-    np.testing.assert_array_equal(split.important, norms >= np.percentile(norms, 75))
-    assert split.important.sum() == 10
-    off = cl.split_important(flat, 0.0)
-    assert off.threshold is None and not off.important.any()
-
-
-def test_min_samples_truncates_and_has_a_floor():
-    assert cl.min_samples_for(1536, 0.05, 2) == 76
-    assert cl.min_samples_for(30, 0.05, 2) == 2
-    assert cl.min_samples_for(0, 0.05, 2) == 2
-
-
-# -- the one-triangle algorithms against brute force ---------------------------------------------------------
-
-def published_matrix(x):
-    """All pairwise distances as the published code computes them: float32 norms of float32 differences."""
-    x = np.asarray(x, dtype=np.float32)
-    return np.linalg.norm(x[:, None] - x[None, :], axis=2)
-
-
-def float64_matrix(x):
-    """The float64 distances of the same float32 differences (what decides a neighbour test here)."""
-    diff = np.asarray(x, dtype=np.float32)[:, None] - np.asarray(x, dtype=np.float32)[None, :]
-    return np.sqrt(np.square(diff.astype(np.float64)).sum(axis=2))
-
-
-def published_eps(x, pct, eps_min=1e-5):
-    """numpy's percentile of the published off-diagonal distances, interpolated as cfcam interpolates."""
-    n = len(x)
-    off = np.sort(published_matrix(x)[~np.eye(n, dtype=bool)])
-    index = pct / 100.0 * (off.size - 1)
-    lo = int(np.floor(index))
-    return max(cl._lerp(float(off[lo]), float(off[min(lo + 1, off.size - 1)]), index - lo), eps_min)
-
-
-def planted_points(seed, n, d, spread=0.3):
-    """``n`` points around a few centres, float32, the way channel maps cluster."""
+def planted(seed: int, n: int, d: int, groups: int = 4) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    centres = rng.normal(0, 3, size=(4, d))
-    return (centres[rng.integers(0, 4, n)] + rng.normal(0, spread, size=(n, d))).astype(np.float32)
+    centres = rng.normal(0, 3, size=(groups, d))
+    x = centres[rng.integers(0, groups, n)] + rng.normal(0, 1, size=(n, d))
+    return (x * rng.uniform(0.01, 100)).astype(np.float32)
 
 
-def assert_dbscan_is_float64_sklearn(x, eps, min_samples):
-    ours = cl.dbscan(cl.Distances(x), eps, min_samples)
-    theirs = DBSCAN(eps=float(eps), min_samples=min_samples, metric="precomputed").fit(float64_matrix(x))
-    np.testing.assert_array_equal(ours.labels, theirs.labels_)
-    core = np.zeros(len(x), dtype=bool)
-    core[theirs.core_sample_indices_] = True
-    np.testing.assert_array_equal(ours.core, core)
+def test_plain_distances_are_the_published_ones():
+    """float32 norms of float32 differences, exactly as the published code computes the whole matrix."""
+    x = planted(0, 90, 17)
+    published, exact = cl.pairwise_distances(x)
+    np.testing.assert_array_equal(published, np.linalg.norm(x[:, None] - x[None, :], axis=2))
+    diff = (x[:, None] - x[None, :]).astype(np.float64)  # the same float32 differences, summed in float64
+    np.testing.assert_allclose(exact, np.sqrt((diff ** 2).sum(-1)), rtol=1e-12)
+    assert published.dtype == np.float32 and exact.dtype == np.float64
 
 
-@settings(max_examples=60, deadline=None)
-@given(points, st.floats(0, 100))
-def test_eps_is_bit_identical_to_the_published_percentile(x, pct):
-    eps = cl.exact_eps(cl.Distances(x), pct, 1e-5)
-    assert float(eps) == (published_eps(x, pct) if len(x) > 1 else 1e-5)
+def test_plain_eps_is_the_published_percentile():
+    x = planted(1, 120, 9)
+    published, _ = cl.pairwise_distances(x)
+    off = published[~np.eye(120, dtype=bool)]
+    eps = cl.percentile_eps(published, 25, 1e-5)
+    assert abs(eps - float(np.percentile(off, 25))) <= np.spacing(np.float32(eps))  # at most one float32 step
+    assert cl.percentile_eps(published, 25, 1e9) == 1e9  # eps_min is a floor
+    assert cl.percentile_eps(published[:1, :1], 25, 0.5) == 0.5  # one point: no pair
 
 
-@settings(max_examples=60, deadline=None)
-@given(points, st.floats(0, 100), st.integers(1, 8))
-def test_dbscan_at_exact_eps_is_scikit_learn_on_float64_distances(x, pct, min_samples):
-    dist = cl.Distances(x)
-    assert_dbscan_is_float64_sklearn(x, cl.exact_eps(dist, pct, 1e-5), min_samples)
-
-
-@settings(max_examples=40, deadline=None)
-@given(points, st.floats(0, 100), st.integers(1, 8))
-def test_float64_products_give_the_same_eps_and_labels(x, pct, min_samples):
-    """The float64 path (long rows, outlying rows) on any input: bit-identical eps, scikit-learn's labels."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(cl, "_FLOAT32_MAX_RELATIVE_ERROR", -1.0)
-        dist = cl.Distances(x)
-        assert dist.squared.dtype == np.float64
-        eps = cl.exact_eps(dist, pct, 1e-5)
-        assert float(eps) == (published_eps(x, pct) if len(x) > 1 else 1e-5)
-        assert_dbscan_is_float64_sklearn(x, eps, min_samples)
-
-
-@pytest.mark.parametrize("seed,n,d", [(0, 400, 49), (1, 700, 9), (2, 300, 196), (10, 300, 784)])
-def test_sampled_bracket_path_is_exact(seed, n, d):
-    """Enough pairs for the sampled bracket (and several row blocks): still the published eps and labels."""
-    assert n * (n - 1) // 2 > cl._SAMPLE
-    x = planted_points(seed, n, d)
-    eps = cl.exact_eps(cl.Distances(x), 25, 1e-5)
-    assert float(eps) == published_eps(x, 25)
-    assert_dbscan_is_float64_sklearn(x, eps, max(2, n // 20))
-
-
-def test_a_bracket_that_misses_is_detected_and_the_answer_stays_exact(monkeypatch):
-    x = planted_points(3, 300, 20)
-    monkeypatch.setattr(cl, "_bracket", lambda sample, total, k_lo, k_hi, sigmas: (0.0, 1e-30))
-    assert float(cl.exact_eps(cl.Distances(x), 25, 1e-5)) == published_eps(x, 25)
-
-
-def test_a_narrow_bracket_that_misses_is_retried_wider(monkeypatch):
-    """The first, narrow bracket is checked; when it misses the ranks, the wider one is tried (and holds)."""
-    x = planted_points(6, 400, 49)
-    real, widths = cl._bracket, []
-
-    def first_misses(sample, total, k_lo, k_hi, sigmas):
-        widths.append(sigmas)
-        return (0.0, 1e-30) if len(widths) == 1 else real(sample, total, k_lo, k_hi, sigmas)
-
-    monkeypatch.setattr(cl, "_bracket", first_misses)
-    assert float(cl.exact_eps(cl.Distances(x), 25, 1e-5)) == published_eps(x, 25)
-    assert widths == list(cl._BRACKET_SIGMAS)
-
-
-def test_eps_min_above_the_percentile_refines_around_eps_min():
-    x = planted_points(4, 120, 6, spread=0.01)
-    dist = cl.Distances(x)
-    eps_min = float(np.median(float64_matrix(x)))  # far above the 25th percentile
-    eps = cl.exact_eps(dist, 25, eps_min)
-    assert float(eps) == eps_min
-    assert_dbscan_is_float64_sklearn(x, eps, 5)
-
-
-def test_nothing_is_mutated_and_a_plain_float_eps_gives_the_same_labels():
-    x = planted_points(5, 250, 12)
-    dist = cl.Distances(x)
-    before = dist.squared.flat.copy()
-    eps = cl.exact_eps(dist, 25, 1e-5)
-    first = cl.dbscan(dist, eps, 12)
-    again = cl.dbscan(dist, float(eps), 12)  # no carried refinement: dbscan refines around eps itself
-    np.testing.assert_array_equal(dist.squared.flat, before)
-    np.testing.assert_array_equal(first.labels, again.labels)
-    np.testing.assert_array_equal(first.n_neighbors, again.n_neighbors)
-    other = cl.exact_eps(cl.Distances(x), 25, 1e-5)  # an eps from other Distances is not trusted blindly
-    np.testing.assert_array_equal(cl.dbscan(dist, other, 12).labels, first.labels)
-
-
-def test_exact_eps_pickles_as_a_plain_float():
-    import pickle
-
-    eps = cl.exact_eps(cl.Distances(planted_points(6, 30, 4)), 25, 1e-5)
-    assert isinstance(eps, cl.ExactEps)
-    back = pickle.loads(pickle.dumps(eps))
-    assert type(back) is float and back == float(eps)
-
-
-def test_matrix_is_symmetric_with_zero_diagonal():
-    x = planted_points(7, 90, 5)
-    m = cl.Distances(x).matrix
-    np.testing.assert_array_equal(m, m.T)
-    assert np.all(np.diag(m) == 0)
-    assert np.abs(m - float64_matrix(x)).max() <= cl.Distances(x).tolerance(0.0)
-
-
-@settings(max_examples=40, deadline=None)
-@given(st.integers(1, 150), st.floats(0.0, 1.0), st.integers(0, 2**31 - 1))
-def test_packed_graph_counts_and_adds_edges_like_the_dense_matrix(n, density, seed):
-    rng = np.random.default_rng(seed)
-    upper = np.triu(rng.random((n, n)) < density, 1)
-    graph = cl._PackedGraph.from_upper(upper)
-    np.testing.assert_array_equal(graph.degree, (upper | upper.T).sum(axis=1))
-    extra = np.triu(rng.random((n, n)) < 0.1, 1) & ~upper
-    i, j = np.nonzero(extra)
-    order = rng.permutation(i.size)  # in any order
-    more = graph.plus(i[order], j[order])
-    expected = cl._PackedGraph.from_upper(upper | extra)
-    np.testing.assert_array_equal(more.rows, expected.rows)
-    np.testing.assert_array_equal(more.degree, expected.degree)
-    np.testing.assert_array_equal(graph.rows, cl._PackedGraph.from_upper(upper).rows)  # left as it was
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.integers(1, 200), st.floats(0.0, 0.3), st.integers(1, 12), st.integers(0, 2**31 - 1))
-def test_cluster_growth_gives_scikit_learns_labels_on_any_graph(n, density, min_samples, seed):
-    """The compiled expansion over bit rows numbers clusters and assigns border points as scikit-learn does."""
-    rng = np.random.default_rng(seed)
-    upper = np.triu(rng.random((n, n)) < density, 1)
-    dist = np.where(upper | upper.T, 0.5, 2.0)
-    np.fill_diagonal(dist, 0.0)
-    theirs = DBSCAN(eps=1.0, min_samples=min_samples, metric="precomputed").fit(dist)
-    ours = cl.dbscan(dist, 1.0, min_samples)
+def test_plain_dbscan_is_scikit_learns_on_the_float64_distances():
+    x = planted(2, 150, 12)
+    d = cl.ChannelDistances(x)
+    eps = d.eps(25, 1e-5)
+    ours = d.dbscan(eps, 7)
+    theirs = DBSCAN(eps=eps, min_samples=7, metric="precomputed").fit(d.exact)
     np.testing.assert_array_equal(ours.labels, theirs.labels_)
     np.testing.assert_array_equal(np.flatnonzero(ours.core), theirs.core_sample_indices_)
+    np.testing.assert_array_equal(ours.n_neighbors, (d.exact <= eps).sum(axis=1))
 
 
-def test_refinement_memory_is_bounded_by_its_chunk(monkeypatch):
-    """Recomputing many pairs of long vectors holds one chunk of differences at a time."""
-    import tracemalloc
-
-    monkeypatch.setattr(cl, "_REFINE_BYTES", 1 << 20)
-    x32 = np.random.default_rng(8).random((200, 784), dtype=np.float32)
-    i, j = np.triu_indices(200, 1)  # 19900 pairs: 125 MB of float64 differences at once
-    tracemalloc.start()
-    published, exact = cl._recompute(x32, i, j)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    outputs = published.nbytes + exact.nbytes
-    assert peak <= outputs + 4 * (1 << 20)  # a few chunk-sized temporaries
-    np.testing.assert_array_equal(published, np.linalg.norm(x32[i] - x32[j], axis=1))
+def assert_same_clustering(x, percentile, min_samples):
+    plain, fast = cl.ChannelDistances(x), ex.Distances(x)
+    eps_plain, eps_fast = plain.eps(percentile, 1e-5), fast.eps(percentile, 1e-5)
+    assert eps_plain == float(eps_fast)
+    a, b = plain.dbscan(eps_plain, min_samples), fast.dbscan(eps_fast, min_samples)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(a.core, b.core)
+    np.testing.assert_array_equal(a.n_neighbors, b.n_neighbors)
 
 
-def test_scan_holds_one_row_block_of_masks(monkeypatch):
-    import tracemalloc
-
-    x = planted_points(9, 600, 8)
-    monkeypatch.setattr(cl, "_BLOCK_ELEMENTS", 1 << 14)
-    dist = cl.Distances(x)
-    assert len(dist.squared.rows) > 4  # cut into many row blocks
-    tracemalloc.start()
-    band = cl.scan_upper(dist.squared, 0.0, 1.0)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    found = band.index.nbytes + band.approx.nbytes
-    largest = max(block.size for block in dist.squared.blocks)
-    assert peak <= 4 * found + 8 * largest + 100_000  # the results and a few block-sized masks, not n^2
-    upper = np.triu(np.ones((600, 600), dtype=bool), 1)
-    values = dist.squared.dense()[upper]
-    assert band.below == int((values < 0.0).sum())
-    assert band.index.size == int(((values >= 0.0) & (values <= 1.0)).sum())
-    np.testing.assert_array_equal(band.approx, dist.squared.dense().ravel()[band.index])
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(2, 300), st.integers(1, 80), st.floats(0, 100), st.integers(1, 20))
+def test_the_engine_gives_the_plain_paths_eps_and_labels(seed, n, d, percentile, min_samples):
+    assert_same_clustering(planted(seed, n, d), percentile, min_samples)
 
 
-def test_the_triangle_keeps_each_pair_once_in_contiguous_row_blocks(monkeypatch):
-    """The product's row blocks tile the upper triangle (rows start on a 64-row boundary), each block is
-    one contiguous array, and ``positions`` finds any pair in them."""
-    monkeypatch.setattr(cl, "_BLOCK_ELEMENTS", 1 << 14)
-    x = planted_points(11, 333, 5)
-    dist = cl.Distances(x)
-    tri = dist.squared
-    assert tri.rows[0][0] == 0 and tri.rows[-1][1] == 333 and len(tri.rows) > 2
-    assert all(r1 == nxt for (_, r1), (nxt, _) in zip(tri.rows, tri.rows[1:]))
-    assert all(r0 % 64 == 0 for r0, _ in tri.rows)
-    assert all(b.flags.c_contiguous and b.shape == (r1 - r0, 333 - r0) for b, (r0, r1) in zip(tri.blocks, tri.rows))
-    assert tri.flat.size == sum(b.size for b in tri.blocks) < 333 * 333
-    i, j = np.triu_indices(333, 1)
-    exact = float64_matrix(x) ** 2
-    np.testing.assert_allclose(tri.flat[tri.positions(i * 333 + j)], exact[i, j], atol=4 * dist.error)
-    np.testing.assert_array_equal(np.triu(tri.dense(), 1)[i, j], tri.flat[tri.positions(i * 333 + j)])
-    # the entries on and below the diagonal count nowhere, not even in a scan of everything
-    everything = cl.scan_upper(tri, -np.inf, np.inf, graph=True)
-    assert everything.below == 0 and everything.index.size == 333 * 332 // 2
-    np.testing.assert_array_equal(everything.index, np.sort(i * 333 + j))
-    assert cl.scan_upper(tri, np.inf, np.inf).index.size == 0
+@pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.npz")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("preset", ["readme", "reference"])
+def test_the_engine_gives_the_plain_paths_maps(path, preset, monkeypatch):
+    data = np.load(path)
+    results = {}
+    for engine in ("plain", "fast"):
+        monkeypatch.setenv(ENGINE_ENV, engine)
+        results[engine] = cfcam.cluster_filter_cam(data["activations"], data["gradients"], preset)
+    plain, fast = results["plain"], results["fast"]
+    assert plain.eps == fast.eps and plain.min_samples == fast.min_samples
+    np.testing.assert_array_equal(plain.labels, fast.labels)
+    np.testing.assert_array_equal(plain.cam, fast.cam)
+    np.testing.assert_array_equal(plain.weights, fast.weights)
 
 
-@pytest.mark.parametrize("seed,n,d,percentile", [(0, 400, 49, 25), (1, 600, 9, 10), (2, 300, 196, 50),
-                                                 (3, 500, 49, 90), (4, 130, 49, 25)])
-def test_the_graph_built_during_the_scan_is_the_neighbour_graph_at_eps(seed, n, d, percentile):
-    """The scan that chooses eps keeps the pairs below its band as a graph, and eps adds the band's; the
-    result is the graph of the plain neighbour test at eps, made independently (refined around eps)."""
-    x = planted_points(seed, n, d)
-    dist = cl.Distances(x)
-    eps = cl.exact_eps(dist, percentile, 1e-5)
-    assert eps.graph is not None
-    expected = cl._PackedGraph.from_upper(cl.neighbours(dist, float(eps)))
-    np.testing.assert_array_equal(eps.graph.rows, expected.rows)
-    np.testing.assert_array_equal(eps.graph.degree, expected.degree)
-    assert_dbscan_is_float64_sklearn(x, eps, max(2, n // 20))
+def test_the_engine_is_chosen_by_the_environment(monkeypatch):
+    monkeypatch.setenv(ENGINE_ENV, "plain")
+    assert engine_name() == "plain" and isinstance(channel_distances(np.zeros((3, 2))), cl.ChannelDistances)
+    monkeypatch.setenv(ENGINE_ENV, "fast")
+    assert engine_name() == "fast" and isinstance(channel_distances(np.zeros((3, 2))), ex.Distances)
+    monkeypatch.setenv(ENGINE_ENV, "turbo")
+    with pytest.raises(ValueError, match="CFCAM_ENGINE='turbo' is not one of"):
+        engine_name()
 
 
-def test_the_graph_adds_edges_in_any_order_and_leaves_the_original_alone():
-    rng = np.random.default_rng(5)
-    upper = np.triu(rng.random((70, 70)) < 0.2, 1)
-    extra = np.triu(rng.random((70, 70)) < 0.1, 1) & ~upper
-    i, j = np.nonzero(extra)
-    order = rng.permutation(i.size)
-    base = cl._PackedGraph.from_upper(upper)
-    rows_before = base.rows.copy()
-    grown = base.plus(i[order], j[order])
-    expected = cl._PackedGraph.from_upper(upper | extra)
-    np.testing.assert_array_equal(grown.rows, expected.rows)
-    np.testing.assert_array_equal(grown.degree, expected.degree)
-    np.testing.assert_array_equal(base.rows, rows_before)
+def run_python(code: str, **env) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k not in ("CFCAM_ENGINE", "NUMBA_DISABLE_JIT")}
+    environment.update(env, PYTHONPATH=str(ROOT) + os.pathsep + str(ROOT / "tests"))
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment,
+                          timeout=600, cwd=ROOT)
 
 
-def test_kernels_compile_without_a_disk_cache_where_numba_finds_no_place_for_one(monkeypatch):
-    """numba refuses ``cache=True`` when neither the package folder nor a user cache folder is writable: the
-    loops are then compiled afresh in each process instead of failing."""
-    import numba
+WITHOUT_NUMBA = """
+import sys, warnings, json
+sys.modules["numba"] = None  # as on a Python or platform that numba has no wheels for
+import numpy as np, cfcam
+from cfcam.core.engine import EngineWarning, engine_name
+data = np.load("{fixture}")
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    first = cfcam.cluster_filter_cam(data["activations"], data["gradients"], "reference")
+    second = cfcam.cluster_filter_cam(data["activations"], data["gradients"], "readme")
+said = [str(w.message) for w in caught if issubclass(w.category, EngineWarning)]
+print(json.dumps({{"engine": engine_name(), "said": said, "labels": first.labels.tolist(), "eps": first.eps,
+                  "numba": "numba" in sys.modules and sys.modules["numba"] is not None}}))
+"""
 
-    from cfcam.core import kernels
 
-    real = numba.njit
+def test_without_numba_cfcam_runs_on_the_plain_path_and_says_so_once():
+    fixture = FIXTURES / "resnet50_layer3_b.npz"
+    run = run_python(WITHOUT_NUMBA.format(fixture=fixture))
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["engine"] == "plain" and not out["numba"]
+    assert len(out["said"]) == 1 and "numba cannot be imported" in out["said"][0]
+    expected = cfcam.cluster_filter_cam(np.load(fixture)["activations"], np.load(fixture)["gradients"], "reference")
+    assert out["labels"] == expected.labels.tolist() and out["eps"] == expected.eps
+    forced = run_python(WITHOUT_NUMBA.format(fixture=fixture), CFCAM_ENGINE="fast")
+    assert forced.returncode != 0 and "CFCAM_ENGINE=fast, but numba cannot be imported" in forced.stderr
 
-    def njit(**options):
-        if options.get("cache"):
-            raise RuntimeError("cannot cache function 'f': no locator available for file 'kernels.py'")
-        return real(**options)
 
-    monkeypatch.setattr(kernels.numba, "njit", njit)
-    compiled = kernels._compiled()(lambda a: a + 1)
-    assert compiled(41) == 42
+UNCOMPILED = """
+import numpy as np, json
+from cfcam.core import clustering as cl
+from cfcam.core.engine import exact as ex
+from test_clustering import planted
+same = []
+for seed, n, d, pct, m in [(0, 150, 9, 25, 7), (1, 70, 30, 5, 2), (2, 200, 4, 60, 10)]:
+    x = planted(seed, n, d)
+    plain, fast = cl.ChannelDistances(x), ex.Distances(x)
+    e1, e2 = plain.eps(pct, 1e-5), fast.eps(pct, 1e-5)
+    a, b = plain.dbscan(e1, m), fast.dbscan(e2, m)
+    same.append(e1 == float(e2) and a.labels.tolist() == b.labels.tolist() and a.core.tolist() == b.core.tolist())
+import numba
+print(json.dumps({"same": same, "jit_disabled": bool(numba.config.DISABLE_JIT)}))
+"""
+
+
+@pytest.mark.slow
+def test_the_kernels_python_bodies_give_the_same_results():
+    """Under ``NUMBA_DISABLE_JIT=1`` the kernels run as the plain Python they are written in (covered, and
+    checked against the plain path)."""
+    run = run_python(UNCOMPILED, NUMBA_DISABLE_JIT="1", CFCAM_ENGINE="fast")
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out == {"same": [True, True, True], "jit_disabled": True}
+
+
+CACHED = """
+import numpy as np
+from cfcam.core.engine import exact as ex
+d = ex.Distances(np.random.default_rng(0).random((80, 5), dtype=np.float32))
+d.dbscan(d.eps(25, 1e-5), 3)
+"""
+
+
+@pytest.mark.slow
+def test_compiled_kernels_are_cached_in_the_users_cache_folder_not_the_package(tmp_path):
+    package_cache = ROOT / "cfcam" / "core" / "engine" / "__pycache__"
+    before = {p.name for p in package_cache.glob("kernels.*.nb*")} if package_cache.exists() else set()
+    env = {"XDG_CACHE_HOME": str(tmp_path), "CFCAM_ENGINE": "fast"}
+    environment = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    environment.update(env, PYTHONPATH=str(ROOT))
+    run = subprocess.run([sys.executable, "-c", CACHED], capture_output=True, text=True, env=environment,
+                         timeout=600, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    cached = list((tmp_path / "cfcam" / "numba").rglob("*.nbi"))
+    assert cached, "no compiled kernel was cached in the user's cache folder"
+    after = {p.name for p in package_cache.glob("kernels.*.nb*")} if package_cache.exists() else set()
+    assert after == before  # nothing new written into the installed package

@@ -1,6 +1,8 @@
 """The ``reference`` preset against the published implementation: the given fixtures, then new inputs
 checked against an independent plain implementation written from the spec (tests/published_oracle.py)."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,20 @@ from conftest import FIXTURES, same_partition
 from published_oracle import published_cfcam
 
 FIXTURE_FILES = sorted(FIXTURES.glob("*.npz"))
+
+
+@pytest.fixture(autouse=True, scope="module", params=["fast", "plain"])
+def engine(request):
+    """Every parity test on both paths: the fast engine and the plain core (what runs without numba)."""
+    from cfcam.core.engine import ENGINE_ENV
+
+    before = os.environ.get(ENGINE_ENV)
+    os.environ[ENGINE_ENV] = request.param
+    yield request.param
+    if before is None:
+        os.environ.pop(ENGINE_ENV, None)
+    else:
+        os.environ[ENGINE_ENV] = before
 
 
 def assert_matches(result, expected):

@@ -1,4 +1,4 @@
-"""cfcam.core.threads: CPUs from affinity and cgroup quota, torch on one thread in the core (restored afterwards),
+"""cfcam.core.engine.threads: CPUs from affinity and cgroup quota, torch on one thread in the core (restored afterwards),
 the core's large passes shared out over a pool of threads."""
 
 import os
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from cfcam.core import threads
+from cfcam.core.engine import threads
 
 
 @pytest.mark.parametrize("text,expected", [("max 100000\n", None), ("150000 100000\n", 1.5), ("50000 100000", 0.5)])
@@ -123,9 +123,9 @@ def test_a_forked_child_starts_its_own_pool(monkeypatch):
 @pytest.mark.parametrize("preset", ["readme", "reference"])
 def test_the_core_gives_the_same_result_on_one_thread_and_on_several(monkeypatch, preset):
     import cfcam
-    from cfcam.core import clustering
+    from cfcam.core.engine import triangle
 
-    monkeypatch.setattr(clustering, "_PARALLEL_PRODUCT", 0)  # share out even this small product
+    monkeypatch.setattr(triangle, "_PARALLEL_PRODUCT", 0)  # share out even this small product
     rng = np.random.default_rng(3)
     a = rng.random((700, 7, 7)).astype(np.float32)  # large enough to be cut into several blocks
     g = rng.standard_normal((700, 7, 7)).astype(np.float32)
@@ -141,16 +141,16 @@ def test_the_core_gives_the_same_result_on_one_thread_and_on_several(monkeypatch
 def test_the_core_runs_single_threaded(monkeypatch):
     monkeypatch.delenv(threads.CORE_THREADS_ENV, raising=False)
     import cfcam
-    from cfcam.core import clustering
+    from cfcam.core.engine import exact
 
     seen = []
-    original = clustering.exact_eps.__wrapped__
+    original = exact.exact_eps.__wrapped__
 
     def spy(*args, **kwargs):
         seen.append(torch.get_num_threads())
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(clustering, "exact_eps", spy)
+    monkeypatch.setattr(exact, "exact_eps", spy)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

@@ -1,8 +1,8 @@
 """The batch loop of ``cfcam explain``: the model's pass alone on the CPUs, the files beside the per-image maps.
 
 The model's threads wait on each other at every operation, so a file thread taking one of their cores would
-stall them all (see :mod:`cfcam.core.threads`): the model's pass over a batch runs with nothing else. Once
-it is done (``BaseCAM.on_captured``), a small thread pool colours, encodes and writes the previous batch's
+stall them all (see :mod:`cfcam.core.engine.threads`): the model's pass over a batch runs with nothing else. Once
+it is done (the runner's ``on_captured``), a small thread pool colours, encodes and writes the previous batch's
 overlays and reads, decodes and preprocesses the next batch while the explainer computes this batch's maps
 (independent threads, which a busy core only slows, never stalls); what is left of the file work finishes
 before the next pass. The CPUs never sit idle between batches (on a virtual machine an idle CPU comes back
@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..core.threads import available_cpus, model_thread_count
+from ..core.engine.threads import available_cpus, model_thread_count
 from ..images.imageio import ImageError, load_image, save_npy_atomic, save_png_atomic
 from ..images.viz import overlay, preprocess
+from ..methods.runner import run_batch
 from .signals import deferred_stop
 
 
@@ -68,6 +69,17 @@ def write(heatmap: np.ndarray, image, alpha: float, png: Path, npy: Path | None)
 
 
 @dataclass(frozen=True)
+class BatchSettings:
+    """What the batch loop needs from the command line."""
+
+    method: str  # names the overlays: ``<base>_<method>.png``
+    batch_size: int
+    max_pixels: int
+    alpha: float  # the heatmap's opacity in the overlay
+    save_raw: bool  # also write each map as ``.npy``
+
+
+@dataclass(frozen=True)
 class Pass:
     """What the model's pass over one batch gave."""
 
@@ -78,18 +90,18 @@ class Pass:
     seconds_each: float
 
 
-def run_model(good: list[Loaded], explainer, target) -> Pass | str:
+def run_model(good: list[Loaded], explainer, target, on_captured=None) -> Pass | str:
     """The explainer on the batch of usable images: a :class:`Pass`, or the reason every one of them failed."""
     start = time.perf_counter()
     try:
         for item in good:
             if item.problem is not None:
                 raise item.problem
-        maps = explainer(torch.cat([item.tensor for item in good]), target)
-        probs, targets, results = explainer.predictions, explainer.capture.targets.tolist(), explainer.results
+        done = run_batch(explainer, torch.cat([item.tensor for item in good]), target, on_captured=on_captured)
     except (ValueError, RuntimeError) as exc:
         return f"explaining failed: {type(exc).__name__}: {exc}"
-    return Pass(maps, probs, targets, results, (time.perf_counter() - start) / len(good))
+    return Pass(done.maps, done.predictions, done.targets, list(done.results),
+                (time.perf_counter() - start) / len(good))
 
 
 def make_row(item: Loaded, i: int, done: Pass, name: str, classes: list[str], write_seconds: float) -> dict:
@@ -164,7 +176,7 @@ def run_settings():
 
 @contextmanager
 def model_threads():
-    """Torch's thread count set to :func:`~cfcam.core.threads.model_thread_count` for the run, then restored."""
+    """Torch's thread count set to :func:`~cfcam.core.engine.threads.model_thread_count` for the run, then restored."""
     before = torch.get_num_threads()
     torch.set_num_threads(model_thread_count())
     try:
@@ -173,7 +185,7 @@ def model_threads():
         torch.set_num_threads(before)
 
 
-def explain_batches(images, explainer, info, target, args, out_dir: Path, bases, add_row, fail, bar, *,
+def explain_batches(images, explainer, info, target, args: BatchSettings, out_dir: Path, bases, add_row, fail, bar, *,
                     warn=lambda path, note: None, after_batch=lambda: None) -> None:
     """Explain ``images`` a batch at a time, the files read and written between the model's passes (see the
     module).
@@ -238,11 +250,7 @@ def explain_batches(images, explainer, info, target, args, out_dir: Path, bases,
                         start_writes()
                         read_ahead(k + 1)
 
-                explainer.on_captured = start_io
-                try:
-                    done = run_model(good, explainer, target) if good else None
-                finally:
-                    explainer.on_captured = None
+                done = run_model(good, explainer, target, start_io) if good else None
                 start_io()  # no pass (no usable image, a failure) or a method that does not call it
                 collect_writes()  # the previous batch's, written beside this batch's maps
                 after_batch()

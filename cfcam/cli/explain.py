@@ -149,7 +149,7 @@ def _run(args, model, info, layer_name, target, images, problems, bases, log: Ru
     for path, reason in problems:
         fail(path, reason)
 
-    from .batches import explain_batches
+    from .batches import BatchSettings, explain_batches
 
     method = f"cfcam-{args.preset}" if args.method == "cfcam" else args.method
     reshape = None if info["reshape_used"] == "none" and args.reshape == "auto" else info["reshape_used"]
@@ -158,7 +158,8 @@ def _run(args, model, info, layer_name, target, images, problems, bases, log: Ru
     stopped = None
     try:
         with explainer:
-            explain_batches(images, explainer, info, target, args, out_dir, bases, log.add, fail, bar,
+            settings = BatchSettings(args.method, args.batch_size, args.max_pixels, args.alpha, args.save_raw)
+            explain_batches(images, explainer, info, target, settings, out_dir, bases, log.add, fail, bar,
                             warn=lambda path, note: tqdm.write(f"cfcam explain: warning: {printable(path)}: "
                                                                f"{printable(note)}", file=sys.stderr),
                             after_batch=log.save_progress)  # a killed run leaves a true summary of its work

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Sequence
@@ -82,9 +81,6 @@ class Capture:
     logits: torch.Tensor  # (N, classes), detached
     targets: torch.Tensor  # (N,) long, the class each gradient is taken for
     layer_name: str
-    #: CPUs the model's pass kept busy (this process's CPU seconds per second of the forward and backward
-    #: pass); None when the model is not on the CPU
-    cpus_used: float | None = None
 
 
 def as_targets(targets, logits: torch.Tensor) -> torch.Tensor:
@@ -215,7 +211,6 @@ class ActivationsAndGradients:
         grad_mode = torch.is_grad_enabled()
         self._outputs = []
         self._active = True
-        wall, cpu = time.perf_counter(), time.process_time()
         try:
             with eval_mode(self.model), torch.no_grad():
                 logits = self._forward(inputs)
@@ -231,11 +226,9 @@ class ActivationsAndGradients:
             with torch.enable_grad():
                 selected = logits.gather(1, t[:, None]).sum()
             (grads,) = torch.autograd.grad(selected, leaf)
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             acts, grads = self._to_maps(leaf.detach()), self._to_maps(grads.detach())
             check_layout(acts, self.layer_name, tuple(inputs.shape[-2:]), self._declared)
-            cpus_used = cpu / wall if leaf.device.type == "cpu" and wall > 0 else None
-            return Capture(acts, grads, logits.detach(), t, self.layer_name, cpus_used)
+            return Capture(acts, grads, logits.detach(), t, self.layer_name)
         finally:
             self._active = False
             self._outputs = []

@@ -17,7 +17,7 @@ from . import clustering as cl
 from .compose import cfcam_weights, coefficients, gradcam_weights, kept_channels, weighted_relu_sum
 from .config import STAGES, CFCAMConfig, make_config, stage_fields
 from .filtering import filter_maps
-from .threads import single_threaded
+from .engine import channel_distances, single_threaded
 
 
 def as_maps(x, name: str) -> torch.Tensor:
@@ -62,7 +62,7 @@ class ClusterStage:
     min_samples: int
     dbscan: cl.DBSCANResult
     labels: np.ndarray  # (C,) -2 important, -1 noise, k >= 0 cluster
-    distances: cl.Distances | None
+    distances: object  # the channel distances (cl.ChannelDistances, or the engine's equivalent)
 
 
 def cluster_stage(activations: torch.Tensor, config: CFCAMConfig,
@@ -79,12 +79,12 @@ def cluster_stage(activations: torch.Tensor, config: CFCAMConfig,
     key = clustered.tobytes()
     distances = cache.get(key) if cache is not None else None
     if distances is None:
-        distances = cl.Distances(flat if clustered.size == c else flat[torch.from_numpy(clustered)])
+        distances = channel_distances(flat if clustered.size == c else flat[torch.from_numpy(clustered)])
         if cache is not None:
             cache[key] = distances
-    eps = cl.exact_eps(distances, config.eps_percentile, config.eps_min)
+    eps = distances.eps(config.eps_percentile, config.eps_min)
     min_samples = cl.min_samples_for(clustered.size, config.min_samples_fraction, config.min_samples_floor)
-    db = cl.dbscan(distances, eps, min_samples)
+    db = distances.dbscan(eps, min_samples)
     labels = np.full(c, cl.IMPORTANT, dtype=np.int64)
     labels[clustered] = db.labels
     return ClusterStage(split, clustered, eps, min_samples, db, labels, distances)

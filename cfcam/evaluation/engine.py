@@ -28,6 +28,7 @@ from torch import nn
 
 from ..core.capture import ActivationsAndGradients
 from ..methods.registry import create, method_names
+from ..methods.runner import run_batch
 from . import faithfulness as fa
 from . import robustness as rb
 from . import sanity as sa
@@ -195,9 +196,10 @@ class Evaluation:
         with self._explainer(name, model) as explainer:
             for i in range(0, len(inputs), bs):
                 t0 = time.perf_counter()
-                maps.append(explainer(inputs[i:i + bs], targets=[int(t) for t in targets[i:i + bs]]))
+                done = run_batch(explainer, inputs[i:i + bs], [int(t) for t in targets[i:i + bs]])
                 seconds += time.perf_counter() - t0
-                notes += ["; ".join(r.notes) for r in explainer.results]
+                maps.append(done.maps)
+                notes += ["; ".join(r.notes) for r in done.results]
         return np.concatenate(maps), notes, seconds / max(len(inputs), 1)
 
     # -- one method -------------------------------------------------------------------------------------

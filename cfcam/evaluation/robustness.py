@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..core.compose import normalize, upsample
+from ..core.compose import to_heatmaps
 from ..methods.base import CFCAM
 from ..methods.baselines import LibraryCAM
 
@@ -38,10 +38,9 @@ def reads_captured_gradient(explainer) -> bool:
 
 def maps_from_capture(explainer, activations: torch.Tensor, gradients: torch.Tensor, size) -> np.ndarray:
     """The explainer's maps ``(N, H, W)`` from given activations and gradients: its ``explain_one`` per image,
-    then the same upsampling and normalisation as its ``__call__``."""
-    cams = [torch.as_tensor(explainer.explain_one(a, g)[0], dtype=torch.float32).cpu()
-            for a, g in zip(activations, gradients)]
-    return normalize(upsample(torch.stack(cams), tuple(size)), explainer.normalize_mode).numpy()
+    then the same post-processing as its ``__call__`` (:func:`~cfcam.core.compose.to_heatmaps`)."""
+    cams = [explainer.explain_one(a, g)[0] for a, g in zip(activations, gradients)]
+    return to_heatmaps(cams, size, explainer.normalize_mode)
 
 
 def noisy_gradients(gradients: torch.Tensor, sigma: float, protocol: str, generator: torch.Generator) -> torch.Tensor:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from pytorch_grad_cam.base_cam import BaseCAM
 
-from ..core.compose import normalize, upsample
+from ..core.compose import to_heatmaps
 from ..core.config import CFCAMConfig, make_config
 from ..core.pipeline import cluster_filter_cam
 
@@ -48,7 +48,7 @@ class CFCAM(BaseCAM):
             a = self.activations_and_grads.activations[i].cpu().data.numpy()
             g = self.activations_and_grads.gradients[i].cpu().data.numpy()
             cams = torch.from_numpy(self.get_cam_image(input_tensor, layer, targets, a, g, eigen_smooth))
-            per_layer.append(normalize(upsample(cams, size), self.config.normalize).numpy()[:, None])
+            per_layer.append(to_heatmaps(cams, size, self.config.normalize)[:, None])
         return per_layer
 
     def aggregate_multi_layers(self, cam_per_target_layer):

@@ -15,13 +15,32 @@ import torch
 from torch import nn
 
 from ..core.capture import ActivationsAndGradients, Capture
-from ..core.clustering import worth_threads_per_image
-from ..core.compose import gradcam_weights, normalize, upsample, weighted_relu_sum
+from ..core.compose import gradcam_weights, to_heatmaps, weighted_relu_sum
 from ..core.config import CFCAMConfig, make_config
 from ..core.layouts import TransformSpec
 from ..core.pipeline import CFCAMResult, cluster_filter_cam
-from ..core.threads import available_cpus, cpus_free, map_blocks, serial_core, spare_cpus
 from .targets import choose_target
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What one call explained: ``maps`` ``(N, H, W)`` float32 in [0, 1] at the input's resolution, each
+    image's result (the ``(h, w)`` map before upsampling, notes, and the method's own details), and the capture
+    (activations, gradients, logits and the target class of each image)."""
+
+    maps: np.ndarray
+    results: tuple
+    capture: Capture
+
+    @property
+    def targets(self) -> list[int]:
+        """The class each map explains."""
+        return [int(t) for t in self.capture.targets]
+
+    @property
+    def predictions(self) -> np.ndarray:
+        """Softmax probabilities ``(N, classes)``."""
+        return torch.softmax(self.capture.logits.float(), dim=1).cpu().numpy()
 
 
 class BaseCAM:
@@ -32,6 +51,10 @@ class BaseCAM:
         layer of the model's family (see :mod:`cfcam.methods.targets`) and says which in ``self.target``.
     reshape_transform: None, ``"auto"`` (the family's transform), a name (``"none"``, ``"vit"``, ``"swin"``) or a
         callable from the layer's output to ``(N, C, h, w)``, applied to activations and gradients alike.
+
+    ``explainer(x)`` returns the maps; ``explainer.explain(x)`` returns an :class:`Explanation` with the
+    per-image results and predictions too. The pipeline is capture (:meth:`capture_batch`) -> ``explain_one``
+    per image -> :func:`~cfcam.core.compose.to_heatmaps`.
     """
 
     normalize_mode = "minmax"
@@ -44,11 +67,9 @@ class BaseCAM:
         self._grab = ActivationsAndGradients(model, self.target.layer, self.target.reshape_transform)
         self.model = model
         self.layer_name = self._grab.layer_name
+        #: the last call's per-image results and capture (kept for compatibility: prefer :meth:`explain`)
         self.results: list = []
         self.capture: Capture | None = None
-        #: called with no arguments once the model's pass of a call is done, before the per-image maps (the
-        #: command line starts its file work there, where it no longer competes with the model's threads)
-        self.on_captured = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.target.describe()})"
@@ -66,52 +87,39 @@ class BaseCAM:
     def explain_one(self, activations: torch.Tensor, gradients: torch.Tensor):
         raise NotImplementedError
 
-    def __call__(self, inputs: torch.Tensor, targets: int | Sequence[int] | None = None) -> np.ndarray:
-        """Heatmaps ``(N, H, W)`` float32 in [0, 1] at the input's resolution (top class if no target).
+    def capture_batch(self, inputs: torch.Tensor, targets: int | Sequence[int] | None = None) -> Capture:
+        """One forward and one partial backward pass: the layer's activations and the target logits' gradients."""
+        return self._grab(inputs, targets)
 
-        The per-image results stay in ``self.results`` and the raw capture in ``self.capture``.
+    def explain_capture(self, capture: Capture, inputs: torch.Tensor, map_images=None) -> Explanation:
+        """``explain_one`` on each image of ``capture``, then the maps at ``inputs``' resolution.
+
+        ``map_images(fn, pairs)`` runs ``fn`` on each ``(activations, gradients)`` pair and returns the results in
+        order (default: a loop); a runner may share the images out over threads (:mod:`cfcam.methods.runner`).
         """
-        cap = self._grab(inputs, targets)
-        if self.on_captured is not None:
-            self.on_captured()
-        cams, results = [], []
-        for cam, result in self._explain_all(cap):
-            cams.append(torch.as_tensor(cam, dtype=torch.float32).cpu())
-            results.append(result)
-        self.capture, self.results = cap, results
-        maps = normalize(upsample(torch.stack(cams), tuple(inputs.shape[-2:])), self.normalize_mode)
-        return maps.numpy().astype(np.float32)
+        pairs = list(zip(capture.activations, capture.gradients))
+        if map_images is None:
+            explained = [self.explain_one(a, g) for a, g in pairs]
+        else:
+            explained = map_images(lambda pair: self.explain_one(*pair), pairs)
+        maps = to_heatmaps([cam for cam, _ in explained], tuple(inputs.shape[-2:]), self.normalize_mode)
+        return self._keep(Explanation(maps, tuple(result for _, result in explained), capture))
 
-    def _explain_all(self, cap: Capture) -> list:
-        """``explain_one`` for every image of the capture, in order; in parallel when :meth:`_in_threads`.
+    def _keep(self, explanation: Explanation) -> Explanation:
+        self.capture, self.results = explanation.capture, list(explanation.results)
+        return explanation
 
-        The calling thread and the core's pool threads take the images in turn (:func:`map_blocks`), torch on
-        one thread each and each image's core in its own thread, so they never wait on each other (see
-        :mod:`cfcam.core.threads`). Only when the model's pass just kept a second CPU busy for this process
-        (:func:`cpus_free`): with a core taken by another process, a thread holding the GIL can lose its CPU
-        and stall the others. Otherwise the plain loop, where a large product may still use the CPUs the pass
-        had (:func:`spare_cpus`)."""
-        pairs = list(zip(cap.activations, cap.gradients))
-        cpus = min(available_cpus(), cpus_free(cap.cpus_used))
-        if len(pairs) <= 1 or cpus <= 1 or not self._in_threads(cap):
-            with spare_cpus(cpus):
-                return [self.explain_one(a, g) for a, g in pairs]
+    def explain(self, inputs: torch.Tensor, targets: int | Sequence[int] | None = None) -> Explanation:
+        """The maps of ``inputs`` for ``targets`` (None: each image's top class), with results and predictions."""
+        return self.explain_capture(self.capture_batch(inputs, targets), inputs)
 
-        def one(pair):
-            with serial_core():
-                return self.explain_one(*pair)
-
-        return map_blocks(one, pairs)
-
-    def _in_threads(self, cap: Capture) -> bool:
-        """Whether to share this capture's images out between this thread and the core's threads, one image a
-        thread: only when ``explain_one`` is costly and mostly numpy/torch work that releases the GIL (none
-        here; CF-CAM's core on large maps)."""
-        return False
+    def __call__(self, inputs: torch.Tensor, targets: int | Sequence[int] | None = None) -> np.ndarray:
+        """Heatmaps ``(N, H, W)`` float32 in [0, 1] at the input's resolution (top class if no target)."""
+        return self.explain(inputs, targets).maps
 
     @property
     def predictions(self) -> np.ndarray:
-        """Softmax probabilities ``(N, classes)`` of the last call."""
+        """Softmax probabilities ``(N, classes)`` of the last call (prefer ``explain(x).predictions``)."""
         if self.capture is None:
             raise RuntimeError("call the explainer on a batch first")
         return torch.softmax(self.capture.logits.float(), dim=1).cpu().numpy()
@@ -161,8 +169,3 @@ class CFCAM(BaseCAM):
     def explain_one(self, activations, gradients):
         result: CFCAMResult = cluster_filter_cam(activations, gradients, self.config)
         return result.cam, result
-
-    def _in_threads(self, cap: Capture) -> bool:
-        _, channels, h, w = cap.activations.shape
-        return worth_threads_per_image(channels, h * w)
-

@@ -23,15 +23,14 @@ import contextlib
 import functools
 import io
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..core.capture import eval_mode
-from ..core.compose import normalize
-from .base import BaseCAM
+from ..core.capture import Capture, eval_mode
+from ..core.compose import to_heatmaps
+from .base import BaseCAM, Explanation
 
 ZERO_NOTE = "the map is zero everywhere: the weighted sum is <= 0 at every position"
 
@@ -144,13 +143,14 @@ class LibraryCAM(BaseCAM):
         self.options = {**self.library_options, **options}
         self.reshape_transform = getattr(self._grab, "reshape_transform", None) or reshape_transform
 
-    def explain_one(self, activations, gradients):  # pragma: no cover - never called, see __call__
+    def explain_one(self, activations, gradients):  # pragma: no cover - never called, see explain_capture
         raise TypeError(f"{type(self).__name__} needs the input images, not only A and G: call the explainer")
 
-    def __call__(self, inputs: torch.Tensor, targets: int | Sequence[int] | None = None) -> np.ndarray:
+    def explain_capture(self, capture: Capture, inputs: torch.Tensor, map_images=None) -> Explanation:
+        """The library's maps for the classes cfcam's capture chose (``map_images`` is not used: the library
+        runs its own passes)."""
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-        cap = self._grab(inputs, targets)
         layer = self._grab.layer
         with eval_mode(self.model), contextlib.redirect_stderr(io.StringIO()):
             with self.library_class(self.model, [layer], reshape_transform=self.reshape_transform,
@@ -158,15 +158,14 @@ class LibraryCAM(BaseCAM):
                 for name, value in self.library_attributes.items():
                     setattr(lib, name, value)
                 maps = None
-                maps = lib(inputs.to(cap.activations.device),
-                           targets=[ClassifierOutputTarget(int(t)) for t in cap.targets])
+                maps = lib(inputs.to(capture.activations.device),
+                           targets=[ClassifierOutputTarget(int(t)) for t in capture.targets])
         if maps is None:  # pytorch-grad-cam's __exit__ swallows an IndexError and returns nothing
             raise ValueError(f"pytorch-grad-cam's {self.library_name} failed on layer {self.layer_name!r} with "
-                             f"activations of shape {tuple(cap.activations.shape)} (it assumes a channels-first "
+                             f"activations of shape {tuple(capture.activations.shape)} (it assumes a channels-first "
                              "CNN layer; its ablation of transformer layers needs a layer type of its own)")
-        maps = normalize(torch.from_numpy(np.asarray(maps, dtype=np.float32)), "minmax").numpy()
-        self.capture, self.results = cap, [BaselineResult(m) for m in maps]
-        return maps.astype(np.float32)
+        maps = to_heatmaps(np.asarray(maps, dtype=np.float32), tuple(inputs.shape[-2:]), "minmax")
+        return self._keep(Explanation(maps, tuple(BaselineResult(m) for m in maps), capture))
 
 
 class ScoreCAM(LibraryCAM):

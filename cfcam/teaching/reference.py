@@ -1,34 +1,21 @@
-"""Plain reference answers for the exercise checks: the full distance matrix and its percentile.
-
-The core never builds either (it works on one triangle and selects two ranks, see
-:mod:`cfcam.core.clustering`); the exercises ask learners for exactly these, so the checks compare with them.
-"""
+"""Plain reference answers for the exercise checks: the full distance matrix and its percentile, exactly as
+the plain clustering path (:mod:`cfcam.core.clustering`) computes them."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..core.clustering import Distances, _lerp
+from ..core.clustering import pairwise_distances as _published_and_exact
+from ..core.clustering import percentile_eps
 
 
 def pairwise_distances(flat) -> np.ndarray:
-    """Euclidean distances between rows, ``(n, n)`` float32, each within float32 rounding of the exact."""
-    return Distances(flat).matrix
+    """Euclidean distances between rows, ``(n, n)`` float32, as the published code computes them."""
+    return _published_and_exact(flat)[0]
 
 
 def eps_from_distances(distances: np.ndarray, percentile: float, eps_min: float) -> float:
     """The ``percentile`` (linear interpolation) of the off-diagonal entries of a distance matrix, at least
-    ``eps_min``: ``max(np.percentile(off_diagonal, percentile), eps_min)``, by selecting two ranks.
-
-    With fewer than two points there is no pair: ``eps_min`` is returned.
-    """
-    n = distances.shape[0]
-    if n < 2:
-        return float(eps_min)
-    total = n * (n - 1)
-    index = percentile / 100.0 * (total - 1)
-    lo = int(np.floor(index))
-    ranks = (lo, min(lo + 1, total - 1))
-    off = distances[~np.eye(n, dtype=bool)]
-    a, b = np.partition(off, ranks)[list(ranks)]
-    return max(_lerp(float(a), float(b), index - lo), float(eps_min))
+    ``eps_min``: ``max(np.percentile(off_diagonal, percentile), eps_min)``. With fewer than two points there is
+    no pair: ``eps_min`` is returned."""
+    return percentile_eps(np.asarray(distances), percentile, eps_min)

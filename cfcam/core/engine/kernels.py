@@ -16,18 +16,52 @@ not vectorise a loop whose range starts at a variable index, which makes it 4-7x
 
 from __future__ import annotations
 
+import os
 import warnings
+from contextlib import contextmanager
+from pathlib import Path
 
 import numba
 import numpy as np
 
 
+def cache_dir() -> Path | None:
+    """Where the compiled loops are cached: ``NUMBA_CACHE_DIR`` when the user set it (numba's own setting,
+    None here), else the user's cache folder (``$XDG_CACHE_HOME/cfcam/numba``, ``~/.cache/cfcam/numba``,
+    ``%LOCALAPPDATA%\\cfcam\\numba`` on Windows), so that nothing is written into the installed package."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return None
+    if os.name == "nt" and os.environ.get("LOCALAPPDATA"):
+        base = Path(os.environ["LOCALAPPDATA"])
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "cfcam" / "numba"
+
+
+@contextmanager
+def _caching_in(folder: Path | None):
+    """numba's cache folder set to ``folder`` while a function is decorated (it keeps the path), then restored,
+    so that other numba code in the process keeps its own setting. A folder that cannot be made: numba's
+    default places (beside this file, else none)."""
+    before = numba.config.CACHE_DIR
+    try:
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            numba.config.CACHE_DIR = str(folder)
+    except OSError:
+        pass
+    try:
+        yield
+    finally:
+        numba.config.CACHE_DIR = before
+
+
 def _compiled(**options):
-    """``numba.njit`` without the GIL and bounds checks, cached on disk where numba finds a writable place
-    (beside this file, else the user's cache folder); compiled afresh in each process where it finds none."""
+    """``numba.njit`` without the GIL and bounds checks, cached on disk in :func:`cache_dir` (or where numba
+    finds a writable place); compiled afresh in each process where there is none."""
     def decorate(fn):
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _caching_in(cache_dir()):
                 warnings.simplefilter("ignore", numba.NumbaWarning)
                 return numba.njit(nogil=True, boundscheck=False, cache=True, **options)(fn)
         except RuntimeError:  # "cannot cache function ...: no locator available"
@@ -51,7 +85,7 @@ _ONE = np.uint64(1)
 
 @_compiled()
 def scan_triangle(flat, rows, offsets, n, lo, hi, graph, packed, column_sums, index, values):  # pragma: no cover
-    """One pass over a :class:`~cfcam.core.clustering.Triangle`'s ``flat`` row blocks (``rows`` ``(B, 2)``
+    """One pass over a :class:`~cfcam.core.engine.triangle.Triangle`'s ``flat`` row blocks (``rows`` ``(B, 2)``
     row ranges, ``offsets`` ``(B + 1,)`` where each starts): returns ``(below, found)``, the pairs ``i < j``
     whose value is ``< lo`` and those in ``[lo, hi]``. The first ``min(found, index.size)`` pairs inside are
     written to ``index`` (``i * n + j``, increasing) and ``values``; when ``found`` is larger the caller
