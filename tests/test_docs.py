@@ -117,3 +117,16 @@ def test_the_contributing_example_adds_a_method_with_one_class_and_one_line():
         assert explainer.results[0].fallback is None and isinstance(explainer.results[0].notes, tuple)
     finally:
         METHODS.pop("absgradcam", None)
+
+
+def test_the_readme_library_example_runs():
+    """The README's taste of the library, as printed; its last line's core inputs are given here."""
+    block = next(b for b in re.findall(r"```python\n(.*?)```", README.read_text(), re.S) if "import cfcam" in b)
+    generator = torch.Generator().manual_seed(0)
+    namespace: dict = {"activations": torch.rand(64, 7, 7, generator=generator),
+                       "gradients": torch.randn(64, 7, 7, generator=generator)}
+    exec(compile(block, "README.md", "exec"), namespace)
+    maps = namespace["maps"]
+    assert maps.shape == (1, 224, 224) and maps.dtype == np.float32 and 0 <= maps.min() <= maps.max() <= 1
+    assert "layer4[-1]" in repr(namespace["explainer"])
+    assert namespace["result"].cam.shape == (7, 7)
