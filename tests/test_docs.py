@@ -70,11 +70,21 @@ def test_every_docs_page_is_linked_from_the_readme():
     assert {f"docs/{page.name}" for page in PAGES} <= linked
 
 
+def anchors(path: Path) -> set[str]:
+    """GitHub's anchors for the file's headings: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"```.*?```", "", path.read_text(), flags=re.S)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+            for h in re.findall(r"^#+ (.*)$", text, re.M)}
+
+
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_relative_links_of_docs_pages_point_to_existing_files(page):
     targets = [t for t in links(page) if not re.match(r"[a-z]+:", t) and not t.startswith("#")]
     missing = [t for t in targets if not (page.parent / t.split("#")[0]).exists()]
     assert missing == []
+    for target in (t for t in targets if "#" in t and t.split("#")[0].endswith(".md")):
+        file, anchor = target.split("#")
+        assert anchor in anchors(page.parent / file), target
     for target in filter(None, map(repo_path, links(page))):
         assert (ROOT / target).is_file(), target
 
