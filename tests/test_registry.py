@@ -1,20 +1,13 @@
-"""The one registry of methods: names, creation, errors, and the README's "add a method" example."""
+"""The one registry of methods: names, creation, errors (the "add a method" example runs in test_docs.py)."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
-import numpy as np
 import pytest
-import torch
 
 import cfcam
 from cfcam.cli import build_parser
 from cfcam.methods.registry import METHODS, Method, create, get_method, method_names, register
 from cfcam.world.architecture import build_demo_model
-
-README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_core_methods_are_registered():
@@ -44,18 +37,3 @@ def test_options_can_be_overridden():
     explainer = create("cfcam-reference", model, eps_percentile=40)
     assert explainer.config.eps_percentile == 40 and explainer.config.filter == "reference"
 
-
-def test_readme_example_adds_a_method_with_one_class_and_one_line():
-    text = README.read_text()
-    block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "register(" in b)
-    namespace: dict = {}
-    try:
-        exec(compile(block, "README.md", "exec"), namespace)
-        assert "absgradcam" in method_names()
-        model = build_demo_model().eval()
-        with create("absgradcam", model) as explainer:
-            maps = explainer(torch.randn(2, 3, 64, 64), [0, 1])
-        assert maps.shape == (2, 64, 64) and np.isfinite(maps).all()
-        assert explainer.results[0].fallback is None and isinstance(explainer.results[0].notes, tuple)
-    finally:
-        METHODS.pop("absgradcam", None)
