@@ -167,6 +167,25 @@ def core_speed(paths: dict[str, Path], repeats: int, proc, report: Report) -> No
     start = time.perf_counter()
     published_cfcam(data["activations"], data["gradients"])
     print(f"   published implementation on 2048x7x7: {1000 * (time.perf_counter() - start):.0f} ms (one call)")
+    plain_path(data)
+
+
+def plain_path(data) -> None:
+    """The plain path (what runs without numba) next to the engine on 2048x7x7: shown, not judged."""
+    import os
+
+    from cfcam.core.engine import ENGINE_ENV
+
+    a, g = torch.from_numpy(data["activations"]), torch.from_numpy(data["gradients"])
+    times = {}
+    for engine in ("fast", "plain", "fast", "plain"):
+        os.environ[ENGINE_ENV] = engine
+        start = time.perf_counter()
+        cfcam.cluster_filter_cam(a, g, "readme")
+        times[engine] = min(times.get(engine, float("inf")), time.perf_counter() - start)
+    os.environ.pop(ENGINE_ENV, None)
+    print(f"   plain path (CFCAM_ENGINE=plain) on 2048x7x7 readme: {1000 * times['plain']:.0f} ms against the "
+          f"engine's {1000 * times['fast']:.1f} ms ({times['plain'] / times['fast']:.0f}x; shown only)")
 
 
 MEMORY_PROBE = r"""
@@ -214,8 +233,10 @@ def end_to_end_methods(model, layer, x: torch.Tensor) -> tuple[dict, list]:
     grad = cfcam.GradCAM(model, layer).__enter__()
     readme = cfcam.CFCAM(model, layer, "readme").__enter__()
     reference = cfcam.CFCAM(model, layer, "reference").__enter__()
-    fns = {"Grad-CAM (cfcam)": lambda: grad(x), "CF-CAM readme": lambda: readme(x),
-           "CF-CAM reference": lambda: reference(x)}
+    from cfcam.methods.runner import run_batch  # what the command line and the evaluation call
+
+    fns = {"Grad-CAM (cfcam)": lambda: run_batch(grad, x), "CF-CAM readme": lambda: run_batch(readme, x),
+           "CF-CAM reference": lambda: run_batch(reference, x)}
     try:
         from pytorch_grad_cam import GradCAM as PGC
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -282,6 +303,7 @@ import torch
 from PIL import Image
 import cfcam
 from cfcam.cli.batches import run_settings
+from cfcam.methods.runner import run_batch
 folder, batch = Path(sys.argv[1]), int(sys.argv[2])
 model, info = cfcam.load_model("demo")
 paths = sorted(folder.glob("*.png"))
@@ -290,7 +312,7 @@ tensors = torch.cat([cfcam.preprocess(Image.open(p).convert("RGB"), info["input_
 with run_settings(), cfcam.create("cfcam-readme", model, info["default_layer"]) as explainer:
     start = time.perf_counter()  # from the first batch, as the command line's figure (both pay the first call)
     for s in range(0, len(tensors), batch):
-        explainer(tensors[s:s + batch])
+        run_batch(explainer, tensors[s:s + batch])
 print(len(tensors) / (time.perf_counter() - start))
 """
 
