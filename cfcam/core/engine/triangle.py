@@ -22,12 +22,14 @@ _BLOCK_ELEMENTS = 1 << 19  # at most about this many entries per row block (2 MB
 _MIN_BLOCK_ELEMENTS = 1 << 15  # at least this many: below it the threads' hand-over costs more than it saves
 _ROW_ALIGN = 64  # row blocks start on a multiple of this (one 64-bit word of packed bits)
 _BLOCKS_FOR_THREADS = 8  # row blocks a large pass is cut into at least, so that threads can share it evenly
-# multiply-adds of the distance product above which its blocks are shared out over threads; below it (layer4 at
-# 224 px: ~1e8, 3 ms) waking another CPU costs about what it saves (measured on a 2-CPU virtual machine)
+# Tuning thresholds, in multiply-adds of the distance product (``_product_size``). They only choose how the work
+# is scheduled, never what it computes, and `make bench` is where to re-tune them for other machines.
+# Above this, a product's row blocks are shared out over threads (below it, waking another CPU costs about what
+# it saves: a ResNet50 layer4 at 224 px is ~1e8).
 _PARALLEL_PRODUCT = 4e8
-# multiply-adds of one image's product above which a second thread pays when the model's pass left one free: a
-# batch's images are shared out over threads, a single image's product runs on torch's threads. Below it (a
-# 512-channel 7x7 layer: 7e6, a core of ~2 ms) the hand-overs cost more than they save
+# Above this, one image's core is worth a thread of its own when the model's pass left a CPU free (a batch's
+# images one a thread, or a single image's product on torch's threads); below it (a 512-channel 7x7 layer is
+# 7e6) the hand-overs of Python's lock cost more than they save.
 _PARALLEL_IMAGES = 3e7
 _SCAN_ROOM = 4096  # pairs inside a scan's band that its first try keeps room for, at least (1/32 of all)
 _SAMPLE = 20_000  # pairs sampled to bracket the two ranks of the percentile
