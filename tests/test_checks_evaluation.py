@@ -64,7 +64,7 @@ def test_mistakes_are_named(capsys):
 
 
 def test_reference_randomisation_separates_the_two_cases():
-    model = ce._Tiny().eval()
+    model = ce.TinyNet().eval()
     images = torch.rand(2, 3, 12, 12)
-    assert ce.reference_randomisation_check(ce._class_blind_maps, model, images) > 0.999
-    assert ce.reference_randomisation_check(ce._input_gradient_maps, model, images) < 0.95
+    assert ce.reference_randomisation_check(ce.class_blind_maps, model, images) > 0.999
+    assert ce.reference_randomisation_check(ce.input_gradient_maps, model, images) < 0.95

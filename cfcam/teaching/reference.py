@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.clustering import Distances, _lerp
+from ..core.clustering import Distances
 
 
 def pairwise_distances(flat) -> np.ndarray:
@@ -18,17 +18,12 @@ def pairwise_distances(flat) -> np.ndarray:
 
 def eps_from_distances(distances: np.ndarray, percentile: float, eps_min: float) -> float:
     """The ``percentile`` (linear interpolation) of the off-diagonal entries of a distance matrix, at least
-    ``eps_min``: ``max(np.percentile(off_diagonal, percentile), eps_min)``, by selecting two ranks.
+    ``eps_min``: ``max(np.percentile(off_diagonal, percentile), eps_min)`` (in float64).
 
     With fewer than two points there is no pair: ``eps_min`` is returned.
     """
     n = distances.shape[0]
     if n < 2:
         return float(eps_min)
-    total = n * (n - 1)
-    index = percentile / 100.0 * (total - 1)
-    lo = int(np.floor(index))
-    ranks = (lo, min(lo + 1, total - 1))
-    off = distances[~np.eye(n, dtype=bool)]
-    a, b = np.partition(off, ranks)[list(ranks)]
-    return max(_lerp(float(a), float(b), index - lo), float(eps_min))
+    off = np.asarray(distances, dtype=np.float64)[~np.eye(n, dtype=bool)]
+    return max(float(np.percentile(off, percentile)), float(eps_min))
