@@ -355,3 +355,46 @@ def test_yours_or_solution_refuses_a_broken_solution():
 
     with pytest.raises(AssertionError, match="fails its own check"):
         checks.yours_or_solution(stub, solution_gradcam_weights)
+
+
+def test_framework_is_public_for_new_checks(capsys):
+    """A notebook (or a new module) writes its own check with the same machinery and verdicts."""
+    from cfcam.teaching.checks import Case, Wrong, verify
+
+    def compare(out, case):
+        if out != case.expected:
+            raise Wrong(f"it returned {out}, expected {case.expected}", "multiply by two.")
+
+    cases = [Case("the number 2", (2,), 4), Case("the number 3", (3,), 6)]
+    assert verify(lambda x: 2 * x, "doubling", cases, compare, "double it.", "it doubles.") is True
+    assert verify(lambda x: x + 2, "doubling", cases, compare, "double it.", "it doubles.") is False
+    out = capsys.readouterr().out
+    assert out.startswith("Correct: it doubles.\nNot quite: it returned 5, expected 6")
+    assert "input: the number 3" in out and "Hint: multiply by two." in out
+
+
+def test_teaching_modules_are_small_and_import_no_private_names():
+    """Every module under cfcam/teaching is under 500 lines and imports only public names from others."""
+    import ast
+    from pathlib import Path
+
+    root = Path(checks.__file__).resolve().parents[1]
+    modules = sorted(root.rglob("*.py"))
+    assert len(modules) > 10
+    for path in modules:
+        text = path.read_text()
+        assert text.count("\n") < 500, f"{path} has {text.count(chr(10))} lines"
+        private = [(node.module, alias.name) for node in ast.walk(ast.parse(text))
+                   if isinstance(node, ast.ImportFrom) for alias in node.names if alias.name.startswith("_")]
+        assert private == [], f"{path} imports private names {private}"
+
+
+def test_reference_eps_is_numpys_percentile():
+    from cfcam.teaching.reference import eps_from_distances, pairwise_distances
+
+    d = pairwise_distances(np.random.default_rng(0).normal(size=(40, 9)))
+    off = d[~np.eye(40, dtype=bool)].astype(np.float64)
+    for p in (0.0, 10.0, 25.0, 73.3, 100.0):
+        assert eps_from_distances(d, p, 1e-5) == max(np.percentile(off, p), 1e-5)
+    assert eps_from_distances(np.zeros((5, 5), np.float32), 25.0, 1e-5) == 1e-5
+    assert eps_from_distances(np.zeros((1, 1), np.float32), 25.0, 0.5) == 0.5

@@ -64,7 +64,16 @@ def test_mistakes_are_named(capsys):
 
 
 def test_reference_randomisation_separates_the_two_cases():
-    model = ce._Tiny().eval()
+    model = ce.TinyNet().eval()
     images = torch.rand(2, 3, 12, 12)
-    assert ce.reference_randomisation_check(ce._class_blind_maps, model, images) > 0.999
-    assert ce.reference_randomisation_check(ce._input_gradient_maps, model, images) < 0.95
+    assert ce.reference_randomisation_check(ce.class_blind_maps, model, images) > 0.999
+    assert ce.reference_randomisation_check(ce.input_gradient_maps, model, images) < 0.95
+
+
+def test_old_path_and_package_are_the_same_checks():
+    from cfcam.teaching import checks
+
+    assert ce.check_deletion_auc is checks.check_deletion_auc
+    assert ce.check_randomisation_check is checks.check_randomisation_check
+    assert set(ce.CHECKS) == {"deletion_auc", "randomisation_check"}
+    assert {k: checks.CHECKS[k] for k in ce.CHECKS} == ce.CHECKS

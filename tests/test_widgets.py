@@ -1,11 +1,10 @@
 """Every explorer driven from pytest: each control to its minimum and maximum (and every option), no
 exception, finite results, the image redrawn; the staged pipeline equals the one-shot core; pictures at native
 size with colour bars (centred for signed maps); "map unchanged" said when true; explorers open in a given
-state; a move's whole time is reported and stays within generous bounds on the demo model."""
+state; a move's whole time is reported; the heat panel and Grad-CAM use the methods' own functions."""
 
 import io
 import re
-import time
 
 import numpy as np
 import pytest
@@ -15,9 +14,11 @@ from torchvision.models.resnet import BasicBlock, ResNet
 
 from cfcam import cluster_filter_cam, make_config
 from cfcam.world.synthetic import make_dataset
+from cfcam.core.compose import gradcam_map, gradcam_weights, to_heatmaps, weighted_relu_sum
 from cfcam.core.pipeline import CFCAMPipeline
+from cfcam.images.viz import overlay
 from cfcam.teaching.widgets import (Session, clustering_explorer, dashboard, filtering_explorer, hooks_explorer,
-                                    signed_limits)
+                                    outline, signed_limits)
 from PIL import Image
 
 
@@ -232,21 +233,32 @@ def test_zero_map_is_named(demo):
     assert "zero everywhere" in board.panels[-1].title.value
 
 
-def test_status_reports_the_whole_time_and_moves_are_quick(demo):
-    """Generous bounds (a busy CI machine); the targets, 250 ms and 600 ms end to end in the browser, are
-    measured in benchmarks/bench_widgets.py and the browser test."""
+def test_status_reports_the_whole_time_of_a_move(demo):
+    """What the status line says; the targets, 250 ms and 600 ms end to end in the browser, are measured in
+    benchmarks/bench_widgets.py and the browser test (no wall-clock bound here)."""
     threads = torch.get_num_threads()
     board = dashboard(demo)
-    moves = []
     for value in (30.0, 35.0, 40.0):
-        start = time.perf_counter()
         board.controls["eps_percentile"].value = value
-        moves.append(time.perf_counter() - start)
         assert board.last_total_seconds >= board.last_seconds > 0
         shown = float(re.search(r"updated in (\d+) ms", board.status.value).group(1)) / 1000
         assert abs(shown - board.last_total_seconds) < 0.002
-    start = time.perf_counter()
+    updates = board.updates
     board.controls["image"].value = (board.values()["image"] + 1) % len(demo.images)
-    new_image = time.perf_counter() - start
-    assert min(moves) < 1.0 and new_image < 5.0, (moves, new_image)
+    assert board.updates == updates + 1 and board.last_total_seconds >= board.last_seconds > 0
     assert torch.get_num_threads() == threads, "the thread count is restored after a move"
+
+
+def test_panels_use_the_methods_own_composition_and_post_processing(session):
+    """The explorers' Grad-CAM is compose.gradcam_map (the methods' weighted_relu_sum of gradcam_weights), and
+    the heat panel is compose.to_heatmaps of the map over the image, lesion outlined."""
+    explorer = hooks_explorer(session, layer="layer3")
+    i = explorer.values()["image"]
+    cap = session.capture(i, "layer3", None)
+    a, g = cap.activations[0], cap.gradients[0]
+    assert torch.equal(gradcam_map(a, g), weighted_relu_sum(a, gradcam_weights(g)))
+    np.testing.assert_array_equal(explorer.state["cam"], gradcam_map(a, g).numpy())
+    heat = to_heatmaps(explorer.state["cam"], session.image(i).shape[:2])
+    assert heat.dtype == np.float32 and heat.shape == session.image(i).shape[:2]
+    shown = np.asarray(Image.open(io.BytesIO(explorer.image.value)).convert("RGB"))
+    np.testing.assert_array_equal(shown, outline(overlay(heat, session.image(i)), session.mask(i)))

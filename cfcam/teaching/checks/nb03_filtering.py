@@ -1,0 +1,122 @@
+"""Notebook 03's checks (gradient filtering): a cluster's mean gradient and the published kernel."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ...core.filtering import reference_kernels
+from ...core.pipeline import cluster_mean_gradients
+from .framework import Case, Wrong, expect_array, generator, is_right, matches, to_array, verify
+
+__all__ = ["check_cluster_mean_gradient", "check_reference_kernel"]
+
+
+def check_cluster_mean_gradient(fn) -> bool:
+    """``fn(gradients, labels, cluster)``: the mean gradient map over the channels labelled ``cluster``."""
+    g = generator(5)
+    grads = torch.randn(10, 4, 6, generator=g)
+    labels = np.array([1, -2, 0, 1, -1, 2, 1, 0, -1, -2])
+    cases = [
+        Case("10 gradient maps of 4 x 6, cluster 1 (channels 0, 3 and 6)", (grads, labels, 1), None),
+        Case("the same maps, cluster 0 (channels 2 and 7)", (grads, labels, 0), None),
+        Case("the same maps, cluster 2 (a single channel, 5)", (grads, labels, 2), None),
+        Case("6 small gradient maps of 7 x 7 (order 1e-3), cluster 0",
+              (1e-3 * torch.randn(6, 7, 7, generator=g), np.array([0, 0, -1, 1, 0, 1]), 0), None),
+    ]
+    for case in cases:
+        case.expected = cluster_mean_gradients(case.args[0].double(), case.args[1])[case.args[2]].numpy()
+
+    def compare(out, case):
+        got = to_array(out)
+        if is_right(got, case.expected, 1e-4, 1e-9):
+            return
+        grads, labels, j = case.args[0].double().numpy(), case.args[1], case.args[2]
+        members = grads[labels == j]
+        h, w = grads.shape[1:]
+        if got.shape == members.shape and members.shape[0] > 1:
+            raise Wrong(f"the result has shape {got.shape}, expected ({h}, {w})",
+                         "you selected the cluster's channels; now average them into one map.")
+        if got.shape == (members.shape[0],) or got.size == 1:
+            raise Wrong(f"the result has shape {got.shape}, expected ({h}, {w})",
+                         "average across the cluster's channels only, not over positions: the result is a map.")
+        if matches(got, grads.mean(0)):
+            raise Wrong("you averaged every channel",
+                         "use only the channels whose label equals `cluster`.")
+        if matches(got, members.sum(0)) and members.shape[0] > 1:
+            raise Wrong(f"the values are {members.shape[0]} times too large",
+                         "take the mean of the cluster's gradient maps, not their sum.")
+        expect_array(got, case.expected, rtol=1e-4, atol=1e-9)
+
+    return verify(fn, "the mean gradient map of one cluster", cases, compare,
+                   "select the gradient maps of the channels whose label is `cluster` and average them, "
+                   "position by position, into one h x w map.",
+                   "a cluster's mean gradient M_j is the average of its channels' gradient maps.")
+
+
+def check_reference_kernel(fn) -> bool:
+    """``fn(mean_map, spatial_sigma=5.0, range_sigma=0.1)``: the published kernel ``K = S*R / (sum(S*R)+1e-6)``."""
+    g = generator(6)
+    cases = [
+        Case("a 7 x 7 map with values of order 0.1 (odd size)", (0.1 * torch.randn(7, 7, generator=g),), None),
+        Case("a 6 x 9 map (not square) with values of order 0.1",
+              (0.1 * torch.randn(6, 9, generator=g) + 0.05,), None),
+        Case("a 14 x 14 map of small gradients (order 1e-3)", (1e-3 * torch.randn(14, 14, generator=g),), None),
+        Case("a 5 x 8 map with spatial_sigma=2.0 and range_sigma=0.05",
+              (0.05 * torch.randn(5, 8, generator=g),), None, {"spatial_sigma": 2.0, "range_sigma": 0.05}),
+        Case("a constant 4 x 4 map", (torch.full((4, 4), 0.3),), None),
+    ]
+
+    def kernel(m, s=5.0, r=0.1, centre=None, swap=False, use_range=True, norm=True):
+        h, w = m.shape
+        ch, cw = (h / 2, w / 2) if centre is None else centre
+        x = np.arange(h)[:, None] - ch
+        y = np.arange(w)[None, :] - cw
+        if swap:
+            x = np.arange(h)[:, None] - w / 2
+            y = np.arange(w)[None, :] - h / 2
+        k = np.exp(-(x**2 + y**2) / (2 * s**2))
+        if use_range:
+            k = k * np.exp(-((m - m.mean()) ** 2) / (2 * r**2))
+        return k / (k.sum() + 1e-6) if norm else k
+
+    for case in cases:
+        case.expected = reference_kernels(case.args[0].double()[None], case.kwargs.get("spatial_sigma", 5.0),
+                                          case.kwargs.get("range_sigma", 0.1))[0].numpy()
+
+    def compare(out, case):
+        got = to_array(out)
+        m = case.args[0].double().numpy()
+        s, r = case.kwargs.get("spatial_sigma", 5.0), case.kwargs.get("range_sigma", 0.1)
+        h, w = m.shape
+        if got.shape != m.shape:
+            raise Wrong(f"the result has shape {got.shape}, expected {m.shape}",
+                         "the kernel is as large as the map: one weight per position (x, y).")
+        if np.isclose(got, case.expected, rtol=1e-4, atol=1e-9).all():
+            return
+        if matches(got, kernel(m, s, r, centre=((h - 1) / 2, (w - 1) / 2)), rtol=1e-4):
+            raise Wrong("the kernel is centred in the middle of the map, (h-1)/2, (w-1)/2",
+                         "the published code centres the spatial term at (h/2, w/2), half a pixel off the middle "
+                         "for odd sizes; reproduce that.")
+        if h != w and matches(got, kernel(m, s, r, swap=True), rtol=1e-4):
+            raise Wrong("rows and columns are swapped",
+                         "x runs over the h rows (centred at h/2), y over the w columns (centred at w/2).")
+        if matches(got, kernel(m, s, r, norm=False), rtol=1e-4):
+            raise Wrong(f"the kernel is not normalised (it sums to {got.sum():.4g})",
+                         "divide S * R by its sum (plus 1e-6).")
+        if matches(got, kernel(m, s, r, use_range=False), rtol=1e-4):
+            raise Wrong("the range term R is missing",
+                         "multiply the spatial Gaussian S by R = exp(-(M - mean(M))^2 / (2 range_sigma^2)).")
+        if (s, r) != (5.0, 0.1) and matches(got, kernel(m), rtol=1e-4):
+            raise Wrong("the kernel uses spatial_sigma=5.0 and range_sigma=0.1 whatever the arguments say",
+                         "use the `spatial_sigma` and `range_sigma` arguments.")
+        if np.isfinite(got).all() and not np.isclose(got.sum(), case.expected.sum(), rtol=1e-3):
+            raise Wrong(f"the kernel sums to {got.sum():.4g}, expected {case.expected.sum():.4g}",
+                         "normalise: divide S * R by its sum (plus 1e-6), so the weights add up to (almost) 1.")
+        expect_array(got, case.expected, rtol=1e-4, atol=1e-9)
+
+    return verify(fn, "the published kernel K = S * R / (sum(S * R) + 1e-6)", cases, compare,
+                   "S is a Gaussian of the distance from (h/2, w/2) with sigma = spatial_sigma; R compares each value "
+                   "of the map with the map's global mean, with sigma = range_sigma; K = S * R normalised to sum "
+                   "to (almost) 1.",
+                   "the published kernel is a centred Gaussian times a range term around the map's mean, normalised.")

@@ -1,0 +1,100 @@
+"""Notebook 04's checks (composition): the softmax over the kept channels and min-max normalisation."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ...core.compose import coefficients, normalize
+from .framework import Case, Wrong, expect_array, generator, is_right, matches, to_array, verify
+
+__all__ = ["check_normalize", "check_softmax_weights"]
+
+
+def check_softmax_weights(fn) -> bool:
+    """``fn(weights, kept)``: softmax of ``weights`` over the kept channels, 0 for the dropped ones."""
+    g = generator(7)
+    cases = [
+        Case("8 weights of order 1e-3 (as at a real layer), channels 2 and 5 dropped",
+              (1e-3 * torch.randn(8, generator=g),
+               torch.tensor([True, True, False, True, True, False, True, True])), None),
+        Case("4 weights, all kept", (torch.tensor([0.5, -1.0, 2.0, 0.0]), torch.ones(4, dtype=torch.bool)), None),
+        Case("large weights [1000, 999, 998, -5, 3] (exp overflows unless handled), channel 3 dropped",
+              (torch.tensor([1000.0, 999.0, 998.0, -5.0, 3.0]), torch.tensor([True, True, True, False, True])),
+              None),
+    ]
+    for case in cases:
+        case.expected = coefficients(case.args[0].double(), case.args[1], "softmax").numpy()
+
+    def compare(out, case):
+        got = to_array(out)
+        if is_right(got, case.expected, 1e-4, 1e-9):
+            return
+        w, kept = case.args[0].double().numpy(), case.args[1].numpy()
+        c = w.shape[0]
+        if got.shape == (int(kept.sum()),) and kept.sum() != c:
+            raise Wrong(f"the result has shape {got.shape}, expected ({c},)",
+                         "return one coefficient per channel: the softmax values for the kept channels and 0 for "
+                         "the dropped ones.")
+        if got.shape != (c,):
+            raise Wrong(f"the result has shape {got.shape}, expected ({c},)")
+        if not np.isfinite(got).all():
+            raise Wrong("the result contains NaN or infinite values",
+                         "exp of a large weight overflows: subtract the largest kept weight before exponentiating "
+                         "(the softmax does not change), or use torch.softmax.")
+        if (~kept).any() and np.abs(got[~kept]).max() > 0:
+            sm_all = np.exp(w - w.max()) / np.exp(w - w.max()).sum()
+            if matches(got, sm_all):
+                raise Wrong("dropped channels got a nonzero coefficient",
+                             "the softmax runs over the kept channels only; dropped channels get 0.")
+            raise Wrong("dropped channels got a nonzero coefficient", "dropped (noise) channels must get 0.")
+        if not np.isclose(got[kept].sum(), 1.0, rtol=1e-5):
+            raise Wrong(f"the kept coefficients sum to {got[kept].sum():.6g}, expected 1",
+                         "the softmax over the kept channels is exp(w_k) divided by the sum of exp(w_j) over the kept "
+                         "channels j only.")
+        expect_array(got, case.expected, rtol=1e-4, atol=1e-9)
+
+    return verify(fn, "softmax over the kept channels", cases, compare,
+                   "alpha_k = exp(w_k) / sum_j exp(w_j), where j runs over the kept channels; dropped channels get 0.",
+                   "alpha is the softmax of the weights over the kept channels, 0 elsewhere.")
+
+
+def check_normalize(fn) -> bool:
+    """``fn(cam)``: min-max normalisation of a ``(H, W)`` map to [0, 1]; a flat map becomes all zeros."""
+    g = generator(8)
+    cases = [
+        Case("a 5 x 7 map with values between about 2 and 3", (2.0 + torch.rand(5, 7, generator=g),), None),
+        Case("a 6 x 6 ReLU map with zeros and a maximum of 4",
+              (torch.relu(4 * torch.randn(6, 6, generator=g)).clamp(max=4.0),), None),
+        Case("a map with negative values, -3 .. 1", (torch.linspace(-3, 1, 12).reshape(3, 4),), None),
+        Case("a flat 4 x 4 map (every value 2.5)", (torch.full((4, 4), 2.5),), None),
+        Case("an all-zero 3 x 5 map", (torch.zeros(3, 5),), None),
+    ]
+    for case in cases:
+        case.expected = normalize(case.args[0].double(), "minmax").double().numpy()
+
+    def compare(out, case):
+        got = to_array(out)
+        if is_right(got, case.expected, 1e-5, 1e-6):
+            return
+        m = case.args[0].double().numpy()
+        if got.shape != m.shape:
+            raise Wrong(f"the result has shape {got.shape}, expected {m.shape}", "keep the map's shape.")
+        flat = m.max() == m.min()
+        if not np.isfinite(got).all():
+            if flat:
+                raise Wrong("a flat map gave NaN or infinite values",
+                             "when max == min the range is 0: return all zeros instead of dividing by it.")
+            raise Wrong("the result contains NaN or infinite values")
+        if not flat and m.max() > 0 and matches(got, m / m.max()) and m.min() != 0:
+            raise Wrong(f"the smallest value is {got.min():.4g}, expected 0",
+                         "subtract the map's minimum before dividing by the range (max - min).")
+        if flat and np.abs(got).max() > 0:
+            raise Wrong(f"a flat map gave {got.flat[0]:.4g} everywhere, expected 0",
+                         "a map without any contrast carries no information: return all zeros.")
+        expect_array(got, case.expected, rtol=1e-5, atol=1e-6)
+
+    return verify(fn, "min-max normalisation to [0, 1]", cases, compare,
+                   "subtract the map's minimum, then divide by its range (max - min) so the values run from 0 to 1; "
+                   "a flat map (range 0) becomes all zeros.",
+                   "min-max normalisation maps the smallest value to 0 and the largest to 1 (a flat map to 0).")
