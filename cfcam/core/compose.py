@@ -93,7 +93,6 @@ def to_heatmaps(cams, size: tuple[int, int], mode: str = "minmax") -> np.ndarray
     return normalize(upsample(cams, tuple(size)), mode).numpy().astype(np.float32, copy=False)
 
 
-
 def gradcam_map(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
     """Grad-CAM's map before upsampling: ``ReLU(sum_k w_k A_k)`` with ``w`` the spatial mean of the gradients
     (:func:`weighted_relu_sum` of :func:`gradcam_weights`), ``(h, w)`` from ``(C, h, w)`` or batched."""

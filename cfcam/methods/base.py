@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..core.capture import ActivationsAndGradients, Capture
-from ..core.compose import gradcam_weights, to_heatmaps, weighted_relu_sum
+from ..core.compose import gradcam_map, gradcam_weights, to_heatmaps
 from ..core.config import CFCAMConfig, make_config
 from ..core.layouts import TransformSpec
 from ..core.pipeline import CFCAMResult, cluster_filter_cam
@@ -151,8 +151,8 @@ class GradCAM(BaseCAM):
     """Grad-CAM: weights are the spatial mean of each channel's gradient; ``ReLU(sum_k w_k A_k)``."""
 
     def explain_one(self, activations, gradients):
+        cam = gradcam_map(activations, gradients)
         weights = gradcam_weights(gradients)
-        cam = weighted_relu_sum(activations, weights)
         return cam, GradCAMResult(cam.float().cpu().numpy(), weights.float().cpu().numpy())
 
 
