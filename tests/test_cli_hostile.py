@@ -245,3 +245,30 @@ def test_main_restores_the_signal_handlers_it_installed():
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     assert cli.main(["--version"]) == 0
     assert {s: signal.getsignal(s) for s in before} == before
+
+
+@POSIX
+def test_a_signal_stops_the_run_between_images_not_after_the_batch(tmp_path):
+    """SIGTERM while the second image of a batch of four is mapped: the third and fourth are never mapped."""
+    d = tmp_path / "d"
+    images(d, [f"x{i}.png" for i in range(4)])
+    proc = child("""
+        import os, signal, sys
+        from cfcam.methods.base import GradCAM
+        real, calls = GradCAM.explain_one, []
+        def explain_one(self, a, g):
+            calls.append(1)
+            if len(calls) == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return real(self, a, g)
+        GradCAM.explain_one = explain_one
+        from cfcam.cli import main
+        try:
+            code = main(sys.argv[1:])
+        finally:
+            print("maps", len(calls), flush=True)
+        sys.exit(code)
+    """, "explain", d, "-o", tmp_path / "out", "--batch-size", "4", *GRAD)
+    assert proc.returncode == 143, proc.stderr
+    assert proc.stdout.strip() == "maps 2"
+    assert [r["error"] for r in summary(tmp_path / "out")] == ["not explained: the run was stopped by SIGTERM"] * 4

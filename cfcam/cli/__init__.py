@@ -44,9 +44,12 @@ def _main(argv: list[str]) -> int:
     _never_fail_to_print()
     try:
         if argv and argv[0] == "train-demo":
-            from ..world import train  # lazy: only this subcommand needs the training code
+            from .signals import SignalGuard
 
-            return int(train.main(argv[1:]) or 0)
+            with SignalGuard():  # a signal unwinds (its temporary files removed), then one line below
+                from ..world import train  # lazy: only this subcommand needs the training code
+
+                return int(train.main(argv[1:]) or 0)
         parser = build_parser()
         args = parser.parse_args(argv)
         if args.command is None:
