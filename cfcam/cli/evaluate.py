@@ -67,7 +67,8 @@ per image, for example
   scans/a.png,masks/a.png,lesion
   scans/b.png,,1
 
-image (required): the image, a path relative to DIR. mask (optional column):
+image (required): the image, a path relative to DIR (inside it: an absolute
+path or one that leads out with .. is refused for its row). mask (optional column):
 an image of the same size whose non-zero pixels mark where the evidence is;
 empty: that row gets NaN localisation values with a note (no column: no
 localisation metrics). label (optional): the class to explain, an index or a

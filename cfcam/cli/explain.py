@@ -7,7 +7,9 @@ error (a bad option value, a model or layer that cannot be used, an output folde
 that another run is writing to), 128 + N stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
 ``summary.csv`` is written when the run starts and kept up to date (:mod:`cfcam.cli.runlog`), names are
 escaped for the terminal and for spreadsheets (:mod:`cfcam.cli.escape`), one run at a time per output
-folder (:mod:`cfcam.cli.lock`), and signals stop the run cleanly (:mod:`cfcam.cli.signals`).
+folder (:mod:`cfcam.cli.lock`), and signals stop the run cleanly (:mod:`cfcam.cli.signals`). Earlier runs'
+overlays are never taken as inputs, and overlays a killed run did not record are named
+(:mod:`cfcam.cli.outputs`). The guarantees are listed in ``docs/guarantees.md``.
 """
 
 from __future__ import annotations
