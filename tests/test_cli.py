@@ -199,17 +199,19 @@ def test_same_stem_is_disambiguated_and_inputs_never_overwritten(tmp_path, model
     a, b = tmp_path / "a", tmp_path / "b"
     make_images(a, 1)
     make_images(b, 1)
-    shutil.copy(a / "gray.png", a / "gray_cfcam.png")  # an input named like an output, in the output folder
+    shutil.copy(a / "gray.png", a / "gray_cfcam.png")  # named like an overlay, in the output folder: not an input
     before = hashes(a) | {Path("b") / k: v for k, v in hashes(b).items()}
-    code, _, _ = run_main(["explain", a, b / "gray.png", "-o", a, *model_args], capsys)
+    code, _, err = run_main(["explain", a, b / "gray.png", "-o", a, *model_args], capsys)
     assert code == 0
     rows = read_summary(a)
     overlays = [r["overlay"] for r in rows]
-    assert len(set(overlays)) == 3 and "gray_cfcam.png" not in overlays
+    assert [Path(r["file"]).name for r in rows] == ["gray.png", "gray.png"]  # issue 22: earlier overlays skipped
+    assert "not taken as inputs: 1 overlay(s)" in err and "gray_cfcam.png" in err
+    assert len(set(overlays)) == 2 and overlays == ["gray_cfcam.png", "gray_2_cfcam.png"]
     assert all((a / o).is_file() for o in overlays)
-    after = {k: v for k, v in hashes(a).items() if k.name in ("gray.png", "gray_cfcam.png")}
+    after = {k: v for k, v in hashes(a).items() if k.name == "gray.png"}
     after |= {Path("b") / k: v for k, v in hashes(b).items()}
-    assert after == before
+    assert after == {k: v for k, v in before.items() if k.name == "gray.png"}  # the inputs are unchanged
 
 
 def test_batches_give_the_same_maps_as_one_by_one(small_set, tmp_path, model_args, capsys):

@@ -3,7 +3,9 @@ side by side on the metrics) and ``cfcam train-demo``.
 
 Each subcommand lives in its own module and adds its own options; this module only dispatches. Exit codes:
 0 success, 1 some input failed (each named on stderr, the run goes on), 2 usage error, 128 + N stopped by
-signal N (130 for Ctrl-C, also during start-up: one line, no traceback).
+signal N (130 for Ctrl-C, 143 SIGTERM, 129 SIGHUP), also during start-up: :func:`main` installs its signal
+handlers before anything heavy is imported (the subcommands' modules are imported inside it), so a signal at
+any point says one line and exits 128 + N, never a traceback.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import sys
 from typing import Sequence
 
 from .. import __version__
-from . import evaluate, explain
-from .signals import signal_name
+from .signals import on_start_up, signal_name
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``cfcam`` parser with its ``explain`` and ``train-demo`` subcommands."""
+    """The ``cfcam`` parser with its ``explain``, ``evaluate`` and ``train-demo`` subcommands."""
+    from . import evaluate, explain  # here, not at import: main's signal handlers come first
+
     parser = argparse.ArgumentParser(prog="cfcam", description="CF-CAM and Grad-CAM heatmaps for image classifiers.")
     parser.add_argument("--version", action="version", version=f"cfcam {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{explain,evaluate,train-demo}")
@@ -32,13 +35,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line on ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    with on_start_up():  # first: a signal from here on is one line and 128 + N
+        return _main(list(sys.argv[1:] if argv is None else argv))
+
+
+def _main(argv: list[str]) -> int:
+    """:func:`main` once the start-up signal handlers are in place."""
     _never_fail_to_print()
     try:
         if argv and argv[0] == "train-demo":
-            from ..world import train  # lazy: only this subcommand needs the training code
+            from .signals import SignalGuard
 
-            return int(train.main(argv[1:]) or 0)
+            with SignalGuard():  # a signal unwinds (its temporary files removed), then one line below
+                from ..world import train  # lazy: only this subcommand needs the training code
+
+                return int(train.main(argv[1:]) or 0)
         parser = build_parser()
         args = parser.parse_args(argv)
         if args.command is None:

@@ -30,6 +30,10 @@ from ..methods.runner import run_batch
 from .signals import deferred_stop
 
 
+NOT_FINITE = ("explaining failed: the model's outputs for this image are not finite (inf or NaN logits), so its "
+              "class scores and gradients mean nothing; no overlay written")
+
+
 @dataclass(frozen=True)
 class Loaded:
     """One input after reading: the image and its tensor, or why it could not be used."""
@@ -265,8 +269,12 @@ def explain_batches(images, explainer, info, target, args: BatchSettings, out_di
                         fail(item.path, done)
                     bar.update(len(good))
                 elif done is not None:
-                    unwritten.extend((item, i, done, f"{bases[item.path]}_{args.method}")
-                                     for i, item in enumerate(good))
+                    for i, item in enumerate(good):
+                        if not np.isfinite(done.probs[i]).all():  # inf/NaN logits: the map means nothing
+                            fail(item.path, NOT_FINITE)
+                            bar.update(1)
+                        else:
+                            unwritten.append((item, i, done, f"{bases[item.path]}_{args.method}"))
             start_writes()
             collect_writes()
             after_batch()

@@ -3,7 +3,8 @@
 A file name is whatever bytes the file system allows: terminal escape sequences (ANSI), newlines,
 bidirectional overrides, bytes that are not UTF-8 (Python keeps them as lone surrogates). ``printable``
 writes each such character as a visible escape (``\\x1b``, ``\\n``, ``\\u202e``, ``\\xff`` for an undecodable
-byte), so a name can neither move the cursor nor split a line; ``csv_cell`` also defuses formulas.
+byte), so a name can neither move the cursor nor split a line; ``csv_cell`` also defuses formulas (a leading
+``'``), and ``path_cell`` does so for a file name without changing which file it names (a leading ``./``).
 """
 
 from __future__ import annotations
@@ -36,3 +37,12 @@ def csv_cell(value) -> str:
     """``printable(value)``, with a leading ``'`` when it starts like a spreadsheet formula (``= + - @``)."""
     text = printable(value)
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def path_cell(value) -> str:
+    """A relative file name or path for a CSV cell: ``printable(value)``, with ``./`` in front when it starts
+    like a spreadsheet formula (``-dash.png`` becomes ``./-dash.png``): inert in a spreadsheet, and still the
+    same file for anything that opens it (relative to the same folder). Absolute paths start with ``/`` or a
+    drive letter and are left as they are."""
+    text = printable(value)
+    return "./" + text if text.startswith(_FORMULA_STARTS) else text

@@ -7,7 +7,9 @@ error (a bad option value, a model or layer that cannot be used, an output folde
 that another run is writing to), 128 + N stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
 ``summary.csv`` is written when the run starts and kept up to date (:mod:`cfcam.cli.runlog`), names are
 escaped for the terminal and for spreadsheets (:mod:`cfcam.cli.escape`), one run at a time per output
-folder (:mod:`cfcam.cli.lock`), and signals stop the run cleanly (:mod:`cfcam.cli.signals`).
+folder (:mod:`cfcam.cli.lock`), and signals stop the run cleanly (:mod:`cfcam.cli.signals`). Earlier runs'
+overlays are never taken as inputs, and overlays a killed run did not record are named
+(:mod:`cfcam.cli.outputs`). The guarantees are listed in ``docs/guarantees.md``.
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ from pathlib import Path
 from .args import (add_reshape_option, add_weights_options, alpha_value, int_range, load_model_option,
                    positive_int, resolve_layer_option)
 from .escape import printable
-from .lock import FolderBusy, FolderLock
+from .lock import FolderBusy, FolderLock, LockNotAFile
+from .outputs import remove_stale_temps, split_earlier_outputs, unrecorded_overlays
+from .reasons import plain_reason
 from .runlog import CSV_COLUMNS, NOT_REACHED, RunLog
 from .signals import SignalGuard, signal_name
 from ..core.config import PRESETS
 from ..methods.registry import create, method_names
-from ..images.imageio import IMAGE_EXTENSIONS, MAX_PIXELS, ImageWarning, check_writable, find_images, \
-    remove_stale_temps
+from ..images.imageio import IMAGE_EXTENSIONS, MAX_PIXELS, ImageWarning, check_writable, find_images
 
 # torch, torchvision and OpenCV are imported inside the functions that run the model, so that --help and
 # --version start without them
@@ -95,6 +98,12 @@ def explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         model, info, layer_name, target = _setup(args, parser)
         out_dir = Path(args.output)
         images, problems = find_images(args.inputs)
+        images, earlier = split_earlier_outputs(images, args.inputs, out_dir)
+        _say_skipped(earlier)
+        if not images and not problems:
+            print("cfcam explain: nothing to explain: every image found is an earlier run's overlay (name an "
+                  "image explicitly, outside the output folder, to explain it anyway)", file=sys.stderr)
+            return 1
         bases = _output_bases(images, out_dir, args.method, args.save_raw)
         summary_path = out_dir / "summary.csv"
         if _key(summary_path) in {_key(p) for p in images}:
@@ -103,6 +112,7 @@ def explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         lock = _claim_output(out_dir, parser)
         try:
             remove_stale_temps(out_dir)
+            _say_unrecorded(out_dir)
             log = RunLog(summary_path, [p for p, _ in problems] + images)
             _start_summary(log, parser)
             return _run(args, model, info, layer_name, target, images, problems, bases, log, guard)
@@ -116,10 +126,31 @@ def _claim_output(out_dir: Path, parser) -> FolderLock:
         out_dir.mkdir(parents=True, exist_ok=True)
         check_writable(out_dir)
         return FolderLock(out_dir).acquire()
-    except FolderBusy as exc:
-        parser.error(f"argument -o/--output: {printable(exc)}")
+    except (FolderBusy, LockNotAFile) as exc:
+        parser.error(f"argument -o/--output: {printable(exc.strerror if isinstance(exc, OSError) else exc)}")
     except OSError as exc:
         parser.error(f"argument -o/--output: cannot write in {printable(out_dir)} ({exc.strerror or exc})")
+
+
+def _say_skipped(earlier: list[Path]) -> None:
+    """One line on stderr naming the earlier runs' overlays that were not taken as inputs."""
+    if earlier:
+        names = ", ".join(printable(p) for p in earlier[:_MAX_LISTED_FAILURES])
+        more = f" and {len(earlier) - _MAX_LISTED_FAILURES} more" if len(earlier) > _MAX_LISTED_FAILURES else ""
+        print(f"cfcam explain: not taken as inputs: {len(earlier)} overlay(s) of earlier runs (named like "
+              f"<stem>_<method>.png or listed in their folder's summary.csv): {names}{more}", file=sys.stderr)
+
+
+def _say_unrecorded(out_dir: Path) -> None:
+    """One line on stderr naming overlays in ``out_dir`` that its summary does not record as explained (a run
+    killed before its last summary): this run's summary will list this run's files only."""
+    found = unrecorded_overlays(out_dir)
+    if found:
+        names = ", ".join(found[:_MAX_LISTED_FAILURES])
+        more = f" and {len(found) - _MAX_LISTED_FAILURES} more" if len(found) > _MAX_LISTED_FAILURES else ""
+        print(f"cfcam explain: note: {printable(out_dir)} holds {len(found)} overlay(s) that its summary.csv does "
+              f"not record as explained (a run stopped before recording them, or not cfcam's): {names}{more}; "
+              "this run's summary.csv lists this run's files only", file=sys.stderr)
 
 
 def _start_summary(log: RunLog, parser) -> None:
@@ -142,6 +173,7 @@ def _run(args, model, info, layer_name, target, images, problems, bases, log: Ru
 
     def fail(path, reason: str) -> None:
         """Record a failed input: a summary row, the list printed at the end, one line on stderr now."""
+        reason = plain_reason(reason, path)
         failures.append((str(path), reason))
         log.add({"file": str(path), "error": reason})
         tqdm.write(f"cfcam explain: skipped {printable(path)}: {printable(reason)}", file=sys.stderr)

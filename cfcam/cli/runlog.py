@@ -3,7 +3,9 @@
 It is written (atomically) when the run starts, with a row per input, so that an older run's summary never
 stands for this one; rewritten after a batch (at most once a second); and written a last time on every way
 out: the end, an error, Ctrl-C, SIGTERM. An input the run did not reach says so in its ``error`` cell. Every
-cell goes through :func:`csv_cell` (control characters and undecodable bytes escaped, formulas defused).
+cell has its control characters and undecodable bytes escaped; the ``file`` and ``overlay`` cells go through
+:func:`path_cell` (a name that starts like a formula gets ``./`` in front: still the same file), the others
+through :func:`csv_cell` (a leading ``'``).
 ``add`` may be called from worker threads.
 """
 
@@ -16,8 +18,9 @@ import time
 from pathlib import Path
 
 from ..images.imageio import write_text_atomic
-from .escape import csv_cell
+from .escape import csv_cell, path_cell
 
+PATH_COLUMNS = ("file", "overlay")
 CSV_COLUMNS = ("file", "overlay", "predicted", "confidence", "target", "clusters", "noise_channels", "seconds",
                "notes", "error")
 NOT_REACHED = "not explained: the run ended before this image"
@@ -51,7 +54,7 @@ class RunLog:
         writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, restval="", lineterminator="\n")
         writer.writeheader()
         for row in self.rows(pending):
-            writer.writerow({k: csv_cell(v) for k, v in row.items()})
+            writer.writerow({k: path_cell(v) if k in PATH_COLUMNS else csv_cell(v) for k, v in row.items()})
         return buf.getvalue()
 
     def save(self, pending: str = NOT_REACHED) -> Path:

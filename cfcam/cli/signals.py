@@ -73,6 +73,32 @@ class SignalGuard:
             os._exit(128 + signum)
 
 
+@contextmanager
+def on_start_up():
+    """While the command line starts (imports, parsing) and finishes (printing), before and after a run's
+    :class:`SignalGuard`: the first of ``SIGNALS`` prints ``cfcam: stopped by SIG...`` and exits 128 + N at
+    once (nothing is being written then, and an exception inside an import would print a traceback). The old
+    handlers come back at exit; only in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, _exit_now) for s in SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def _exit_now(signum, frame) -> None:
+    """One line on stderr, then exit 128 + N without unwinding (see :func:`on_start_up`)."""
+    try:
+        os.write(2, f"cfcam: stopped by {signal.Signals(signum).name}\n".encode())
+    except OSError:
+        pass
+    os._exit(128 + signum)
+
+
 _deferring: dict = {"depth": 0, "guard": None}  # signal handlers run in the main thread only
 
 

@@ -7,7 +7,8 @@ without regard to case or surrounding spaces, other columns are ignored::
     scans/a.png,masks/a.png,lesion
     scans/b.png,,1
 
-``image`` (required): the image, a path relative to DIR. ``mask`` (optional column): an image of the same size
+``image`` (required): the image, a path relative to DIR (an absolute path, or one that leads out of DIR with
+``..``, is refused for its row). ``mask`` (optional column): an image of the same size
 whose non-zero pixels mark where the evidence is; an empty cell (or a mask with no non-zero pixel) gives that
 row NaN localisation values with a note; without the column no localisation metric is computed. ``label``
 (optional): the class to explain, an index or a class name of the model; an empty cell (or no column): the
@@ -19,8 +20,9 @@ and reported (its line, file and why); nothing in DIR is ever written.
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath, PureWindowsPath
 
 import numpy as np
 import torch
@@ -73,13 +75,20 @@ class Case:
     target: int
 
 
-def read_manifest(folder, info: dict, limit: int | None = None,
-                  max_pixels: int | None = None) -> tuple[EvalData, list[dict]]:
+def read_manifest(folder, info: dict, limit: int | None = None, max_pixels: int | None = None,
+                  max_rows: int | None = None) -> tuple[EvalData, list[dict]]:
     """``(data, skipped)`` for the first ``limit`` rows of ``folder/manifest.csv`` and a model's ``info``
     (``input_size``, ``mean``, ``std``, ``classes``); ``skipped`` lists ``{"line", "file", "why"}`` per bad row.
-    ``ManifestError`` when the folder or the manifest cannot be used, or no row is usable."""
+    ``ManifestError`` when the folder or the manifest cannot be used, no row is usable, or (without ``limit``)
+    the manifest lists more than ``max_rows`` rows (every image is held in memory: refused before any is read)."""
     folder = Path(folder)
-    rows, has_mask = manifest_rows(folder, limit)
+    if limit is None and max_rows is not None:
+        rows, has_mask = manifest_rows(folder, max_rows + 1)
+        if len(rows) > max_rows:
+            raise ManifestError(f"{folder / MANIFEST}: more than {max_rows} rows; evaluate at most {max_rows} at a "
+                                "time (--n N takes the first N rows)")
+    else:
+        rows, has_mask = manifest_rows(folder, limit)
     cases, skipped = [], []
     for row in rows:
         try:
@@ -135,7 +144,7 @@ def load_row(folder: Path, row: Row, info: dict, max_pixels: int | None = None) 
             target = class_index(row.label, info["classes"])
         except ValueError as exc:
             raise RowError(folder / MANIFEST, f"unknown label: {exc}") from None
-    image = _read(folder / row.image, load_image, max_pixels)
+    image = _read(folder / inside(folder, row.image, "image"), load_image, max_pixels)
     size = info["input_size"]
     try:
         tensor = preprocess(image, size, info["mean"], info["std"])
@@ -143,12 +152,26 @@ def load_row(folder: Path, row: Row, info: dict, max_pixels: int | None = None) 
         raise RowError(folder / row.image, f"cannot be preprocessed ({exc})") from None
     mask = None
     if row.mask:
-        full = _read(folder / row.mask, load_mask, max_pixels)
+        full = _read(folder / inside(folder, row.mask, "mask"), load_mask, max_pixels)
         if full.shape != (image.height, image.width):
             raise RowError(folder / row.mask, f"the mask is {full.shape[1]}x{full.shape[0]} pixels but its image "
                                               f"{row.image} is {image.width}x{image.height}")
         mask = resize_mask(full, size)
     return Case(row, tensor, mask, target)
+
+
+def inside(folder: Path, cell: str, column: str) -> PurePath:
+    """The manifest cell ``cell`` as a path relative to ``folder``; ``RowError`` (naming the manifest, so the
+    row's line goes with it) when it is absolute or leads out of the folder with ``..``. The check is on the
+    path as written: a link inside the folder is followed like any other file."""
+    windows = PureWindowsPath(cell)
+    if PurePath(cell).is_absolute() or windows.drive or windows.root or cell.startswith(("/", "\\")):
+        raise RowError(folder / MANIFEST, f"the {column} cell {cell!r} is an absolute path; give a path relative "
+                                          f"to {folder}")
+    parts = PurePath(os.path.normpath(cell.replace("\\", "/"))).parts
+    if parts and parts[0] == "..":
+        raise RowError(folder / MANIFEST, f"the {column} cell {cell!r} leads outside {folder}; give a path inside it")
+    return PurePath(cell)
 
 
 def _read(path: Path, reader, max_pixels: int | None):
