@@ -106,6 +106,7 @@ def test_e2e_summary_csv_and_stdout(e2e, classes):
     assert f"{len(rows)} of {len(rows)} image(s) explained with cfcam (preset readme)" in proc.stdout
     assert str(out.resolve()) in proc.stdout
     assert len(proc.stdout.splitlines()) <= 20
+    assert "layer layer4[-1] (layer4.0)" in proc.stdout  # the notebooks' name, then the module it is
     assert "%|" not in proc.stderr and "img/s" not in proc.stderr  # no progress bar when stderr is piped
 
 

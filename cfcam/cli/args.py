@@ -121,7 +121,7 @@ def resolve_layer_option(args, parser, model, info: dict, device="cpu") -> tuple
         layer_name = check_layer(model, layer, reshape, info["input_size"], device)
     except ValueError as exc:
         parser.error(f"argument {'--reshape' if args.reshape != 'auto' else '--layer'}: {exc}")
-    info["layer"], info["reshape_used"] = layer_name, reshape or "none"
+    info["layer"], info["layer_as_given"], info["reshape_used"] = layer_name, layer, reshape or "none"
     return layer_name, reshape
 
 

@@ -306,13 +306,21 @@ def _reshape_note(info) -> str:
     return "" if used == "none" else f" (reshape {used})"
 
 
+def _layer_text(info, layer_name: str) -> str:
+    """The layer as the user (or the model's card) named it, e.g. ``layer4[-1]``, with the module it resolved
+    to when that reads differently (``layer4[-1] (layer4.0)``): the notebooks' name and the model's both."""
+    given = info.get("layer_as_given") or layer_name
+    same = given == layer_name
+    return printable(given) if same else f"{printable(given)} ({printable(layer_name)})"
+
+
 def _summary_text(rows, failures, images, out_dir, args, info, layer_name, elapsed, stopped) -> str:
     """The one-screen summary printed at the end of a run (every name escaped for the terminal)."""
     done = [r for r in rows if not r.get("error")]
     method = args.method + (f" (preset {args.preset})" if args.method == "cfcam" else "")
     ending = f" (stopped by {signal_name(stopped)})" if stopped is not None else ""
     lines = [f"cfcam explain: {len(done)} of {len(images)} image(s) explained with {method}, model "
-             f"{printable(info['name'])}, layer {printable(layer_name)}{_reshape_note(info)}, in {elapsed:.1f} s "
+             f"{printable(info['name'])}, layer {_layer_text(info, layer_name)}{_reshape_note(info)}, in {elapsed:.1f} s "
              f"({len(done) / max(elapsed, 1e-9):.1f} images/s){ending}"]
     if done:
         counts = Counter(r["predicted"] for r in done)
