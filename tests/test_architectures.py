@@ -252,3 +252,21 @@ def test_unknown_family_needs_a_layer():
     with pytest.raises(ValueError, match="no default layer for a Sequential: pass target_layer"):
         cfcam.GradCAM(model)
     assert cfcam.GradCAM(model, "0")(torch.randn(1, 3, 16, 16)).shape == (1, 16, 16)
+
+
+def test_command_line_refuses_a_declared_transform_that_does_not_fit(tmp_path, capsys):
+    """``--reshape swin`` on a ResNet exits 2 with the reason, instead of writing maps."""
+    from pathlib import Path
+
+    from cfcam import cli
+
+    torch.manual_seed(0)
+    weights = tmp_path / "resnet18_2class.pt"
+    torch.save(torchvision.models.resnet18(weights=None, num_classes=2).state_dict(), weights)
+    image = Path(__file__).resolve().parent.parent / "testimgs" / "lesion_01.png"
+    out = tmp_path / "out"
+    code = cli.main(["explain", str(image), "-o", str(out), "--model", str(weights), "--arch", "resnet18",
+                     "--reshape", "swin"])
+    err = capsys.readouterr().err
+    assert code == 2 and "argument --reshape: reshape_transform 'swin'" in err and "does not fit" in err
+    assert not out.exists() or not list(out.glob("*.png"))
