@@ -1,12 +1,14 @@
 """Layer output layouts: turn what a layer gives into ``(N, C, h, w)`` maps, or refuse with the fix.
 
 CAM methods need channel maps. CNN layers give them channels-first; torchvision's Swin blocks give
-channels-last ``(N, h, w, C)``; ViT blocks give tokens ``(N, 1 + h*w, C)``. A ``reshape_transform`` (the
-convention of pytorch-grad-cam) is a callable from the layer's output to ``(N, C, h, w)``, applied to the
-activations and the gradients alike. When no transform is given, :func:`check_layout` establishes the layout
-from the input's aspect ratio (a CNN's spatial dimensions follow it; the channel count does not) and
-refuses whatever it cannot establish: a wrong layout gives a finite, normalised, meaningless map, which is
-the worst failure an explanation tool can have.
+channels-last ``(N, h, w, C)``; ViT blocks give tokens ``(N, prefix + h*w, C)``, whose grid and prefix tokens
+(class, distillation, registers) the ``vit`` transform takes from the model (:mod:`cfcam.core.tokens`). A
+``reshape_transform`` (the convention of pytorch-grad-cam) is a callable from the layer's output to
+``(N, C, h, w)``, applied to the activations and the gradients alike. When no transform is given,
+:func:`check_layout` establishes the layout from the input's aspect ratio (a CNN's spatial dimensions follow
+it; the channel count does not); a declared transform's result is checked against the input the same way;
+whatever cannot be established is refused: a wrong layout gives a finite, normalised, meaningless map, which
+is the worst failure an explanation tool can have.
 """
 
 from __future__ import annotations
