@@ -10,7 +10,7 @@ import torchvision
 from torch import nn
 
 import cfcam
-from cfcam.core.layouts import channels_last_to_first, check_layout, get_transform, vit_tokens_to_maps, vit_transform
+from cfcam.core.layouts import channels_last_to_first, check_layout, vit_tokens_to_maps, vit_transform
 from cfcam.methods.registry import METHODS, create
 from cfcam.methods.targets import FAMILIES, choose_target, family_of
 from cfcam.world.architecture import build_demo_model

@@ -18,7 +18,6 @@ from pytorch_grad_cam import GradCAM as ReferenceGradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from timm.models.convnext import ConvNeXt
 from timm.models.deit import VisionTransformerDistilled
-from timm.models.efficientnet import EfficientNet
 from timm.models.resnet import BasicBlock, ResNet
 from timm.models.swin_transformer import SwinTransformer
 from timm.models.vision_transformer import VisionTransformer
