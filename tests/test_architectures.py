@@ -10,7 +10,7 @@ import torchvision
 from torch import nn
 
 import cfcam
-from cfcam.core.layouts import channels_last_to_first, check_layout, get_transform, vit_tokens_to_maps
+from cfcam.core.layouts import channels_last_to_first, check_layout, vit_tokens_to_maps, vit_transform
 from cfcam.methods.registry import METHODS, create
 from cfcam.methods.targets import FAMILIES, choose_target, family_of
 from cfcam.world.architecture import build_demo_model
@@ -68,7 +68,7 @@ def test_gradcam_agrees_with_pytorch_grad_cam(arch):
     # pytorch-grad-cam keeps the layer's output itself (on the CPU, .cpu().detach() shares its storage), so an
     # in-place op after the layer (DenseNet's F.relu(features, inplace=True)) changes what it keeps; cfcam
     # keeps a copy. Give the reference a copy too, through its own reshape_transform hook.
-    base = get_transform(target.reshape_transform) or (lambda t: t)
+    base = ours._grab.reshape_transform or (lambda t: t)  # 'vit' bound to the model's grid and class token
     with ReferenceGradCAM(model, [layer], reshape_transform=lambda t: base(t).clone()) as ref:
         theirs = ref(x, targets=[ClassifierOutputTarget(t) for t in targets])
     informative = 0
@@ -141,7 +141,8 @@ def test_every_family_resolves_on_its_model():
         assert family is not None, name
         seen.add(family.name)
         cfcam.resolve_layer(model, family.layer)
-    assert seen == {f.name for f in FAMILIES}, "a family in the table is not tested"
+    # timm's families are tested on timm's models (tests/test_timm.py)
+    assert seen == {f.name for f in FAMILIES if f.library == "torchvision"}, "a family in the table is not tested"
 
 
 def test_the_explainer_says_what_it_picked():
@@ -206,13 +207,38 @@ def test_non_square_inputs_decide_the_layout():
 
 def test_vit_transform():
     tokens = torch.arange(2 * 197 * 3, dtype=torch.float32).reshape(2, 197, 3)
-    maps = vit_tokens_to_maps(tokens)
+    maps = vit_tokens_to_maps(tokens, (14, 14), 1)
     assert maps.shape == (2, 3, 14, 14)
     assert torch.equal(maps[:, :, 0, 1], tokens[:, 2, :])  # class token dropped, row-major grid
-    assert vit_tokens_to_maps(torch.zeros(1, 196, 5)).shape == (1, 5, 14, 14)  # no class token
-    with pytest.raises(ValueError, match="square grid"):
-        vit_tokens_to_maps(torch.zeros(1, 150, 5))
+    assert vit_tokens_to_maps(torch.zeros(1, 196, 5), (14, 14), 0).shape == (1, 5, 14, 14)  # no class token
+    wide = vit_transform((12, 27), 1)(torch.zeros(1, 325, 5))  # 324 = 18^2 patch tokens, read as 12x27
+    assert wide.shape == (1, 5, 12, 27)
+    with pytest.raises(ValueError, match="do not add up"):  # 225 = 15^2 tokens: 196 patches + 29 prefix tokens
+        vit_tokens_to_maps(torch.zeros(1, 225, 5), (14, 14), 1)
+    with pytest.raises(ValueError, match="needs the patch grid"):  # never guessed from a square root
+        vit_tokens_to_maps(torch.zeros(1, 197, 5))
     assert channels_last_to_first(torch.zeros(1, 7, 5, 3)).shape == (1, 3, 7, 5)
+
+
+def test_vit_grid_comes_from_the_model_not_the_token_count():
+    """torchvision's ViT at 64 px: a 4x4 grid from conv_proj and its class token, whatever the count's roots."""
+    model = build("vit_b_16", 64)
+    with cfcam.GradCAM(model) as explainer:
+        capture = explainer.capture_batch(torch.randn(1, 3, 64, 64), 0)
+    assert capture.activations.shape == (1, 768, 4, 4)
+    layout = explainer._grab._layout
+    assert layout.grid == (4, 4) and layout.prefix == 1 and "conv_proj" in layout.grid_source
+
+
+def test_a_declared_transform_is_checked_against_the_input():
+    """swin on ResNet-18's layer4 gives (N, 7, 512, 7): a 512x7 "map" of a 224x224 input is refused."""
+    model = build("resnet18")
+    with pytest.raises(ValueError) as err:
+        cfcam.GradCAM(model, "layer4[-1]", reshape_transform="swin")(torch.randn(1, 3, 224, 224))
+    message = str(err.value)
+    assert "reshape_transform 'swin'" in message and "(1, 512, 7, 7)" in message and "does not fit" in message
+    with pytest.raises(ValueError, match="does not fit this layer"):  # a user's callable is checked too
+        cfcam.GradCAM(model, "layer4[-1]", reshape_transform=lambda t: t.transpose(1, 3))(torch.randn(1, 3, 96, 160))
 
 
 def test_auto_transform_for_a_given_layer():
@@ -226,3 +252,21 @@ def test_unknown_family_needs_a_layer():
     with pytest.raises(ValueError, match="no default layer for a Sequential: pass target_layer"):
         cfcam.GradCAM(model)
     assert cfcam.GradCAM(model, "0")(torch.randn(1, 3, 16, 16)).shape == (1, 16, 16)
+
+
+def test_command_line_refuses_a_declared_transform_that_does_not_fit(tmp_path, capsys):
+    """``--reshape swin`` on a ResNet exits 2 with the reason, instead of writing maps."""
+    from pathlib import Path
+
+    from cfcam import cli
+
+    torch.manual_seed(0)
+    weights = tmp_path / "resnet18_2class.pt"
+    torch.save(torchvision.models.resnet18(weights=None, num_classes=2).state_dict(), weights)
+    image = Path(__file__).resolve().parent.parent / "testimgs" / "lesion_01.png"
+    out = tmp_path / "out"
+    code = cli.main(["explain", str(image), "-o", str(out), "--model", str(weights), "--arch", "resnet18",
+                     "--reshape", "swin"])
+    err = capsys.readouterr().err
+    assert code == 2 and "argument --reshape: reshape_transform 'swin'" in err and "does not fit" in err
+    assert not out.exists() or not list(out.glob("*.png"))

@@ -37,3 +37,12 @@ def test_overrides_and_bad_values(demo):
         cam(input_tensor=x[:1], targets=None)
     with pytest.raises(ValueError, match="weighting"):
         PGCFCAM(model=model, target_layers=[model.layer4[-1]], weighting="nope")
+
+
+def test_eigen_smooth_is_refused_not_ignored(demo):
+    model, x = demo
+    with PGCFCAM(model=model, target_layers=[model.layer4[-1]]) as cam:
+        with pytest.raises(ValueError, match="eigen_smooth=True is not supported by CF-CAM"):
+            cam(input_tensor=x[:1], targets=[ClassifierOutputTarget(1)], eigen_smooth=True)
+        plain = cam(input_tensor=x[:1], targets=[ClassifierOutputTarget(1)])
+    assert plain.shape == (1, 224, 224) and np.isfinite(plain).all()

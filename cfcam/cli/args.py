@@ -56,8 +56,10 @@ def int_range(low: int, high: int):
 def add_weights_options(parser: argparse.ArgumentParser) -> None:
     """``--weights``, ``--arch``, ``--num-classes`` and ``--class-names``: a user's weights file and its classes."""
     parser.add_argument("--weights", default=None, metavar="FILE",
-                        help="a state-dict file for the --model/--arch architecture (same as --model FILE --arch NAME)")
-    parser.add_argument("--arch", default=None, help="architecture of a weights file: a torchvision name or 'demo'")
+                        help="a state-dict file for the --model/--arch architecture (same as --model FILE --arch NAME), "
+                             "e.g. --model timm:NAME --weights FILE (read with torch.load(weights_only=True))")
+    parser.add_argument("--arch", default=None,
+                        help="architecture of a weights file: a torchvision name, timm:NAME (needs cfcam[timm]) or 'demo'")
     parser.add_argument("--num-classes", type=positive_int, default=None, metavar="N",
                         help="outputs of a weights file's classifier (default: read from the file)")
     parser.add_argument("--class-names", type=class_names, default=None, metavar="A,B,...",
@@ -74,7 +76,7 @@ def load_model_option(args: argparse.Namespace, parser: argparse.ArgumentParser,
     try:
         model, info = load_model(source, arch=arch, num_classes=args.num_classes, device=device)
     except ModelError as exc:
-        parser.error(f"argument {option}: {printable(exc)}")
+        parser.error(f"argument {option}: " + "\n".join(printable(line) for line in str(exc).splitlines()))
     if args.class_names is not None:
         try:
             info["classes"] = check_class_names(args.class_names, len(info["classes"]))
@@ -90,7 +92,8 @@ def model_source(args, parser, names: list[str]) -> tuple[str, str | None, str]:
         return model, args.arch, "--model"
     from ..world.models import DEMO_MODELS
 
-    if args.model is not None and args.model not in DEMO_MODELS and args.model not in names:
+    if args.model is not None and args.model not in DEMO_MODELS and args.model not in names \
+            and not args.model.startswith("timm:"):
         parser.error("argument --weights: give the weights file either as --model FILE or as --weights FILE, not both")
     if args.arch is not None and args.model is not None and args.arch != args.model:
         parser.error(f"argument --arch: {args.arch!r} contradicts --model {args.model!r}")
@@ -103,8 +106,9 @@ def add_reshape_option(parser) -> None:
 
     parser.add_argument("--reshape", choices=["auto", *TRANSFORMS], default="auto",
                         help="how to read the layer's output as (N, C, h, w) maps: auto (default: the model family's "
-                             "way, e.g. vit for ViT, swin for Swin), none (already channels-first), vit (tokens), "
-                             "swin (channels-last)")
+                             "way, e.g. vit for ViT, swin for Swin), none (already channels-first), vit (tokens: the "
+                             "grid and prefix tokens come from the model), swin (channels-last); a declared one is "
+                             "checked against the input, and refused when its maps cannot be this layer's")
 
 
 def resolve_layer_option(args, parser, model, info: dict, device="cpu") -> tuple[str, str | None]:

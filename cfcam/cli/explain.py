@@ -65,7 +65,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     ex.add_argument("--model", default=None,
                     help="'demo' (default, the bundled normal-vs-lesion ResNet-10), 'demo-shortcut' (the same "
                          "architecture trained to cheat: it follows a marker outside the lungs), a torchvision name "
-                         "with ImageNet weights (e.g. resnet50), or a state-dict file (.pt/.pth; needs --arch)")
+                         "with ImageNet weights (e.g. resnet50), timm:NAME (needs cfcam[timm]; add --weights FILE "
+                         "offline), or a state-dict file (.pt/.pth; needs --arch)")
     add_weights_options(ex)
     ex.add_argument("--layer", default=None,
                     help="layer to explain, e.g. 'layer4[-1]' or 'layer4.1' (default: the model's last stage)")

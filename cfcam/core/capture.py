@@ -5,21 +5,29 @@ the layer's output for a fresh leaf tensor, and ``torch.autograd.grad`` differen
 respect to that leaf only. The forward pass up to the layer runs without building a graph, so the backward
 pass covers only the layers after it, and no parameter's ``.grad`` is touched. Hooks are removed when the
 context manager exits, also after an exception; the model's train/eval modes are restored after each call.
+
+Targets are class indices or pytorch-grad-cam's callables, and a model returning a dict, tuple or output object
+is read through an ``output`` selector (see :mod:`cfcam.core.outputs`). A capture holds a lock on its model for
+the whole pass, so one explainer (or several on one model) can be called from several threads: the passes take
+turns, and a hook only records the pass of the thread that started it.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
+import threading
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from .layouts import TransformSpec, check_layout, get_transform
+from .layouts import TransformSpec, check_layout, get_transform, transform_name
+from .outputs import OutputSpec, as_scores, check_output_spec, select_output
+from .tokens import GridProbe
 
 
 def resolve_layer(model: nn.Module, layer: nn.Module | str) -> tuple[str, nn.Module]:
@@ -72,15 +80,30 @@ def eval_mode(model: nn.Module):
             module.training = mode
 
 
+_MODEL_LOCKS: "weakref.WeakKeyDictionary[nn.Module, threading.RLock]" = weakref.WeakKeyDictionary()
+_LOCKS_LOCK = threading.Lock()
+
+
+def model_lock(model: nn.Module) -> threading.RLock:
+    """The lock a capture holds on ``model`` for its whole pass (eval mode, hooks and grad mode are per pass)."""
+    with _LOCKS_LOCK:
+        lock = _MODEL_LOCKS.get(model)
+        if lock is None:
+            lock = _MODEL_LOCKS[model] = threading.RLock()
+        return lock
+
+
 @dataclass
 class Capture:
     """What one forward/backward pass captured for a batch."""
 
     activations: torch.Tensor  # (N, C, h, w), detached
-    gradients: torch.Tensor  # (N, C, h, w), d logit[target] / d activations
-    logits: torch.Tensor  # (N, classes), detached
-    targets: torch.Tensor  # (N,) long, the class each gradient is taken for
+    gradients: torch.Tensor  # (N, C, h, w), d score / d activations
+    logits: torch.Tensor  # the (selected) model output, detached: (N, classes) for a classifier
+    targets: torch.Tensor  # (N,) long: the class each gradient is taken for (a callable's category, else the top
+    #                        class of (N, classes) logits, else -1)
     layer_name: str
+    score_targets: tuple | None = None  # the callables the scores came from, when targets were callables
 
 
 def as_targets(targets, logits: torch.Tensor) -> torch.Tensor:
@@ -133,28 +156,51 @@ class ActivationsAndGradients:
     ...     cap = grab(batch, targets=None)   # top class of each image
 
     ``reshape_transform`` (None, a name from :data:`cfcam.core.layouts.TRANSFORMS`, or a callable) turns the
-    layer's output into ``(N, C, h, w)``; it is applied to the activations and the gradients alike. Without
-    one, an output whose channels-first layout cannot be established is refused (see
-    :func:`cfcam.core.layouts.check_layout`).
+    layer's output into ``(N, C, h, w)``; it is applied to the activations and the gradients alike, and its
+    result is checked against the input. Without one, an output whose channels-first layout cannot be
+    established is refused (see :func:`cfcam.core.layouts.check_layout`). ``vit`` reads the patch grid and the
+    prefix tokens from the model (see :mod:`cfcam.core.tokens`). ``output`` selects the tensor to explain from a
+    model that returns a dict, tuple or output object: a key, an index or a callable.
     """
 
     def __init__(self, model: nn.Module, target_layer: nn.Module | str,
-                 reshape_transform: TransformSpec = None) -> None:
+                 reshape_transform: TransformSpec = None, output: OutputSpec = None) -> None:
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.model = model
+        self.output = check_output_spec(output)
         self.layer_name, self.layer = resolve_layer(model, target_layer)
-        self.reshape_transform = get_transform(reshape_transform)
-        # a transform declares the layout; so does a layer that can only output (N, C, h, w); 'none' does not
-        self._declared = self.reshape_transform is not None or isinstance(self.layer, _CHANNELS_FIRST)
+        transform = get_transform(reshape_transform)
+        self._transform_name = None if transform is None else (
+            reshape_transform if isinstance(reshape_transform, str) else transform_name(transform))
+        self._tokens = None
+        if getattr(transform, "needs_token_layout", False):  # 'vit': grid and prefix come from the model
+            self._tokens = GridProbe(model)
+            self._layout = None
+            transform = self._bound_tokens(transform)
+        self.reshape_transform = transform
+        # a layer that can only output (N, C, h, w) declares the layout; a transform's result is checked
+        self._declared = isinstance(self.layer, _CHANNELS_FIRST) and transform is None
         self._handle = None
         self._active = False
+        self._owner: int | None = None
+        self._lock = threading.RLock()
         self._outputs: list[torch.Tensor] = []
+
+    def _bound_tokens(self, transform):
+        """A one-argument transform reading tokens with the token layout of the last pass."""
+        def reshape(tokens):
+            layout = self._layout  # None before a pass, or when the layer gives no tokens: the transform says so
+            return transform(tokens, *((layout.grid, layout.prefix) if layout is not None else (None, None)))
+
+        return reshape
 
     # -- hook management -------------------------------------------------------------------------------
     def __enter__(self) -> "ActivationsAndGradients":
         if self._handle is None:
             self._handle = self.layer.register_forward_hook(self._hook)
+        if self._tokens is not None:
+            self._tokens.attach()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -165,9 +211,11 @@ class ActivationsAndGradients:
         if self._handle is not None:
             self._handle.remove()
             self._handle = None
+        if self._tokens is not None:
+            self._tokens.detach()
 
     def _hook(self, module, inputs, output):
-        if not self._active:  # the model is being used for something else: leave it alone
+        if not self._active or threading.get_ident() != self._owner:  # another use of the model: leave it alone
             return None
         if not isinstance(output, torch.Tensor) or not output.is_floating_point():
             what = f"a {output.dtype} tensor" if isinstance(output, torch.Tensor) else type(output).__name__
@@ -186,12 +234,16 @@ class ActivationsAndGradients:
         try:
             maps = self.reshape_transform(output)
         except Exception as exc:  # a user's callable: say where it failed
-            raise ValueError(f"reshape_transform failed on the output of {self.layer_name!r} with shape "
-                             f"{tuple(output.shape)}: {exc}") from exc
+            layout = f" (the model's tokens: {self._layout.explain()})" if self._tokens is not None and \
+                self._layout is not None else ""
+            raise ValueError(f"reshape_transform {self._transform_name!r} failed on the output of "
+                             f"{self.layer_name!r} with shape {tuple(output.shape)}: {exc}{layout}") from exc
         return maps.contiguous() if isinstance(maps, torch.Tensor) else maps
 
     # -- the capture -----------------------------------------------------------------------------------
-    def __call__(self, inputs: torch.Tensor, targets: int | Sequence[int] | None = None) -> Capture:
+    def __call__(self, inputs: torch.Tensor, targets=None) -> Capture:
+        """Capture one batch; ``targets``: None, a class index, one per image, or callables (see
+        :mod:`cfcam.core.outputs`). Thread-safe: the pass holds the model's lock."""
         if not isinstance(inputs, torch.Tensor) or inputs.dim() != 4:
             shape = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
             raise ValueError(f"inputs must be a (N, 3, H, W) tensor batch, got {shape}")
@@ -202,35 +254,49 @@ class ActivationsAndGradients:
                                "call it outside that block (torch.no_grad() around it is fine)")
         if inputs.is_inference():  # made under inference_mode: a normal copy can take part in autograd
             inputs = inputs.clone()
-        if self._handle is None:
-            with self:
-                return self(inputs, targets)
+        with model_lock(self.model), self._lock:
+            if self._handle is None:
+                with self:
+                    return self._capture(inputs, targets)
+            return self._capture(inputs, targets)
+
+    def _capture(self, inputs: torch.Tensor, targets) -> Capture:
         param = next(self.model.parameters(), None)
         if param is not None:
             inputs = inputs.to(device=param.device, dtype=param.dtype)
         grad_mode = torch.is_grad_enabled()
         self._outputs = []
-        self._active = True
+        if self._tokens is not None:
+            self._tokens.grid, self._layout = None, None
+        self._owner, self._active = threading.get_ident(), True
         try:
             with eval_mode(self.model), torch.no_grad():
-                logits = self._forward(inputs)
+                raw = self._forward(inputs)
             if not self._outputs:
                 raise ValueError(f"target_layer {self.layer_name!r} was not used in the forward pass")
             if len(self._outputs) > 1:
                 raise ValueError(f"target_layer {self.layer_name!r} ran {len(self._outputs)} times in one forward "
                                  "pass; choose a layer that runs once")
-            if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
-                raise ValueError("the model must return logits of shape (N, classes)")
             leaf = self._outputs[0]
-            t = as_targets(targets, logits.detach())
             with torch.enable_grad():
-                selected = logits.gather(1, t[:, None]).sum()
-            (grads,) = torch.autograd.grad(selected, leaf)
+                output = select_output(raw, self.output)
+                if output.dim() < 1 or output.shape[0] != inputs.shape[0]:
+                    raise ValueError(f"the model's output has shape {tuple(output.shape)}, not one row per image "
+                                     f"of the batch of {inputs.shape[0]}")
+                selected, t, callables = as_scores(targets, output, as_targets)
+            grads = torch.autograd.grad(selected, leaf, allow_unused=True)[0] if selected.requires_grad else None
+            if grads is None:
+                raise ValueError(f"the target scores do not depend on target_layer {self.layer_name!r}: choose a "
+                                 "layer the model's output is computed from")
+            hw = tuple(inputs.shape[-2:])
+            if self._tokens is not None and leaf.dim() == 3:
+                self._layout = self._tokens.layout(self.layer_name, hw)
             acts, grads = self._to_maps(leaf.detach()), self._to_maps(grads.detach())
-            check_layout(acts, self.layer_name, tuple(inputs.shape[-2:]), self._declared)
-            return Capture(acts, grads, logits.detach(), t, self.layer_name)
+            check_layout(acts, self.layer_name, hw, self._declared, transform=self._transform_name,
+                         raw_shape=tuple(leaf.shape))
+            return Capture(acts, grads, output.detach(), t, self.layer_name, callables)
         finally:
-            self._active = False
+            self._active, self._owner = False, None
             self._outputs = []
             torch.set_grad_enabled(grad_mode)
 

@@ -1,12 +1,14 @@
 """Layer output layouts: turn what a layer gives into ``(N, C, h, w)`` maps, or refuse with the fix.
 
 CAM methods need channel maps. CNN layers give them channels-first; torchvision's Swin blocks give
-channels-last ``(N, h, w, C)``; ViT blocks give tokens ``(N, 1 + h*w, C)``. A ``reshape_transform`` (the
-convention of pytorch-grad-cam) is a callable from the layer's output to ``(N, C, h, w)``, applied to the
-activations and the gradients alike. When no transform is given, :func:`check_layout` establishes the layout
-from the input's aspect ratio (a CNN's spatial dimensions follow it; the channel count does not) and
-refuses whatever it cannot establish: a wrong layout gives a finite, normalised, meaningless map, which is
-the worst failure an explanation tool can have.
+channels-last ``(N, h, w, C)``; ViT blocks give tokens ``(N, prefix + h*w, C)``, whose grid and prefix tokens
+(class, distillation, registers) the ``vit`` transform takes from the model (:mod:`cfcam.core.tokens`). A
+``reshape_transform`` (the convention of pytorch-grad-cam) is a callable from the layer's output to
+``(N, C, h, w)``, applied to the activations and the gradients alike. When no transform is given,
+:func:`check_layout` establishes the layout from the input's aspect ratio (a CNN's spatial dimensions follow
+it; the channel count does not); a declared transform's result is checked against the input the same way;
+whatever cannot be established is refused: a wrong layout gives a finite, normalised, meaningless map, which
+is the worst failure an explanation tool can have.
 """
 
 from __future__ import annotations
@@ -21,21 +23,44 @@ if TYPE_CHECKING:
 ReshapeTransform = Callable[[Any], Any]
 
 
-def vit_tokens_to_maps(tokens: "torch.Tensor") -> "torch.Tensor":
-    """ViT tokens ``(N, T, C)`` -> ``(N, C, s, s)``: drop the class token when ``T - 1`` is square, grid from ``T``."""
+def vit_tokens_to_maps(tokens: "torch.Tensor", grid: tuple[int, int] | None = None,
+                       prefix_tokens: int | None = None) -> "torch.Tensor":
+    """ViT tokens ``(N, prefix + h*w, C)`` -> ``(N, C, h, w)``, dropping the ``prefix_tokens`` (class,
+    distillation, register tokens) that come first.
+
+    ``grid`` ``(h, w)`` and ``prefix_tokens`` are required and must add up to the token count: they are never
+    guessed from a square root (a 12x27 grid has 324 = 18^2 tokens). Inside an explainer both come from the
+    model (see :mod:`cfcam.core.tokens`); for other tools, bind them with :func:`vit_transform`.
+    """
     import torch
 
     if not isinstance(tokens, torch.Tensor) or tokens.dim() != 3:
         shape = tuple(tokens.shape) if isinstance(tokens, torch.Tensor) else type(tokens).__name__
         raise ValueError(f"the 'vit' transform expects tokens of shape (N, tokens, C), got {shape}")
+    if grid is None or prefix_tokens is None:
+        raise ValueError("the 'vit' transform needs the patch grid (h, w) and the number of prefix tokens: an "
+                         "explainer takes them from the model; elsewhere use vit_transform(grid=(h, w), "
+                         "prefix_tokens=1)")
     n, t, c = tokens.shape
-    for extra in (1, 0):  # a class token first (torchvision's ViT), or patch tokens only
-        side = math.isqrt(t - extra) if t > extra else 0
-        if side > 0 and side * side == t - extra:
-            grid = tokens[:, extra:, :].reshape(n, side, side, c)
-            return grid.permute(0, 3, 1, 2)
-    raise ValueError(f"the 'vit' transform needs a square grid of patch tokens (plus at most one class token), "
-                     f"got {t} tokens")
+    h, w = int(grid[0]), int(grid[1])
+    if h < 1 or w < 1 or prefix_tokens < 0 or t != prefix_tokens + h * w:
+        raise ValueError(f"the 'vit' transform got {t} tokens, but a {h}x{w} patch grid and {prefix_tokens} "
+                         f"prefix token(s) make {prefix_tokens + h * w}: the tokens do not add up, so they cannot be "
+                         "read as this grid")
+    return tokens[:, prefix_tokens:, :].reshape(n, h, w, c).permute(0, 3, 1, 2)
+
+
+vit_tokens_to_maps.needs_token_layout = True  # the capture passes grid and prefix_tokens from the model
+
+
+def vit_transform(grid: tuple[int, int], prefix_tokens: int) -> ReshapeTransform:
+    """A one-argument ``reshape_transform`` (pytorch-grad-cam's convention) for a known grid and prefix count."""
+    grid, prefix = (int(grid[0]), int(grid[1])), int(prefix_tokens)
+
+    def reshape(tokens):
+        return vit_tokens_to_maps(tokens, grid, prefix)
+
+    return reshape
 
 
 def channels_last_to_first(maps: torch.Tensor) -> torch.Tensor:
@@ -80,11 +105,15 @@ def _follows(h: int, w: int, height: int, width: int) -> bool:
     return abs(h * width - w * height) <= height + width
 
 
-def check_layout(output: torch.Tensor, layer: str, input_hw: tuple[int, int], declared: bool) -> torch.Tensor:
+def check_layout(output: torch.Tensor, layer: str, input_hw: tuple[int, int], declared: bool, *,
+                 transform: str | None = None, raw_shape: tuple | None = None) -> torch.Tensor:
     """``output`` if it is established to be ``(N, C, h, w)`` with ``h * w > 1``; else ``ValueError`` with the fix.
 
-    ``declared``: a reshape transform (or the layer's type) fixes the layout, so only the rank and the map size
-    are checked; otherwise the layout must follow from the input's shape.
+    ``declared``: the layer's type (a convolution) fixes the layout, so only the rank and the map size are
+    checked; otherwise the layout must follow from the input's shape. ``transform`` (its name, for messages): a
+    declared reshape transform made ``output`` (from ``raw_shape``); its result is checked against the input
+    like any other: ``(h, w)`` must follow the input's shape and fit inside it, or the transform does not fit
+    this layer (``swin`` on a ResNet's ``(N, 512, 7, 7)`` gives ``(N, 7, 512, 7)``, a "map" 512 cells high).
     """
     import torch
 
@@ -98,7 +127,15 @@ def check_layout(output: torch.Tensor, layer: str, input_hw: tuple[int, int], de
         raise ValueError(f"target layer {layer!r} gives {how}shape {shape}; CAM methods need (N, C, h, w) "
                          f"channel maps.{hint}")
     _, c, h, w = output.shape
-    if not declared:
+    if transform is not None:
+        height, width = input_hw
+        if not _follows(h, w, height, width) or h > height or w > width:
+            raise ValueError(
+                f"reshape_transform {transform!r} turns the output of {layer!r} (shape {raw_shape}) into {shape}, "
+                f"whose {h}x{w} map cannot be this layer's map of the {height}x{width} input (it does not follow "
+                "the input's shape): the transform does not fit this layer. Pass the transform that reads this "
+                "layer's output as (N, C, h, w), or none for a convolutional layer (command line: --reshape auto).")
+    elif not declared:
         height, width = input_hw
         first, last = _follows(h, w, height, width), _follows(c, h, height, width)
         if last and not first:

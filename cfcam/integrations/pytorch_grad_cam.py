@@ -13,6 +13,10 @@ cfcam's own upsampling and normalisation follow, so the maps equal ``cfcam.CFCAM
 preset divides by the max, where pytorch-grad-cam's min-max scaling would shift a map whose minimum is > 0).
 With several target layers the per-layer maps are averaged, as pytorch-grad-cam does. The per-image
 :class:`cfcam.CFCAMResult` objects of the last call (clusters, weights, notes, fallback) are in ``results``.
+Any pytorch-grad-cam target works (``SemanticSegmentationTarget`` on a segmentation model wrapped to return
+one tensor, as pytorch-grad-cam requires). ``eigen_smooth=True`` is refused: CF-CAM's map is its own weighted
+sum of filtered channels, and replacing it by the first principal component of the activations would no
+longer be CF-CAM (use pytorch-grad-cam's ``EigenCAM`` for that); ``aug_smooth`` works as in pytorch-grad-cam.
 """
 
 from __future__ import annotations
@@ -34,6 +38,15 @@ class CFCAM(BaseCAM):
         self.config = make_config(preset, **overrides)  # validate before hooking the model
         super().__init__(model, target_layers, reshape_transform=reshape_transform)
         self.results: list = []
+
+    def forward(self, input_tensor, targets=None, eigen_smooth: bool = False):
+        """pytorch-grad-cam's pass; ``eigen_smooth=True`` is refused before the model runs (see the module)."""
+        if eigen_smooth:
+            raise ValueError("eigen_smooth=True is not supported by CF-CAM: it would replace CF-CAM's weighted sum "
+                             "of filtered channels by the first principal component of the activations, which is "
+                             "no longer CF-CAM; call without eigen_smooth (pytorch-grad-cam's EigenCAM computes "
+                             "that component)")
+        return super().forward(input_tensor, targets, eigen_smooth)
 
     def get_cam_image(self, input_tensor, target_layer, targets, activations, grads, eigen_smooth=False):
         """``(N, h, w)`` maps (after ReLU, before upsampling) from CF-CAM's core, one image at a time."""

@@ -51,6 +51,9 @@ class BaseCAM:
         layer of the model's family (see :mod:`cfcam.methods.targets`) and says which in ``self.target``.
     reshape_transform: None, ``"auto"`` (the family's transform), a name (``"none"``, ``"vit"``, ``"swin"``) or a
         callable from the layer's output to ``(N, C, h, w)``, applied to activations and gradients alike.
+    output: for a model returning a dict, tuple or output object, what to explain: a key (``"out"``), an index
+        or a callable (see :mod:`cfcam.core.outputs`). Targets are class indices or pytorch-grad-cam's callables
+        (``ClassifierOutputTarget``, ``SemanticSegmentationTarget``...).
 
     ``explainer(x)`` returns the maps; ``explainer.explain(x)`` returns an :class:`Explanation` with the
     per-image results and predictions too. The pipeline is capture (:meth:`capture_batch`) -> ``explain_one``
@@ -60,11 +63,11 @@ class BaseCAM:
     normalize_mode = "minmax"
 
     def __init__(self, model: nn.Module, target_layer: nn.Module | str | None = None, *,
-                 reshape_transform: TransformSpec | str = None) -> None:
+                 reshape_transform: TransformSpec | str = None, output=None) -> None:
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.target = choose_target(model, target_layer, reshape_transform)
-        self._grab = ActivationsAndGradients(model, self.target.layer, self.target.reshape_transform)
+        self._grab = ActivationsAndGradients(model, self.target.layer, self.target.reshape_transform, output)
         self.model = model
         self.layer_name = self._grab.layer_name
         #: the last call's per-image results and capture (kept for compatibility: prefer :meth:`explain`)
@@ -161,9 +164,9 @@ class CFCAM(BaseCAM):
 
     def __init__(self, model: nn.Module, target_layer: nn.Module | str | None = None,
                  preset: str | CFCAMConfig = "readme", *, reshape_transform: TransformSpec | str = None,
-                 **overrides) -> None:
+                 output=None, **overrides) -> None:
         self.config = make_config(preset, **overrides)  # validate before touching the model
-        super().__init__(model, target_layer, reshape_transform=reshape_transform)
+        super().__init__(model, target_layer, reshape_transform=reshape_transform, output=output)
         self.normalize_mode = self.config.normalize
 
     def explain_one(self, activations, gradients):

@@ -159,7 +159,8 @@ class LibraryCAM(BaseCAM):
                     setattr(lib, name, value)
                 maps = None
                 maps = lib(inputs.to(capture.activations.device),
-                           targets=[ClassifierOutputTarget(int(t)) for t in capture.targets])
+                           targets=list(capture.score_targets or [ClassifierOutputTarget(int(t))
+                                                                  for t in capture.targets]))
         if maps is None:  # pytorch-grad-cam's __exit__ swallows an IndexError and returns nothing
             raise ValueError(f"pytorch-grad-cam's {self.library_name} failed on layer {self.layer_name!r} with "
                              f"activations of shape {tuple(capture.activations.shape)} (it assumes a channels-first "

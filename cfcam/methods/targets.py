@@ -1,9 +1,11 @@
 """Which layer to explain, and with which reshape transform, when the caller does not say.
 
-One table for torchvision's classifier families (and the demo model), matched on the model's class so that
-a fine-tuned model or a subclass is recognised too. Each entry names the layer CAM methods usually explain
-(the last convolutional block; for transformers the last block's first LayerNorm, whose patch tokens still
-receive gradients) and the transform that turns its output into ``(N, C, h, w)``.
+One table for torchvision's and timm's classifier families (and the demo model), matched on the model's class
+so that a fine-tuned model or a subclass is recognised too; timm's classes (which share names with
+torchvision's: ``VisionTransformer``, ``SwinTransformer``, ``ConvNeXt``...) match only timm's entries. Each
+entry names the layer CAM methods usually explain (the last convolutional block; for ViTs the last block's
+first LayerNorm, whose patch tokens still receive gradients) and the transform that turns its output into
+``(N, C, h, w)``. Any other timm model gets the last stage its ``feature_info`` names (see :func:`timm_family`).
 """
 
 from __future__ import annotations
@@ -22,10 +24,21 @@ class Family:
     classes: tuple[str, ...]  # torchvision class names (matched along the model's class hierarchy)
     layer: str
     reshape: str = "none"
+    library: str = "torchvision"  # "timm": matched on timm's classes only; "torchvision": on any other class
 
+
+#: timm's families (checked first: they share class names with torchvision's).
+TIMM_FAMILIES: tuple[Family, ...] = (
+    Family("timm ViT / DeiT / ViT with registers", ("VisionTransformer", "VisionTransformerDistilled"),
+           "blocks[-1].norm1", "vit", "timm"),
+    Family("timm Swin", ("SwinTransformer", "SwinTransformerV2"), "layers[-1]", "swin", "timm"),
+    Family("timm ConvNeXt", ("ConvNeXt",), "stages[-1]", library="timm"),
+    Family("timm EfficientNet", ("EfficientNet",), "bn2", library="timm"),
+    Family("timm ResNet", ("ResNet",), "layer4[-1]", library="timm"),
+)
 
 #: torchvision's classifier families, most specific first.
-FAMILIES: tuple[Family, ...] = (
+FAMILIES: tuple[Family, ...] = TIMM_FAMILIES + (
     Family("demo (aligned ResNet-10)", ("AlignedResNet",), "layer4[-1]"),
     Family("ResNet / ResNeXt / Wide-ResNet", ("ResNet",), "layer4[-1]"),
     Family("VGG", ("VGG",), "features[-1]"),
@@ -62,20 +75,72 @@ class Target:
         return f"layer {self.layer}, reshape {spec if isinstance(spec, str) else transform_name(spec)} ({how})"
 
 
+def _is_timm(cls: type) -> bool:
+    return cls.__module__.split(".")[0] == "timm"
+
+
 def family_of(model: nn.Module) -> Family | None:
-    """The first family whose class appears in ``model``'s class hierarchy, or None."""
-    names = {cls.__name__ for cls in type(model).__mro__}
-    return next((f for f in FAMILIES if names & set(f.classes)), None)
+    """The first family whose class appears in ``model``'s class hierarchy (timm's classes match timm's
+    entries only), else a timm model's :func:`timm_family`, else None."""
+    mro = type(model).__mro__
+    timm_names = {cls.__name__ for cls in mro if _is_timm(cls)}
+    other_names = {cls.__name__ for cls in mro if not _is_timm(cls)}
+    for family in FAMILIES:
+        if set(family.classes) & (timm_names if family.library == "timm" else other_names):
+            return family
+    return timm_family(model) if timm_names else None
+
+
+def timm_family(model: nn.Module) -> Family | None:
+    """A timm model outside the table: the last stage its ``feature_info`` names, read as tokens when the model
+    has a patch embedding and prefix tokens (the last block's ``norm1`` then, as for ViT), channels-last when
+    its ``output_fmt`` says NHWC, else channels-first (checked against the input at every capture)."""
+    info = getattr(model, "feature_info", None)
+    last = info[-1] if isinstance(info, (list, tuple)) and info else None
+    module = last.get("module") if isinstance(last, dict) else None
+    if not isinstance(module, str) or not module:
+        return None
+    name = f"timm {type(model).__name__} (its feature_info)"
+    blocks = getattr(model, "blocks", None)
+    if hasattr(model, "patch_embed") and hasattr(model, "num_prefix_tokens") and isinstance(blocks, nn.Sequential) \
+            and len(blocks) and isinstance(getattr(blocks[-1], "norm1", None), nn.Module):
+        return Family(name, (type(model).__name__,), "blocks[-1].norm1", "vit", "timm")
+    reshape = "swin" if getattr(model, "output_fmt", "NCHW") == "NHWC" else "none"
+    return Family(name, (type(model).__name__,), module, reshape, "timm")
+
+
+def suggest_layer(model: nn.Module) -> str | None:
+    """A layer worth trying when no family fits: the last stage timm's ``feature_info`` names, else the last
+    ``Conv2d``, else the last block of a ``blocks``/``layers`` list; None if there is none of these."""
+    family = timm_family(model)
+    if family is not None:
+        return family.layer
+    convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    if convs:
+        return convs[-1]
+    for attr in ("blocks", "layers"):
+        blocks = getattr(model, attr, None)
+        if isinstance(blocks, (nn.Sequential, nn.ModuleList)) and len(blocks):
+            return f"{attr}[-1]"
+    return None
 
 
 def default_target(model: nn.Module) -> Target:
-    """The usual layer and transform for ``model``'s family; ``ValueError`` naming the model otherwise."""
+    """The usual layer and transform for ``model``'s family; ``ValueError`` naming the model, the family that
+    matched (if one did) and a layer to try otherwise."""
     family = family_of(model)
+    suggestion = suggest_layer(model)
+    try_this = f"e.g. target_layer={suggestion!r} (command line: --layer {suggestion}); " if suggestion else ""
     if family is None:
         raise ValueError(f"no default layer for a {type(model).__name__}: pass target_layer (command line: --layer), "
-                         "for example the last convolutional block; list them with "
+                         f"{try_this or 'for example the last convolutional block; '}list them with "
                          "[n for n, _ in model.named_modules()]")
-    resolve_layer(model, family.layer)  # a model of the family that lacks the layer fails here, by name
+    try:
+        resolve_layer(model, family.layer)
+    except ValueError:
+        raise ValueError(f"the {type(model).__name__} matched the {family.name} family, but has no module "
+                         f"{family.layer!r}, the family's usual layer: pass target_layer, {try_this}list them with "
+                         "[n for n, _ in model.named_modules()]") from None
     return Target(family.layer, None if family.reshape == "none" else family.reshape, family.name, True)
 
 

@@ -28,6 +28,7 @@ from torch import nn
 from ..constants import IMAGENET_MEAN, IMAGENET_STD
 from ..methods.targets import family_of
 from .architecture import build_demo_model
+from .timm_models import is_timm_name, load_timm
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 """Folder of the committed demo model (``demo_model.pt``, float16 state dict) and its card (``demo_model.json``)."""
@@ -54,7 +55,8 @@ class ModelError(ValueError):
 
 def load_model(name_or_path="demo", arch: str | None = None, num_classes: int | None = None,
                device="cpu", class_names: Sequence[str] | None = None) -> tuple[nn.Module, dict]:
-    """``(model, info)`` for ``"demo"``/``"demo-shortcut"``, a torchvision classification name, or a state-dict file.
+    """``(model, info)`` for ``"demo"``/``"demo-shortcut"``, a torchvision classification name, ``"timm:NAME"``
+    (timm's pretrained weights; ``pip install cfcam[timm]``), or a state-dict file (``arch`` may be ``"timm:NAME"``).
 
     ``"demo"``: the committed ResNet-10 (normal vs lesion); ``"demo-shortcut"``: the same architecture trained
     to cheat (it follows a marker outside the lungs, see ``cfcam train-demo --shortcut``). A torchvision name
@@ -72,7 +74,12 @@ def load_model(name_or_path="demo", arch: str | None = None, num_classes: int | 
         raise ModelError(f"name_or_path must be 'demo', 'demo-shortcut', a torchvision model name or a weights "
                          f"file path, got {type(name_or_path).__name__}")
     text = os.fspath(name_or_path)
-    if not isinstance(name_or_path, os.PathLike) and text in DEMO_MODELS:
+    if is_timm_name(text) or is_timm_name(arch):  # timm: pretrained ("timm:NAME") or a file with arch="timm:NAME"
+        if is_timm_name(text) and arch not in (None, text):
+            raise ModelError(f"arch={arch!r} contradicts the model name {text!r}; arch only applies to a weights file")
+        model, info = load_timm(text if is_timm_name(text) else arch,
+                                None if is_timm_name(text) else Path(text), num_classes)
+    elif not isinstance(name_or_path, os.PathLike) and text in DEMO_MODELS:
         if arch not in (None, "demo", text) or num_classes not in (None, len(DEMO_CLASSES)):
             raise ModelError(f"the {text} model has a fixed architecture and 2 classes; arch/num_classes only "
                              "apply to a weights file")
