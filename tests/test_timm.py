@@ -175,7 +175,7 @@ def test_command_line_on_a_timm_weights_file(timm_weights, tmp_path, capsys):
                      str(timm_weights), "--method", "gradcam"])
     out = capsys.readouterr()
     assert code == 0, out.err
-    assert "layer blocks.5.norm1 (reshape vit)" in out.out
+    assert "layer blocks[-1].norm1 (blocks.5.norm1) (reshape vit)" in out.out
     rows = list(csv.DictReader(open(tmp_path / "summary.csv", newline="")))
     assert len(rows) == 1 and rows[0]["target"] in {"class 0", "class 1", "class 2"}
 
