@@ -237,7 +237,7 @@ def _load_data(args: argparse.Namespace, parser: argparse.ArgumentParser, info: 
     import warnings
 
     from ..evaluation.folder import ManifestError, read_manifest
-    from ..images.imageio import ImageWarning
+    from ..images.reading import ImageWarning
     from .escape import printable
 
     with warnings.catch_warnings(record=True) as caught:

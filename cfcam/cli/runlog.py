@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..images.imageio import write_text_atomic
+from ..images.writing import write_text_atomic
 from .escape import csv_cell
 
 CSV_COLUMNS = ("file", "overlay", "predicted", "confidence", "target", "clusters", "noise_channels", "seconds",

@@ -36,7 +36,7 @@ from typing import NamedTuple, Optional, Union
 import cv2
 import numpy as np
 
-from ..images.imageio import write_bytes_atomic
+from ..images.writing import write_bytes_atomic
 
 __all__ = [
     "CLASSES",
