@@ -53,6 +53,15 @@ __all__ = [
     "save_state_dict_fp16",
     "train_demo",
     "main",
+    "DEFAULT_SEED",
+    "DEFAULT_N_TRAIN",
+    "DEFAULT_N_VAL",
+    "DEFAULT_N_TEST",
+    "DEFAULT_EPOCHS",
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_LR",
+    "DEFAULT_WEIGHT_DECAY",
+    "DEFAULT_MAX_SHIFT",
 ]
 
 # names that live above the world (they use the evaluation code): looked up on first use
