@@ -155,3 +155,74 @@ def test_no_private_name_is_imported_from_another_module():
                         borrowed.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} "
                                         f"from {'.' * node.level}{node.module or ''} import {alias.name}")
     assert borrowed == [], "private names imported across modules:\n" + "\n".join(borrowed)
+
+
+# -- old module paths -------------------------------------------------------------------------------------
+
+#: The top-level modules of earlier versions (``git log --name-status``: renamed into subpackages) and their
+#: new homes. ``cfcam.core`` and ``cfcam.cli`` became packages at the same path and need no shim.
+MOVED = {
+    "cfcam.capture": "cfcam.core.capture", "cfcam.checks": "cfcam.teaching.checks",
+    "cfcam.clustering": "cfcam.core.clustering", "cfcam.compose": "cfcam.core.compose",
+    "cfcam.config": "cfcam.core.config", "cfcam.explainers": "cfcam.methods.base",
+    "cfcam.filtering": "cfcam.core.filtering", "cfcam.imageio": "cfcam.images.imageio",
+    "cfcam.metrics": "cfcam.evaluation.metrics", "cfcam.models": "cfcam.world.models",
+    "cfcam.synthetic": "cfcam.world.synthetic", "cfcam.train": "cfcam.world.train",
+    "cfcam.viz": "cfcam.images.viz", "cfcam.widgets": "cfcam.teaching.widgets",
+}
+
+
+@pytest.mark.parametrize("old", sorted(MOVED))
+def test_an_old_module_path_warns_once_and_gives_the_new_module(old, monkeypatch):
+    import importlib
+    import sys
+    import warnings
+
+    import cfcam
+
+    new = importlib.import_module(MOVED[old])
+    monkeypatch.delitem(sys.modules, old, raising=False)  # as in a fresh interpreter
+    monkeypatch.delattr(cfcam, old.rpartition(".")[2], raising=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first = importlib.import_module(old)
+        again = importlib.import_module(old)
+    assert first is new and again is new
+    moved = [w for w in caught if issubclass(w.category, DeprecationWarning)]
+    assert len(moved) == 1, [str(w.message) for w in caught]
+    assert f"{old} moved to {MOVED[old]}" in str(moved[0].message)
+
+
+def test_the_warning_names_the_line_that_imported_the_old_path(monkeypatch):
+    import sys
+    import warnings
+
+    import cfcam
+
+    monkeypatch.delitem(sys.modules, "cfcam.imageio", raising=False)
+    monkeypatch.delattr(cfcam, "imageio", raising=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        import cfcam.imageio  # noqa: F401
+    assert [(w.category, w.filename) for w in caught] == [(DeprecationWarning, __file__)]
+
+
+def test_names_import_from_an_old_path():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from cfcam.imageio import load_image
+        from cfcam.synthetic import make_dataset
+        from cfcam.train import to_input
+    from cfcam.images.preprocess import to_input as new_to_input
+    from cfcam.images.reading import load_image as new_load_image
+    from cfcam.world.scenes import make_dataset as new_make_dataset
+
+    assert (load_image, make_dataset, to_input) == (new_load_image, new_make_dataset, new_to_input)
+
+
+def test_every_old_top_level_module_has_a_shim():
+    shims = {f"cfcam.{p.stem}" for p in PACKAGE.glob("*.py") if "replace_with(" in p.read_text(encoding="utf-8")
+             and p.stem != "_moved"}
+    assert shims == set(MOVED)
