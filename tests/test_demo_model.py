@@ -269,23 +269,23 @@ def test_into_package_replaces_the_shipped_pair_whole_or_not_at_all(tmp_path, mo
     with pytest.raises(ValueError, match="package's own data folder"):
         train_demo(package, **TINY)
 
-    real_write_temp, calls = writing._write_temp, []
+    real_fill, calls = writing._fill, []
 
-    def killed_while_writing_the_card(path, write):
-        calls.append(path.name)
+    def killed_while_writing_the_card(tmp, write):
+        calls.append(tmp)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real_write_temp(path, write)
+        return real_fill(tmp, write)
 
-    monkeypatch.setattr(writing, "_write_temp", killed_while_writing_the_card)
+    monkeypatch.setattr(writing, "_fill", killed_while_writing_the_card)
     with pytest.raises(KeyboardInterrupt):
         train_demo(into_package=True, **TINY)
-    assert calls == [MODEL_FILE, CARD_FILE]
+    assert len(calls) == 2 and all(tmp.parent == package for tmp in calls)
     assert (package / MODEL_FILE).read_bytes() == b"shipped weights"
     assert (package / CARD_FILE).read_text() == "shipped card"
     assert sorted(p.name for p in package.iterdir()) == sorted([CARD_FILE, MODEL_FILE])
 
-    monkeypatch.setattr(writing, "_write_temp", real_write_temp)
+    monkeypatch.setattr(writing, "_fill", real_fill)
     card = train_demo(into_package=True, **TINY)
     assert json.loads((package / CARD_FILE).read_text()) == card
     assert (package / MODEL_FILE).read_bytes() != b"shipped weights"

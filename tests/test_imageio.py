@@ -507,16 +507,17 @@ def test_files_written_together_appear_together_or_not_at_all(tmp_path, monkeypa
     assert writing.write_files_atomic({model: b"new model", card: b"new card"}) == [model, card]
     assert (model.read_bytes(), card.read_bytes()) == (b"new model", b"new card")
 
-    real_write_temp = writing._write_temp
+    real_fill = writing._fill
     calls = []
 
-    def stop_at_the_second(path, write):
-        calls.append(path)
+    def stop_at_the_second(tmp, write):
+        calls.append(tmp)
         if len(calls) == 2:
-            raise KeyboardInterrupt  # the run is stopped while the second file is being written
-        return real_write_temp(path, write)
+            writing._create(tmp)  # the second temporary file exists: the run is stopped while writing it
+            raise KeyboardInterrupt
+        return real_fill(tmp, write)
 
-    monkeypatch.setattr(writing, "_write_temp", stop_at_the_second)
+    monkeypatch.setattr(writing, "_fill", stop_at_the_second)
     with pytest.raises(KeyboardInterrupt):
         writing.write_files_atomic({model: b"newer model", card: b"newer card"})
     assert (model.read_bytes(), card.read_bytes()) == (b"new model", b"new card")  # neither was replaced
@@ -525,3 +526,21 @@ def test_files_written_together_appear_together_or_not_at_all(tmp_path, monkeypa
         writing.write_files_atomic({card: "text"})
     with pytest.raises(ValueError, match="folder"):
         writing.write_files_atomic({tmp_path: b""})
+
+
+def test_a_stop_right_after_the_temporary_file_is_created_leaves_nothing(tmp_path, monkeypatch):
+    """Ctrl-C can land just after ``os.open`` returned, before the writer holds the file: it is still removed."""
+    from cfcam.images import writing
+
+    real_create = writing._create
+
+    def created_then_stopped(tmp):
+        os.close(real_create(tmp))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(writing, "_create", created_then_stopped)
+    with pytest.raises(KeyboardInterrupt):
+        writing.write_bytes_atomic(b"data", tmp_path / "out.bin")
+    with pytest.raises(KeyboardInterrupt):
+        writing.check_writable(tmp_path)
+    assert os.listdir(tmp_path) == []

@@ -36,8 +36,9 @@ def write_atomic(path, write: Callable[[io.BufferedWriter], None]) -> Path:
     ``path`` holds either its old content or the complete new one, never half of it.
     """
     path = _file_path(path)
-    tmp = _write_temp(path, write)
+    tmp = _temp_path(path.parent)  # named before it exists: a Ctrl-C just after its creation still removes it
     try:
+        _fill(tmp, write)
         os.replace(tmp, path)
     except BaseException:
         _remove(tmp)
@@ -57,15 +58,15 @@ def write_files_atomic(contents: Mapping) -> list[Path]:
     for path, data in items:
         if not isinstance(data, (bytes, bytearray)):
             raise ValueError(f"the data for {path} must be bytes, got {type(data).__name__}")
-    temps: list[Path] = []
+    temps = [_temp_path(path.parent) for path, _ in items]
     try:
-        for path, data in items:
-            temps.append(_write_temp(path, lambda fh, data=data: fh.write(data)))
+        for (_, data), tmp in zip(items, temps):
+            _fill(tmp, lambda fh, data=data: fh.write(data))
         for (path, _), tmp in zip(items, temps):
             os.replace(tmp, path)
     except BaseException:
         for tmp in temps:
-            _remove(tmp)  # the ones not renamed yet; a renamed one is gone already
+            _remove(tmp)  # those not renamed yet (a renamed one, or one never created, is not there)
         raise
     return [path for path, _ in items]
 
@@ -78,24 +79,18 @@ def _file_path(path) -> Path:
     return path
 
 
-def _write_temp(path: Path, write: Callable[[io.BufferedWriter], None]) -> Path:
-    """A temporary file beside ``path`` holding what ``write(fh)`` wrote, flushed to disk; removed on failure."""
-    fd, tmp = _open_temp(path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        _remove(tmp)
-        raise
-    return tmp
+def _fill(tmp: Path, write: Callable[[io.BufferedWriter], None]) -> None:
+    """Create the new file ``tmp`` and hand it to ``write(fh)``, then flush it to disk (the caller removes it
+    on failure)."""
+    with os.fdopen(_create(tmp), "wb") as fh:
+        write(fh)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
-def _open_temp(folder: Path) -> tuple[int, Path]:
-    """``(fd, name)`` of a new, empty temporary file in ``folder``, with the usual permissions (umask)."""
-    tmp = _temp_path(folder)
-    return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+def _create(tmp: Path) -> int:
+    """A descriptor of the new, empty file ``tmp``, opened for writing, with the usual permissions (umask)."""
+    return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
 
 
 def _remove(path: Path) -> None:
@@ -108,9 +103,11 @@ def _remove(path: Path) -> None:
 
 def check_writable(folder) -> None:
     """Raise ``OSError`` unless a file can be created in ``folder`` (tried for real, then removed)."""
-    fd, tmp = _open_temp(Path(folder))
-    os.close(fd)
-    _remove(tmp)
+    tmp = _temp_path(Path(folder))
+    try:
+        os.close(_create(tmp))
+    finally:
+        _remove(tmp)
 
 
 def remove_stale_temps(folder) -> list[Path]:
