@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,6 +119,28 @@ def test_to_input_matches_torchvision_transforms():
         to_input(np.zeros((1, 1, 4, 4), dtype=np.uint8))
 
 
+def test_one_preprocessing_for_the_world_the_evaluation_and_user_images():
+    """``cfcam.images.preprocess.to_input`` is the one path from uint8 images to model input: the numbers of the
+    demo world's old ``to_input`` (written out below), and what ``preprocess`` gives for a 224 px image."""
+    from cfcam.evaluation import shortcut
+    from cfcam.images import preprocess, viz
+    from cfcam.world import train
+
+    assert train.to_input is preprocess.to_input and viz.preprocess is preprocess.preprocess
+    gray = np.random.default_rng(0).integers(0, 256, (3, 224, 224), dtype=np.uint8)
+    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=torch.float32).view(1, 3, 1, 1)
+    old = (torch.from_numpy(gray).to(torch.float32).div(255.0)[:, None].expand(-1, 3, -1, -1) - mean) / std
+    assert torch.equal(to_input(gray), old)  # bit for bit
+    assert torch.equal(to_input(torch.from_numpy(gray)), old)
+    assert torch.equal(shortcut._as_inputs(gray), old)  # the evaluation's sets go through it too
+    assert torch.equal(viz.preprocess(gray[0]), old[:1])  # a user's image of the model's size: no resize
+    rgb = np.random.default_rng(1).integers(0, 256, (2, 224, 224, 3), dtype=np.uint8)
+    assert torch.equal(viz.preprocess_batch(list(rgb)), to_input(rgb))
+    x = to_input(rgb)
+    assert torch.equal(x[:, 1], (torch.from_numpy(rgb[..., 1]).float() / 255 - IMAGENET_MEAN[1]) / IMAGENET_STD[1])
+
+
 def test_split_seeds_are_distinct_and_stable():
     a, b = split_seeds(0), split_seeds(1)
     assert len(set(a.values())) == 3 and a == split_seeds(0) and a != b
@@ -172,3 +195,97 @@ def test_train_demo_validates_arguments(tmp_path):
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path), "--epochs", "0", "--quiet"])
     assert list(tmp_path.iterdir()) == []
+
+
+# -- where train-demo writes: the user's cache by default, the shipped files only when asked -----------------
+
+TINY = dict(seed=3, n_train=8, epochs=1, progress=False, n_val=4, n_test=2, batch_size=4)
+
+
+@pytest.fixture
+def quick_evidence(monkeypatch):
+    """The card's measurements replaced by fixed figures: these tests are about where the files go (the tiny
+    run above checks the real evidence)."""
+    from cfcam.evaluation import model_card
+
+    figures = {"val_accuracy": 0.5, "pointing_game_gradcam": 0.5, "pointing_game_tolerance_px": 15,
+               "pointing_game_cfcam": {"readme": 0.5, "reference": 0.5}}
+    monkeypatch.setattr(model_card, "card_evidence", lambda model, recipe, seeds: dict(figures))
+
+
+def test_train_demo_writes_to_the_users_cache_folder_by_default(tmp_path, monkeypatch, quick_evidence):
+    from cfcam.world.saving import default_out_dir
+    from cfcam.world.train import train_demo
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert default_out_dir() == tmp_path / "cache" / "cfcam"
+    shipped = {p.name: p.stat().st_mtime_ns for p in DATA_DIR.iterdir()}
+    card = train_demo(**TINY)
+    assert sorted(p.name for p in (tmp_path / "cache" / "cfcam").iterdir()) == sorted([CARD_FILE, MODEL_FILE])
+    assert json.loads((tmp_path / "cache" / "cfcam" / CARD_FILE).read_text()) == card
+    assert {p.name: p.stat().st_mtime_ns for p in DATA_DIR.iterdir()} == shipped
+    for unusable in ("", "relative/cache"):  # the XDG specification: ignore an empty or relative value
+        monkeypatch.setenv("XDG_CACHE_HOME", unusable)
+        assert default_out_dir() == Path.home() / ".cache" / "cfcam"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert default_out_dir() == Path.home() / ".cache" / "cfcam"
+
+
+def test_train_demo_refuses_the_packages_data_folder_unless_asked(tmp_path, capsys):
+    from cfcam.world.train import main, train_demo
+
+    digests = {p.name: hash(p.read_bytes()) for p in DATA_DIR.iterdir()}
+    for spelling in (DATA_DIR, DATA_DIR / ".." / "data", str(DATA_DIR) + "/"):
+        with pytest.raises(ValueError, match="package's own data folder.*into_package=True"):
+            train_demo(spelling, **TINY)
+    link = tmp_path / "link"
+    link.symlink_to(DATA_DIR)
+    with pytest.raises(ValueError, match="package's own data folder"):
+        train_demo(link, **TINY)
+    with pytest.raises(ValueError, match="contradicts into_package=True"):
+        train_demo(tmp_path, into_package=True, **TINY)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--out", str(DATA_DIR), "--epochs", "1", "--quiet"])
+    assert exit_info.value.code == 2 and "--into-package" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--out", str(tmp_path), "--into-package", "--quiet"])
+    assert exit_info.value.code == 2 and "not allowed with" in capsys.readouterr().err
+    assert {p.name: hash(p.read_bytes()) for p in DATA_DIR.iterdir()} == digests
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link"]
+
+
+def test_into_package_replaces_the_shipped_pair_whole_or_not_at_all(tmp_path, monkeypatch, quick_evidence):
+    """--into-package writes into the package's data folder (here a stand-in); a run stopped while writing
+    leaves the shipped weights and card as they were, and no temporary file behind."""
+    from cfcam.images import writing
+    from cfcam.world import saving
+    from cfcam.world.train import train_demo
+
+    package = tmp_path / "data"
+    package.mkdir()
+    (package / MODEL_FILE).write_bytes(b"shipped weights")
+    (package / CARD_FILE).write_text("shipped card")
+    monkeypatch.setattr(saving, "DATA_DIR", package)
+    with pytest.raises(ValueError, match="package's own data folder"):
+        train_demo(package, **TINY)
+
+    real_fill, calls = writing._fill, []
+
+    def killed_while_writing_the_card(tmp, write):
+        calls.append(tmp)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_fill(tmp, write)
+
+    monkeypatch.setattr(writing, "_fill", killed_while_writing_the_card)
+    with pytest.raises(KeyboardInterrupt):
+        train_demo(into_package=True, **TINY)
+    assert len(calls) == 2 and all(tmp.parent == package for tmp in calls)
+    assert (package / MODEL_FILE).read_bytes() == b"shipped weights"
+    assert (package / CARD_FILE).read_text() == "shipped card"
+    assert sorted(p.name for p in package.iterdir()) == sorted([CARD_FILE, MODEL_FILE])
+
+    monkeypatch.setattr(writing, "_fill", real_fill)
+    card = train_demo(into_package=True, **TINY)
+    assert json.loads((package / CARD_FILE).read_text()) == card
+    assert (package / MODEL_FILE).read_bytes() != b"shipped weights"

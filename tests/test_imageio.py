@@ -254,7 +254,7 @@ def test_interrupted_write_keeps_old_file_and_removes_temp(tmp_path, monkeypatch
         fh.write(b"\x93NUMPY partial")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(imageio.np, "save", half_then_interrupt)
+    monkeypatch.setattr(np, "save", half_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         save_npy_atomic(np.ones(1000), path)
     assert path.read_bytes() == old
@@ -423,10 +423,10 @@ def test_sigkill_during_a_write_leaves_only_a_hidden_temp_the_next_run_removes(t
     import subprocess
     import sys
 
-    code = ("import sys, time; from cfcam.images import imageio\n"
+    code = ("import sys, time; from cfcam.images import writing\n"
             "def write(fh):\n"
             "    fh.write(b'x' * 1000); fh.flush(); print('writing', flush=True); time.sleep(600)\n"
-            f"imageio._write_atomic({str(tmp_path / 'out.npy')!r}, write)\n")
+            f"writing.write_atomic({str(tmp_path / 'out.npy')!r}, write)\n")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "writing"
@@ -473,3 +473,74 @@ def test_images_read_in_parallel_threads_keep_their_own_decoder_warnings(tmp_pat
                         assert len(notes) == 1 and "Corrupt EXIF" in notes[0], (path.name, notes)
                     else:
                         assert notes == [], (path.name, notes)
+
+
+# -- the split by job: one module per job, the old module re-exporting them --------------------------------
+
+OLD_PUBLIC_NAMES = ("IMAGE_EXTENSIONS", "MAX_PIXELS", "PNG_COMPRESS_LEVEL", "TEMP_PREFIX", "ImageError",
+                    "ImageWarning", "check_writable", "encode_png", "file_kind", "find_images", "load_image",
+                    "load_mask", "remove_stale_temps", "save_npy_atomic", "save_png_atomic", "scale_to_uint8",
+                    "stat_problem", "write_bytes_atomic", "write_text_atomic")
+
+
+def test_imageio_still_offers_every_public_name_it_had_from_the_module_that_does_the_job():
+    from cfcam.images import files, png, reading, scanning, writing
+
+    homes = {"load_image": reading, "load_mask": reading, "MAX_PIXELS": reading, "ImageWarning": reading,
+             "scale_to_uint8": reading, "find_images": scanning, "IMAGE_EXTENSIONS": scanning,
+             "encode_png": png, "PNG_COMPRESS_LEVEL": png, "ImageError": files, "file_kind": files,
+             "stat_problem": files, "check_writable": writing, "save_png_atomic": writing, "TEMP_PREFIX": writing,
+             "save_npy_atomic": writing, "write_bytes_atomic": writing, "write_text_atomic": writing,
+             "remove_stale_temps": writing}
+    assert set(homes) == set(OLD_PUBLIC_NAMES)
+    for name in OLD_PUBLIC_NAMES:
+        assert getattr(imageio, name) is getattr(homes[name], name), name
+    assert set(OLD_PUBLIC_NAMES) <= set(imageio.__all__)
+
+
+def test_files_written_together_appear_together_or_not_at_all(tmp_path, monkeypatch):
+    from cfcam.images import writing
+
+    model, card = tmp_path / "model.pt", tmp_path / "model.json"
+    model.write_bytes(b"old model")
+    card.write_bytes(b"old card")
+    assert writing.write_files_atomic({model: b"new model", card: b"new card"}) == [model, card]
+    assert (model.read_bytes(), card.read_bytes()) == (b"new model", b"new card")
+
+    real_fill = writing._fill
+    calls = []
+
+    def stop_at_the_second(tmp, write):
+        calls.append(tmp)
+        if len(calls) == 2:
+            writing._create(tmp)  # the second temporary file exists: the run is stopped while writing it
+            raise KeyboardInterrupt
+        return real_fill(tmp, write)
+
+    monkeypatch.setattr(writing, "_fill", stop_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        writing.write_files_atomic({model: b"newer model", card: b"newer card"})
+    assert (model.read_bytes(), card.read_bytes()) == (b"new model", b"new card")  # neither was replaced
+    assert sorted(os.listdir(tmp_path)) == ["model.json", "model.pt"]  # and no temporary file is left
+    with pytest.raises(ValueError, match="model.json.*bytes"):
+        writing.write_files_atomic({card: "text"})
+    with pytest.raises(ValueError, match="folder"):
+        writing.write_files_atomic({tmp_path: b""})
+
+
+def test_a_stop_right_after_the_temporary_file_is_created_leaves_nothing(tmp_path, monkeypatch):
+    """Ctrl-C can land just after ``os.open`` returned, before the writer holds the file: it is still removed."""
+    from cfcam.images import writing
+
+    real_create = writing._create
+
+    def created_then_stopped(tmp):
+        os.close(real_create(tmp))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(writing, "_create", created_then_stopped)
+    with pytest.raises(KeyboardInterrupt):
+        writing.write_bytes_atomic(b"data", tmp_path / "out.bin")
+    with pytest.raises(KeyboardInterrupt):
+        writing.check_writable(tmp_path)
+    assert os.listdir(tmp_path) == []

@@ -240,3 +240,13 @@ def test_default_layers_resolve():
         assert layer == expected
         resolve_layer(model, layer)
     assert models.default_layer(nn.Sequential(nn.Linear(2, 2)), "vit_b_16") is None
+
+
+def test_missing_demo_weights_name_the_command_that_writes_them_into_the_package(tmp_path, monkeypatch):
+    from cfcam.world import models
+
+    monkeypatch.setattr(models, "DATA_DIR", tmp_path)  # train-demo writes elsewhere unless asked
+    with pytest.raises(ModelError, match="cfcam train-demo --into-package`"):
+        load_model("demo")
+    with pytest.raises(ModelError, match="cfcam train-demo --into-package --shortcut"):
+        load_model("demo-shortcut")

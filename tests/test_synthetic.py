@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cfcam.world import synthetic
+from cfcam.world import anatomy, synthetic
 from cfcam.world.synthetic import CLASSES, SIZE, TESTIMGS_SEED, make_dataset, make_image, make_scene, write_testimgs
 
 TESTIMGS = Path(__file__).resolve().parents[1] / "testimgs"
@@ -181,9 +181,12 @@ def test_testimgs_manifest_and_masks():
 
 
 def test_module_has_no_torch_dependency():
-    # The generator must stay light: numpy + OpenCV only.
-    src = Path(synthetic.__file__).read_text()
-    assert "import torch" not in src
+    # The generator must stay light: numpy + OpenCV only, in every module that draws the world.
+    from cfcam.world import anatomy, markers, scenes, seeding, testimgs
+
+    for module in (synthetic, anatomy, markers, scenes, seeding, testimgs):
+        src = Path(module.__file__).read_text()
+        assert "import torch" not in src and "from torch" not in src, module.__name__
 
 
 def test_nodules_do_not_shift_the_mean_density():
@@ -192,7 +195,7 @@ def test_nodules_do_not_shift_the_mean_density():
     field = np.zeros((SIZE, SIZE), dtype=bool)
     field[40:180, 40:180] = True
     density = np.zeros((SIZE, SIZE), dtype=np.float32)
-    mask = synthetic._add_nodules(np.random.default_rng(5), density, field, 100.0)
+    mask = anatomy.add_nodules(np.random.default_rng(5), density, field, 100.0)
     assert mask.any()
     assert abs(float(density.mean())) < 1e-5
     assert density[mask].mean() > 0.08

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from ..core.engine.threads import available_cpus, model_thread_count
-from ..images.imageio import ImageError, load_image, save_npy_atomic, save_png_atomic
+from ..images.reading import ImageError, load_image
+from ..images.writing import save_npy_atomic, save_png_atomic
 from ..images.viz import overlay, preprocess
 from ..methods.runner import run_batch
 from .signals import deferred_stop

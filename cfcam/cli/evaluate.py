@@ -321,7 +321,8 @@ def _load_data(args: argparse.Namespace, parser: argparse.ArgumentParser, info: 
     import warnings
 
     from ..evaluation.folder import ManifestError, read_manifest
-    from ..images.imageio import ImageWarning
+    from ..images.reading import ImageWarning
+    from .escape import printable
     from .reasons import plain_reason
 
     with warnings.catch_warnings(record=True) as caught:

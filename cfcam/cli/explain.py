@@ -33,7 +33,9 @@ from .runlog import CSV_COLUMNS, NOT_REACHED, RunLog
 from .signals import SignalGuard, signal_name
 from ..core.config import PRESETS
 from ..methods.registry import create, method_names
-from ..images.imageio import IMAGE_EXTENSIONS, MAX_PIXELS, ImageWarning, check_writable, find_images
+from ..images.reading import MAX_PIXELS, ImageWarning
+from ..images.scanning import IMAGE_EXTENSIONS, find_images
+from ..images.writing import check_writable
 
 # torch, torchvision and OpenCV are imported inside the functions that run the model, so that --help and
 # --version start without them

@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..images.imageio import write_text_atomic
+from ..images.writing import write_text_atomic
 from .escape import csv_cell, path_cell
 
 PATH_COLUMNS = ("file", "overlay")

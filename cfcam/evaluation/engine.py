@@ -71,7 +71,7 @@ class EvalData:
 def demo_world_data(n: int, seed: int) -> EvalData:
     """``n`` fresh lesion images of the synthetic world from ``seed`` (every one has a mask to point at)."""
     from ..world.synthetic import make_dataset
-    from ..world.train import to_input
+    from ..images.preprocess import to_input
 
     images, labels, masks = make_dataset(n, seed, balance=1.0)
     return EvalData(to_input(images), masks, labels, f"demo world, {n} lesion images, seed {seed}")
@@ -79,7 +79,7 @@ def demo_world_data(n: int, seed: int) -> EvalData:
 
 def shortcut_data(n: int, seed: int) -> EvalData:
     """``n`` lesion images that all carry the shortcut marker (both truths in every image), for demo-shortcut."""
-    from ..world.train import to_input
+    from ..images.preprocess import to_input
     from .shortcut import shortcut_evaluation_set
 
     data = shortcut_evaluation_set(n, seed)

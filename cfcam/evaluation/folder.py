@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..images.imageio import ImageError, load_image, load_mask
+from ..images.reading import ImageError, load_image, load_mask
 from ..images.viz import preprocess
 from ..world.models import class_index
 from .engine import EvalData

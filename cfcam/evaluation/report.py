@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..images.imageio import write_bytes_atomic, write_text_atomic
+from ..images.writing import write_bytes_atomic, write_text_atomic
 from .summary import PER_IMAGE_COLUMNS, SUMMARY_COLUMNS, summarise, to_csv
 
 #: Headline metrics of the Markdown table and the bar plot, with the direction that is better.

@@ -7,7 +7,7 @@ by intervention that it follows the marker. On lesion images that carry the mark
 a faithful method points at the marker, a merely plausible one at the lesion.
 
 :func:`localisation_rows` scores every registered method against both masks; :func:`shortcut_evaluation_set`
-makes its default images. ``cfcam evaluate`` and the model card call them; they are plain functions so a
+makes its default images; :func:`intervention_figures` shows what a model's answers follow (marker or nodule). ``cfcam evaluate`` and the model card call them; they are plain functions so a
 notebook can call them, too.
 """
 
@@ -18,6 +18,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
+from ..images.preprocess import to_input
 from .metrics import POINTING_TOLERANCE_PX, pointing_hits
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "localisation_rows",
     "summarise",
     "shortcut_evaluation_set",
+    "intervention_figures",
 ]
 
 #: Seed of the default evaluation set (not one of the seeds ``train-demo`` draws its data sets from).
@@ -65,7 +67,7 @@ def localisation_rows(model: torch.nn.Module, inputs, masks, marker_masks, metho
     """Score each method's maps against the lesion masks and the marker masks.
 
     model: the classifier; inputs: uint8 grayscale images ``(N, H, W)`` (the demo world's, preprocessed with
-    :func:`cfcam.world.train.to_input`) or already preprocessed ``(N, 3, H, W)`` float tensors; masks,
+    :func:`cfcam.images.preprocess.to_input`) or already preprocessed ``(N, 3, H, W)`` float tensors; masks,
     marker_masks: ``(N, H, W)`` bool, each image's lesion and marker (every mask non-empty); methods: registered
     method names (default: all of :data:`cfcam.methods.METHODS`); target: the class explained (default 1,
     ``lesion``; None = each image's top class).
@@ -127,12 +129,56 @@ def shortcut_evaluation_set(n: int = 200, seed: int = SHORTCUT_EVAL_SEED):
     return make_shortcut_dataset(n, seed, balance=1.0, marker_if_lesion=1.0, marker_if_normal=1.0)
 
 
+@torch.no_grad()
+def _lesion_calls(model: torch.nn.Module, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Per image: does ``model`` (in eval mode) call it a lesion?  Returns (N,) bool."""
+    model.eval()
+    out = [model(to_input(images[i : i + batch_size])).argmax(1).numpy() == 1 for i in range(0, len(images), batch_size)]
+    return np.concatenate(out)
+
+
+def intervention_figures(model: torch.nn.Module, n: int, seed: int) -> dict:
+    """How a model's answers change when the shortcut marker is removed or added, on ``n`` fresh images.
+
+    The same ``n`` images (``make_dataset(n, seed)``, half lesions, full nodule contrast) are drawn twice:
+    without any marker and with the marker on every image; only the marker's pixels differ between the two.
+    Returns accuracies and the share of images called "lesion" in each of the four (class, marker) cells:
+    ``accuracy_with_marker`` (lesions carry it, normals do not: the training set's rule),
+    ``accuracy_marker_removed`` (no image carries it), ``accuracy_marker_everywhere`` (every image does),
+    and ``called_lesion`` = ``{lesion_with_marker, lesion_without_marker, normal_with_marker,
+    normal_without_marker}``. A model that follows the marker calls marked normals lesions and unmarked
+    lesions normal; one that follows the nodules does not care.
+    """
+    from ..world.synthetic import make_shortcut_dataset
+
+    plain = make_shortcut_dataset(n, seed, marker_if_lesion=0.0, marker_if_normal=0.0)
+    marked = make_shortcut_dataset(n, seed, marker_if_lesion=1.0, marker_if_normal=1.0)
+    lesion = plain.labels == 1
+    with_marker, without = _lesion_calls(model, marked.images), _lesion_calls(model, plain.images)
+    as_trained = np.where(lesion, with_marker, without)
+
+    def share(called, which) -> float:
+        return float(called[which].mean()) if which.any() else float("nan")
+
+    return {
+        "n": int(n),
+        "seed": int(seed),
+        "accuracy_with_marker": float((as_trained == lesion).mean()),
+        "accuracy_marker_removed": float((without == lesion).mean()),
+        "accuracy_marker_everywhere": float((with_marker == lesion).mean()),
+        "called_lesion": {
+            "lesion_with_marker": share(with_marker, lesion),
+            "lesion_without_marker": share(without, lesion),
+            "normal_with_marker": share(with_marker, ~lesion),
+            "normal_without_marker": share(without, ~lesion),
+        },
+    }
+
+
 def _as_inputs(inputs) -> torch.Tensor:
     """``(N, 3, H, W)`` float model input from uint8 ``(N, H, W)`` images or an input tensor as it is."""
     if isinstance(inputs, torch.Tensor) and inputs.is_floating_point():
         if inputs.ndim != 4:
             raise ValueError(f"an input tensor must have shape (N, 3, H, W), got {tuple(inputs.shape)}")
         return inputs
-    from ..world.train import to_input
-
     return to_input(inputs)

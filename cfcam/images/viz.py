@@ -1,7 +1,8 @@
-"""Preprocessing for the network and the heatmap overlay, as the seed describes them.
+"""The heatmap overlay, as the seed describes it: the map resized to the image, OpenCV's JET colour map,
+``0.4 * heatmap + 0.6 * image``.
 
-Preprocess: resize to 224 x 224, scale to [0, 1], normalise with the ImageNet mean and std. Overlay: the
-map resized to the image, OpenCV's JET colour map, ``0.4 * heatmap + 0.6 * image``.
+The preprocessing (resize to 224 x 224, scale to [0, 1], normalise with the ImageNet mean and std) lives in
+:mod:`cfcam.images.preprocess`; its names are re-exported here, where they used to be.
 """
 
 from __future__ import annotations
@@ -10,39 +11,10 @@ import functools
 
 import cv2
 import numpy as np
-import torch
-from PIL import Image
 
-from ..constants import IMAGENET_MEAN, IMAGENET_STD, INPUT_SIZE
+from .preprocess import preprocess, preprocess_batch, to_rgb_array
 
-
-def to_rgb_array(image) -> np.ndarray:
-    """A PIL image or an ``(H, W)``/``(H, W, 3)`` uint8 array as an ``(H, W, 3)`` uint8 RGB array."""
-    if isinstance(image, Image.Image):
-        image = np.asarray(image.convert("RGB"))
-    arr = np.asarray(image)
-    if arr.dtype != np.uint8:
-        raise ValueError(f"image must be uint8 (0-255), got dtype {arr.dtype}")
-    if arr.ndim == 2:
-        arr = np.repeat(arr[:, :, None], 3, axis=2)
-    if arr.ndim != 3 or arr.shape[2] != 3:
-        raise ValueError(f"image must be (H, W) or (H, W, 3), got shape {arr.shape}")
-    return arr
-
-
-def preprocess(image, size: int = INPUT_SIZE, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
-    """``(1, 3, size, size)`` float tensor: bilinear resize (antialiased, as torchvision's ``Resize`` on a
-    PIL image), scale to [0, 1], normalise with ``mean``/``std``."""
-    rgb = to_rgb_array(image)
-    if rgb.shape[:2] != (size, size):  # PIL's resize to the same size is an exact copy: skipped
-        rgb = np.asarray(Image.fromarray(rgb).resize((size, size), Image.BILINEAR))
-    x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255.0)
-    return x.sub_(torch.tensor(mean)[:, None, None]).div_(torch.tensor(std)[:, None, None])[None]
-
-
-def preprocess_batch(images, size: int = INPUT_SIZE) -> torch.Tensor:
-    """Several images, each preprocessed, stacked into ``(N, 3, size, size)``."""
-    return torch.cat([preprocess(im, size) for im in images])
+__all__ = ["colorize", "overlay", "preprocess", "preprocess_batch", "to_rgb_array"]
 
 
 @functools.lru_cache(maxsize=1)

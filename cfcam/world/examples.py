@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..images.imageio import ImageError, load_image
+from ..images.reading import ImageError, load_image
 from . import synthetic
 
 MANIFEST = "manifest.csv"

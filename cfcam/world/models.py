@@ -129,7 +129,7 @@ def _load_demo(name: str = "demo") -> tuple[nn.Module, dict]:
     weights_file, card_file = DEMO_MODELS[name]
     weights = DATA_DIR / weights_file
     if not weights.is_file():
-        command = "cfcam train-demo" + (" --shortcut" if name == "demo-shortcut" else "")
+        command = "cfcam train-demo --into-package" + (" --shortcut" if name == "demo-shortcut" else "")
         raise ModelError(f"the {name} model's weights are missing ({weights}); create them with "
                          f"`{command}`, or pass another model (--model)")
     card = _read_card(DATA_DIR / card_file)

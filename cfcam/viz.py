@@ -1,0 +1,5 @@
+"""Old path of :mod:`cfcam.images.viz` (moved); importing it warns once and gives that module."""
+
+from ._moved import replace_with
+
+replace_with(__name__, "cfcam.images.viz")
