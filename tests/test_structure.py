@@ -169,6 +169,7 @@ MOVED = {
     "cfcam.metrics": "cfcam.evaluation.metrics", "cfcam.models": "cfcam.world.models",
     "cfcam.synthetic": "cfcam.world.synthetic", "cfcam.train": "cfcam.world.train",
     "cfcam.viz": "cfcam.images.viz", "cfcam.widgets": "cfcam.teaching.widgets",
+    "cfcam.core.threads": "cfcam.core.engine.threads", "cfcam.core.kernels": "cfcam.core.engine.kernels",
 }
 
 
@@ -182,7 +183,8 @@ def test_an_old_module_path_warns_once_and_gives_the_new_module(old, monkeypatch
 
     new = importlib.import_module(MOVED[old])
     monkeypatch.delitem(sys.modules, old, raising=False)  # as in a fresh interpreter
-    monkeypatch.delattr(cfcam, old.rpartition(".")[2], raising=False)
+    parent, _, name = old.rpartition(".")
+    monkeypatch.delattr(importlib.import_module(parent), name, raising=False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         first = importlib.import_module(old)
@@ -223,6 +225,6 @@ def test_names_import_from_an_old_path():
 
 
 def test_every_old_top_level_module_has_a_shim():
-    shims = {f"cfcam.{p.stem}" for p in PACKAGE.glob("*.py") if "replace_with(" in p.read_text(encoding="utf-8")
-             and p.stem != "_moved"}
+    shims = {".".join(("cfcam", *p.relative_to(PACKAGE).with_suffix("").parts)) for p in PACKAGE.rglob("*.py")
+             if "replace_with(" in p.read_text(encoding="utf-8") and p.stem != "_moved"}
     assert shims == set(MOVED)

@@ -172,7 +172,7 @@ def _load_imagenet(name: str, num_classes: int | None) -> tuple[nn.Module, dict]
     info = {
         "name": name,
         "arch": name,
-        "classes": categories or _numbered(_num_outputs(model)),
+        "classes": categories or numbered(num_outputs(model)),
         "default_layer": default_layer(model, name),
         "reshape": default_reshape(model),
         "input_size": _side(getattr(transform, "crop_size", 224)),
@@ -201,16 +201,16 @@ def _load_file(path: Path, arch: str | None, num_classes: int | None) -> tuple[n
     state = read_state_dict(path)
     model = _build(arch, num_classes)
     if num_classes is None:  # take it from the file's classifier, so the seed's fc -> 2 needs no option
-        num_classes = _classes_in_file(model, state)
-        if num_classes is not None and num_classes != _num_outputs(model):
+        num_classes = classes_in_file(model, state)
+        if num_classes is not None and num_classes != num_outputs(model):
             model = _build(arch, num_classes)
     where = f"arch={arch!r}" + (f", num_classes={num_classes}" if num_classes is not None else "")
     fit_state_dict(model, state, f"the weights file {path} ({where})")
-    n = _num_outputs(model)
+    n = num_outputs(model)
     info = {
         "name": path.name,
         "arch": arch,
-        "classes": _numbered(n),
+        "classes": numbered(n),
         "default_layer": default_layer(model, arch),
         "reshape": default_reshape(model),
         "input_size": 224,
@@ -312,7 +312,7 @@ def fit_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], source: 
         raise ModelError(f"{source} does not fit the model: {exc}") from None
 
 
-def _classes_in_file(model: nn.Module, state: Mapping[str, torch.Tensor]) -> int | None:
+def classes_in_file(model: nn.Module, state: Mapping[str, torch.Tensor]) -> int | None:
     """Outputs of the file's classifier (the weights of the model's last ``nn.Linear``), if present."""
     key = _classifier_key(model)
     if key and key in state and state[key].dim() == 2:
@@ -326,7 +326,7 @@ def _classifier_key(model: nn.Module) -> str | None:
     return f"{linear[-1]}.weight" if linear else None
 
 
-def _num_outputs(model: nn.Module) -> int:
+def num_outputs(model: nn.Module) -> int:
     """Number of classes the model outputs (its last linear layer's ``out_features``, else a dry run)."""
     linear = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if linear:
@@ -394,12 +394,12 @@ def class_index(text: str, classes: Sequence[str]) -> int:
 
 def _check_outputs(model: nn.Module, classes: list, source: str) -> None:
     """``ModelError`` if ``classes`` does not give exactly one name per model output."""
-    n = _num_outputs(model)
+    n = num_outputs(model)
     if len(classes) != n:
         raise ModelError(f"{source} names {len(classes)} classes but the model has {n} outputs")
 
 
-def _numbered(n: int) -> list[str]:
+def numbered(n: int) -> list[str]:
     """Default class names ``"class 0"``, ``"class 1"``... for a model without its own."""
     return [f"class {i}" for i in range(n)]
 

@@ -24,7 +24,7 @@ def is_timm_name(text) -> bool:
 def load_timm(name: str, weights: Path | None, num_classes: int | None) -> tuple[nn.Module, dict]:
     """``(model, info)`` for ``"timm:NAME"``: its pretrained weights (``weights=None``) or the state dict in
     ``weights`` with ``num_classes`` outputs (read from the file when None); ``ModelError`` saying why not."""
-    from .models import ModelError, _classes_in_file, _numbered, _num_outputs, default_layer, default_reshape, \
+    from .models import ModelError, classes_in_file, numbered, num_outputs, default_layer, default_reshape, \
         fit_state_dict, read_state_dict
 
     timm = _import_timm(ModelError)
@@ -41,17 +41,17 @@ def load_timm(name: str, weights: Path | None, num_classes: int | None) -> tuple
         state = read_state_dict(weights)
         model = _create(timm, arch, num_classes, ModelError)
         if num_classes is None:  # take it from the file's classifier, as for torchvision's architectures
-            found = _classes_in_file(model, state)
-            if found is not None and found != _num_outputs(model):
+            found = classes_in_file(model, state)
+            if found is not None and found != num_outputs(model):
                 model = _create(timm, arch, found, ModelError)
         fit_state_dict(model, state, f"the weights file {weights} (arch='{PREFIX}{arch}')")
         source = str(weights)
     config = timm.data.resolve_data_config({}, model=model)
-    n = _num_outputs(model)
+    n = num_outputs(model)
     info = {
         "name": PREFIX + arch if weights is None else Path(weights).name,
         "arch": PREFIX + arch,
-        "classes": _imagenet_names(timm, model, n) if weights is None else _numbered(n),
+        "classes": _imagenet_names(timm, model, n) if weights is None else numbered(n),
         "default_layer": default_layer(model, arch),
         "reshape": default_reshape(model),
         "input_size": int(config.get("input_size", (3, 224, 224))[-1]),
@@ -110,7 +110,7 @@ def _hf_cache() -> str:
 
 def _imagenet_names(timm, model: nn.Module, n: int) -> list[str]:
     """ImageNet class descriptions for a pretrained model with ImageNet's classes, else numbered names."""
-    from .models import _numbered
+    from .models import numbered
 
     try:
         from timm.data import ImageNetInfo, infer_imagenet_subset
@@ -119,4 +119,4 @@ def _imagenet_names(timm, model: nn.Module, n: int) -> list[str]:
         names = list(ImageNetInfo(subset).label_descriptions()) if subset else []
     except Exception:  # older timm without the label tables
         names = []
-    return names if len(names) == n else _numbered(n)
+    return names if len(names) == n else numbered(n)
