@@ -6,7 +6,7 @@ for a new image, class or layer.
 1. In the kernel (always): each explorer's controls moved through several values; per control the median and
    worst *whole* time of a move (computation and drawing, what the status line shows). The first draw of an
    image/layer/class (the forward/backward pass, the distance matrix) is what a dropdown move costs.
-2. In the browser (``--browser``): runs tests/test_browser.py (JupyterLab in headless Chromium), which
+2. In the browser (``--browser``): runs tests/course/test_browser.py (JupyterLab in headless Chromium), which
    measures from the key press or dropdown change to the new image decoded in the page, and compares the
    numbers with the targets. Needs Debian's chromium.
 
@@ -74,7 +74,7 @@ def browser_side() -> bool:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "latency.json"
         env = dict(os.environ, CFCAM_LATENCY_OUT=str(out), CFCAM_REQUIRE_BROWSER="1")
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "tests/test_browser.py"], cwd=ROOT, env=env,
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "tests/course/test_browser.py"], cwd=ROOT, env=env,
                               capture_output=True, text=True)
         if not out.exists():
             print(proc.stdout[-3000:], proc.stderr[-2000:])

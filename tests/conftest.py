@@ -1,4 +1,5 @@
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,3 +31,26 @@ def tiny_resnet():
 
     torch.manual_seed(0)
     return torchvision.models.resnet18(num_classes=2).eval()
+
+
+@dataclass(frozen=True)
+class Demo:
+    """The demo model with four lesion images of the demo world: what the method tests explain."""
+
+    model: torch.nn.Module
+    inputs: torch.Tensor  # (4, 3, 224, 224), preprocessed
+    masks: np.ndarray  # (4, 224, 224) bool, where each lesion is
+    labels: np.ndarray  # (4,) all 1 (lesion)
+
+
+@pytest.fixture(scope="session")
+def demo() -> Demo:
+    """The one demo fixture (the demo model and four lesion images, built once per test run)."""
+    from cfcam.images.preprocess import to_input
+    from cfcam.world.models import load_model
+    from cfcam.world.synthetic import make_dataset
+
+    model, _ = load_model("demo")
+    images, labels, masks = make_dataset(4, 21, balance=1.0)
+    return Demo(model, to_input(images), np.asarray(masks, dtype=bool), np.asarray(labels))
+

@@ -101,7 +101,7 @@ def test_make_test_pythons_covers_the_oldest_and_newest_python():
 
 
 def test_ci_looks_for_chromium_where_the_browser_test_does():
-    default = re.search(r'CFCAM_CHROMIUM", "([^"]+)"', (ROOT / "tests" / "test_browser.py").read_text()).group(1)
+    default = re.search(r'CFCAM_CHROMIUM", "([^"]+)"', (ROOT / "tests" / "course" / "test_browser.py").read_text()).group(1)
     assert f'"${{CFCAM_CHROMIUM:-{default}}}"' in (ROOT / ".ci" / "run").read_text()
 
 
@@ -149,7 +149,7 @@ def test_sdist_ships_what_its_tests_need(sdist):
     assert needed <= names, needed - names
     assert {f"tests/fixtures/{p.name}" for p in (ROOT / "tests" / "fixtures").iterdir()} <= names
     assert {f"testimgs/{p.name}" for p in (ROOT / "testimgs").glob("*.png")} <= names
-    assert {f"tests/{p.name}" for p in (ROOT / "tests").glob("test_*.py")} <= names
+    assert {p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").rglob("test_*.py")} <= names
 
 
 @pytest.mark.slow
@@ -160,8 +160,8 @@ def test_tests_run_from_the_unpacked_sdist(sdist, tmp_path):
     where = subprocess.run([sys.executable, "-c", "import cfcam; print(cfcam.__file__)"], cwd=unpacked,
                            capture_output=True, text=True, check=True).stdout
     assert Path(where.strip()).is_relative_to(unpacked)  # the sdist's own code is what gets tested
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_parity.py",
-                           "tests/test_examples.py", "tests/test_imageio.py", "-k", "not sigkill"],
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/core/test_parity.py",
+                           "tests/world/test_examples.py", "tests/images/test_imageio.py", "-k", "not sigkill"],
                           cwd=unpacked, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert re.search(r"\d+ passed", proc.stdout) and "error" not in proc.stdout.splitlines()[-1]

@@ -24,7 +24,8 @@ def to_input(images_uint8, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor
     to 3 channels, as the demo models were trained) or RGB ``(N, H, W, 3)``. No resizing: see :func:`preprocess`.
     """
     if isinstance(images_uint8, np.ndarray):
-        images = torch.from_numpy(np.ascontiguousarray(images_uint8))
+        array = np.ascontiguousarray(images_uint8)
+        images = torch.from_numpy(array if array.flags.writeable else array.copy())  # torch wants writable memory
     elif isinstance(images_uint8, torch.Tensor):
         images = images_uint8
     else:

@@ -6,21 +6,11 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 import cfcam
 from cfcam.integrations.pytorch_grad_cam import CFCAM as PGCFCAM
-from cfcam.world.models import load_model
-from cfcam.world.synthetic import make_dataset
-from cfcam.world.train import to_input
-
-
-@pytest.fixture(scope="module")
-def demo():
-    model, _ = load_model("demo")
-    images, _, _ = make_dataset(2, 31, balance=1.0)
-    return model, to_input(images)
 
 
 @pytest.mark.parametrize("preset", ["readme", "reference"])
 def test_same_map_as_cfcam(demo, preset):
-    model, x = demo
+    model, x = demo.model, demo.inputs[:2]
     with cfcam.CFCAM(model, "layer4[-1]", preset=preset) as ours:
         expected = ours(x, targets=[1, 0])
     with PGCFCAM(model=model, target_layers=[model.layer4[-1]], preset=preset) as cam:
@@ -31,7 +21,7 @@ def test_same_map_as_cfcam(demo, preset):
 
 
 def test_overrides_and_bad_values(demo):
-    model, x = demo
+    model, x = demo.model, demo.inputs[:2]
     with PGCFCAM(model=model, target_layers=[model.layer4[-1]], preset="reference", weighting="gap") as cam:
         assert cam.config.weighting == "gap"
         cam(input_tensor=x[:1], targets=None)
@@ -40,7 +30,7 @@ def test_overrides_and_bad_values(demo):
 
 
 def test_eigen_smooth_is_refused_not_ignored(demo):
-    model, x = demo
+    model, x = demo.model, demo.inputs[:2]
     with PGCFCAM(model=model, target_layers=[model.layer4[-1]]) as cam:
         with pytest.raises(ValueError, match="eigen_smooth=True is not supported by CF-CAM"):
             cam(input_tensor=x[:1], targets=[ClassifierOutputTarget(1)], eigen_smooth=True)

@@ -11,7 +11,7 @@ import torchvision
 
 from cfcam import cli
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 IMAGE = ROOT / "testimgs" / "lesion_01.png"
 
 

@@ -14,7 +14,7 @@ import pytest
 import cfcam
 from cfcam.world.examples import find_example, load_examples
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_builtin_examples_are_the_testimgs_pixels():

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from cfcam.world import anatomy, synthetic
 from cfcam.world.synthetic import CLASSES, SIZE, TESTIMGS_SEED, make_dataset, make_image, make_scene, write_testimgs
 
-TESTIMGS = Path(__file__).resolve().parents[1] / "testimgs"
+TESTIMGS = Path(__file__).resolve().parents[2] / "testimgs"
 
 
 def test_classes_constant():

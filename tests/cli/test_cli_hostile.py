@@ -23,7 +23,7 @@ from cfcam.cli.lock import LOCK_NAME, FolderLock, LockNotAFile
 from cfcam.cli.outputs import remove_stale_temps, split_earlier_outputs, unrecorded_overlays
 from cfcam.cli.reasons import plain_reason
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TESTIMGS = ROOT / "testimgs"
 POSIX = pytest.mark.skipif(os.name != "posix", reason="POSIX links and signals")
 GRAD = ["--method", "gradcam", "--quiet"]

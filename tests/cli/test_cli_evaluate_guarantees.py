@@ -18,7 +18,7 @@ from cfcam import cli
 from cfcam.cli.lock import FolderLock
 from cfcam.cli.runstate import REPORT_FILES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 POSIX = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 SMALL = ["--n", "2", "--subset", "1", "--methods", "centre", "--no-plots", "--quiet"]
 

@@ -12,21 +12,11 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from cfcam.methods import baselines as bl
 from cfcam.methods.base import BaseCAM
 from cfcam.methods.registry import METHODS, create, method_names
-from cfcam.world.models import load_model
-from cfcam.world.synthetic import make_dataset
-from cfcam.world.train import to_input
 
 EXPECTED = {"gradcam", "cfcam-readme", "cfcam-reference", "gradcam++", "xgradcam", "hirescam", "layercam", "eigencam",
             "scorecam", "ablationcam", "random", "centre"}
 WEIGHTINGS = {"gradcam++": "GradCAMPlusPlus", "xgradcam": "XGradCAM", "hirescam": "HiResCAM",
               "layercam": "LayerCAM", "eigencam": "EigenCAM"}
-
-
-@pytest.fixture(scope="module")
-def demo():
-    model, _ = load_model("demo")
-    images, _, _ = make_dataset(3, 11, balance=1.0)
-    return model, to_input(images)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +43,7 @@ def test_every_registered_method_gives_maps_and_results(name, tiny_resnet, small
 
 @pytest.mark.parametrize("name", sorted(WEIGHTINGS))
 def test_weightings_match_pytorch_grad_cam_itself(name, demo):
-    model, x = demo
+    model, x = demo.model, demo.inputs[:3]
     with create(name, model, "layer4[-1]") as explainer:
         ours = explainer(x)
         targets = explainer.capture.targets.tolist()

@@ -67,13 +67,13 @@ def test_every_control_at_every_extreme(session, build):
 
 
 @pytest.fixture(scope="module")
-def demo():
+def demo_session():
     """The notebooks' own session: the demo model and the ten built-in examples."""
     return Session()
 
 
-def test_slider_redraws_the_image(demo):
-    explorer = dashboard(demo)
+def test_slider_redraws_the_image(demo_session):
+    explorer = dashboard(demo_session)
     before = bytes(explorer.image.value)
     explorer.controls["eps_percentile"].value = 60.0
     assert bytes(explorer.image.value) != before
@@ -152,8 +152,8 @@ def png_size(data) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize("build", [hooks_explorer, clustering_explorer, filtering_explorer, dashboard])
-def test_pictures_at_native_size_with_colour_bars(demo, build):
-    explorer = build(demo)
+def test_pictures_at_native_size_with_colour_bars(demo_session, build):
+    explorer = build(demo_session)
     shown = [p for p in explorer.panels if p.image.layout.display != "none"]
     assert len(shown) >= 2
     for panel in shown:
@@ -170,20 +170,20 @@ def bar_limits(html_text):
     return float(numbers[0]), float(numbers[-1])
 
 
-def test_signed_maps_have_centred_limits(demo):
-    explorer = hooks_explorer(demo, layer="layer3", channel=3)
+def test_signed_maps_have_centred_limits(demo_session):
+    explorer = hooks_explorer(demo_session, layer="layer3", channel=3)
     gradient = explorer.panels[2]
     lo, hi = bar_limits(gradient.foot.value)
     assert lo == -hi and hi > 0
     # the middle colour of the bar is the colour of zero: a zero gradient is drawn white-ish, not blue or red
-    g = demo.capture(explorer.values()["image"], "layer3", None).gradients[0, 3].numpy()
+    g = demo_session.capture(explorer.values()["image"], "layer3", None).gradients[0, 3].numpy()
     assert signed_limits(g) == (-np.abs(g).max(), np.abs(g).max())
     assert signed_limits(np.zeros(3))[1] > 0  # a flat zero map still gets valid limits
 
 
-def test_unchanged_move_says_so(demo):
-    explorer = clustering_explorer(demo)
-    cap = demo.capture(explorer.values()["image"], "layer4[-1]", None)
+def test_unchanged_move_says_so(demo_session):
+    explorer = clustering_explorer(demo_session)
+    cap = demo_session.capture(explorer.values()["image"], "layer4[-1]", None)
     a, g = cap.activations[0], cap.gradients[0]
     labels = {f: cluster_filter_cam(a, g, make_config("readme", min_samples_fraction=f)).labels
               for f in np.round(np.arange(0.02, 0.31, 0.01), 2)}
@@ -202,29 +202,29 @@ def test_unchanged_move_says_so(demo):
     assert not explorer.unchanged and "map unchanged" not in explorer.status.value
 
 
-def test_explorers_start_in_the_given_state(demo):
-    explorer = hooks_explorer(demo, layer="layer3", target=1, channel=7)
+def test_explorers_start_in_the_given_state(demo_session):
+    explorer = hooks_explorer(demo_session, layer="layer3", target=1, channel=7)
     assert explorer.values()["layer"] == "layer3" and explorer.values()["channel"] == 7
     assert explorer.state["k"] == 7 and explorer.state["shape"][0] == 256
-    board = dashboard(demo, preset="reference", target=1)
+    board = dashboard(demo_session, preset="reference", target=1)
     assert board.values()["weighting"] == "softmax" and board.state["cf"].n_important > 0
     assert "reference preset" in board.panels[-1].title.value
     with pytest.raises(ValueError, match="unknown control"):
-        dashboard(demo, nonsense=1)
+        dashboard(demo_session, nonsense=1)
 
 
-def test_dashboard_titles_follow_the_sliders(demo):
-    board = dashboard(demo)
+def test_dashboard_titles_follow_the_sliders(demo_session):
+    board = dashboard(demo_session)
     assert "readme preset" in board.panels[-1].title.value
     board.controls["eps_percentile"].value = 40.0
     title = board.panels[-1].title.value
     assert "readme preset" not in title and "custom settings" in title
 
 
-def test_zero_map_is_named(demo):
-    board = dashboard(demo, target=0)  # readme preset, class normal: all zero on most test images
+def test_zero_map_is_named(demo_session):
+    board = dashboard(demo_session, target=0)  # readme preset, class normal: all zero on most test images
     zero = []
-    for i in range(len(demo.images)):
+    for i in range(len(demo_session.images)):
         board.set(image=i)
         if not board.state["cf"].cam.any():
             zero.append(i)
@@ -233,18 +233,18 @@ def test_zero_map_is_named(demo):
     assert "zero everywhere" in board.panels[-1].title.value
 
 
-def test_status_reports_the_whole_time_of_a_move(demo):
+def test_status_reports_the_whole_time_of_a_move(demo_session):
     """What the status line says; the targets, 250 ms and 600 ms end to end in the browser, are measured in
     benchmarks/bench_widgets.py and the browser test (no wall-clock bound here)."""
     threads = torch.get_num_threads()
-    board = dashboard(demo)
+    board = dashboard(demo_session)
     for value in (30.0, 35.0, 40.0):
         board.controls["eps_percentile"].value = value
         assert board.last_total_seconds >= board.last_seconds > 0
         shown = float(re.search(r"updated in (\d+) ms", board.status.value).group(1)) / 1000
         assert abs(shown - board.last_total_seconds) < 0.002
     updates = board.updates
-    board.controls["image"].value = (board.values()["image"] + 1) % len(demo.images)
+    board.controls["image"].value = (board.values()["image"] + 1) % len(demo_session.images)
     assert board.updates == updates + 1 and board.last_total_seconds >= board.last_seconds > 0
     assert torch.get_num_threads() == threads, "the thread count is restored after a move"
 

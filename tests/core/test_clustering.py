@@ -20,7 +20,7 @@ from cfcam.core.engine import ENGINE_ENV, channel_distances, engine_name
 from cfcam.core.engine import exact as ex
 from conftest import FIXTURES
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def planted(seed: int, n: int, d: int, groups: int = 4) -> np.ndarray:
@@ -104,7 +104,7 @@ def test_the_engine_is_chosen_by_the_environment(monkeypatch):
 
 def run_python(code: str, **env) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if k not in ("CFCAM_ENGINE", "NUMBA_DISABLE_JIT")}
-    environment.update(env, PYTHONPATH=str(ROOT) + os.pathsep + str(ROOT / "tests"))
+    environment.update(env, PYTHONPATH=os.pathsep.join(str(p) for p in (ROOT, ROOT / "tests", ROOT / "tests" / "core")))
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment,
                           timeout=600, cwd=ROOT)
 

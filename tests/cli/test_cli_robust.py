@@ -20,7 +20,7 @@ from cfcam import cli
 from cfcam.cli.escape import csv_cell, printable
 from cfcam.cli.lock import LOCK_NAME, FolderLock
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TESTIMGS = ROOT / "testimgs"
 POSIX = pytest.mark.skipif(os.name != "posix", reason="POSIX signals and file names")
 

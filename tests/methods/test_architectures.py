@@ -141,7 +141,7 @@ def test_every_family_resolves_on_its_model():
         assert family is not None, name
         seen.add(family.name)
         cfcam.resolve_layer(model, family.layer)
-    # timm's families are tested on timm's models (tests/test_timm.py)
+    # timm's families are tested on timm's models (tests/methods/test_timm.py)
     assert seen == {f.name for f in FAMILIES if f.library == "torchvision"}, "a family in the table is not tested"
 
 
@@ -263,7 +263,7 @@ def test_command_line_refuses_a_declared_transform_that_does_not_fit(tmp_path, c
     torch.manual_seed(0)
     weights = tmp_path / "resnet18_2class.pt"
     torch.save(torchvision.models.resnet18(weights=None, num_classes=2).state_dict(), weights)
-    image = Path(__file__).resolve().parent.parent / "testimgs" / "lesion_01.png"
+    image = Path(__file__).resolve().parents[2] / "testimgs" / "lesion_01.png"
     out = tmp_path / "out"
     code = cli.main(["explain", str(image), "-o", str(out), "--model", str(weights), "--arch", "resnet18",
                      "--reshape", "swin"])

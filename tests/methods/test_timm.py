@@ -28,7 +28,7 @@ from cfcam import cli
 from cfcam.core.layouts import vit_transform
 from cfcam.methods.targets import TIMM_FAMILIES, family_of
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 IMAGE = ROOT / "testimgs" / "lesion_01.png"
 VIT = dict(patch_size=16, embed_dim=32, depth=2, num_heads=2, num_classes=3)
 

@@ -15,7 +15,7 @@ from PIL import Image
 from cfcam import cli
 from cfcam.world import models
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TESTIMGS = ROOT / "testimgs"
 
 
