@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import time
 from pathlib import Path
 
 import cv2
@@ -136,13 +135,6 @@ def test_argument_validation():
         make_dataset(4, -3)
     with pytest.raises(ValueError, match="per_class"):
         write_testimgs("unused", per_class=0)
-
-
-def test_generation_is_fast():
-    start = time.perf_counter()
-    make_dataset(100, 1)
-    # ~0.5 s here; generous so that a busy machine does not make it flaky.
-    assert time.perf_counter() - start < 4.0
 
 
 def _read_gray(path: Path) -> np.ndarray:
