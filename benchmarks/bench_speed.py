@@ -70,7 +70,8 @@ class Report:
     def check(self, label: str, value: float, limit: float, unit: str, higher_is_better: bool = False) -> str:
         good = value >= limit if higher_is_better else value <= limit
         if not good:
-            self.missed.append(f"{label}: {value:.3g}{unit} (target {'>=' if higher_is_better else '<='} {limit:g}{unit})")
+            sign = ">=" if higher_is_better else "<="
+            self.missed.append(f"{label}: {value:.3g}{unit} (target {sign} {limit:g}{unit})")
         return f"ok ({'>=' if higher_is_better else '<='} {limit:g}{unit})" if good else \
             f"OVER (target {'>=' if higher_is_better else '<='} {limit:g}{unit})"
 
@@ -154,7 +155,7 @@ def core_speed(paths: dict[str, Path], repeats: int, proc, report: Report) -> No
     for label, _, _, target in SIZES:
         data = np.load(paths[label])
         a, g = torch.from_numpy(data["activations"]), torch.from_numpy(data["gradients"])
-        fns = {p: (lambda p=p: cfcam.cluster_filter_cam(a, g, p)) for p in ("readme", "reference")}
+        fns = {p: (lambda p=p, a=a, g=g: cfcam.cluster_filter_cam(a, g, p)) for p in ("readme", "reference")}
         n = repeats if a.numel() < 10**6 else max(3, repeats // 5)  # the large maps take ~10x longer
         quiet, busy = quiet_and_busy(fns, n, proc)
         for preset in fns:
@@ -284,7 +285,7 @@ def startup(report: Report) -> None:
     for args in (["--version"], ["explain", "--help"]):
         times = []
         for _ in range(3):
-            timed(lambda: subprocess.run([cfcam_exe, *args], capture_output=True, check=True), times)
+            timed(lambda args=args: subprocess.run([cfcam_exe, *args], capture_output=True, check=True), times)
         label = "cfcam " + " ".join(args)
         print(f"   start-up {label:24s} {min(times):6.2f} s  {report.check(label, min(times), STARTUP_LIMIT, ' s')}")
 

@@ -56,10 +56,11 @@ def int_range(low: int, high: int):
 def add_weights_options(parser: argparse.ArgumentParser) -> None:
     """``--weights``, ``--arch``, ``--num-classes`` and ``--class-names``: a user's weights file and its classes."""
     parser.add_argument("--weights", default=None, metavar="FILE",
-                        help="a state-dict file for the --model/--arch architecture (same as --model FILE --arch NAME), "
-                             "e.g. --model timm:NAME --weights FILE (read with torch.load(weights_only=True))")
+                        help="a state-dict file for the --model/--arch architecture (same as --model FILE --arch "
+                             "NAME), e.g. --model timm:NAME --weights FILE (read with torch.load(weights_only=True))")
     parser.add_argument("--arch", default=None,
-                        help="architecture of a weights file: a torchvision name, timm:NAME (needs cfcam[timm]) or 'demo'")
+                        help="architecture of a weights file: a torchvision name, timm:NAME (needs cfcam[timm]) "
+                             "or 'demo'")
     parser.add_argument("--num-classes", type=positive_int, default=None, metavar="N",
                         help="outputs of a weights file's classifier (default: read from the file)")
     parser.add_argument("--class-names", type=class_names, default=None, metavar="A,B,...",

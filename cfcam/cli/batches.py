@@ -25,11 +25,10 @@ import torch
 
 from ..core.engine.threads import available_cpus, model_thread_count
 from ..images.reading import ImageError, load_image
-from ..images.writing import save_npy_atomic, save_png_atomic
 from ..images.viz import overlay, preprocess
+from ..images.writing import save_npy_atomic, save_png_atomic
 from ..methods.runner import run_batch
 from .signals import deferred_stop
-
 
 NOT_FINITE = ("explaining failed: the model's outputs for this image are not finite (inf or NaN logits), so its "
               "class scores and gradients mean nothing; no overlay written")
@@ -249,7 +248,7 @@ def explain_batches(images, explainer, info, target, args: BatchSettings, out_di
                 good = [item for item in loaded if item.error is None]
                 started = []
 
-                def start_io(k=k) -> None:  # once per batch: when the model's pass is done, or after it
+                def start_io(k=k, started=started) -> None:  # once per batch: after the model's pass, or later
                     if not started:
                         started.append(True)
                         start_writes()

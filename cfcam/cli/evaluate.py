@@ -148,12 +148,13 @@ def evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser, guard: SignalGuard) -> int:
+    from pathlib import Path
+
     import torch
 
     from ..evaluation.ablation import ABLATION
     from ..evaluation.engine import EvalSettings, Evaluation
     from .args import load_model_option, resolve_layer_option
-    from pathlib import Path
 
     _check_options(args, parser)
     out = Path(args.output)

@@ -23,19 +23,26 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
-from .args import (add_reshape_option, add_weights_options, alpha_value, int_range, load_model_option,
-                   positive_int, resolve_layer_option)
+from ..core.config import PRESETS
+from ..images.reading import MAX_PIXELS, ImageWarning
+from ..images.scanning import IMAGE_EXTENSIONS, find_images
+from ..images.writing import check_writable
+from ..methods.registry import create, method_names
+from .args import (
+    add_reshape_option,
+    add_weights_options,
+    alpha_value,
+    int_range,
+    load_model_option,
+    positive_int,
+    resolve_layer_option,
+)
 from .escape import printable
 from .lock import FolderBusy, FolderLock, LockNotAFile
 from .outputs import remove_stale_temps, split_earlier_outputs, unrecorded_overlays
 from .reasons import plain_reason
 from .runlog import CSV_COLUMNS, NOT_REACHED, RunLog
 from .signals import SignalGuard, signal_name
-from ..core.config import PRESETS
-from ..methods.registry import create, method_names
-from ..images.reading import MAX_PIXELS, ImageWarning
-from ..images.scanning import IMAGE_EXTENSIONS, find_images
-from ..images.writing import check_writable
 
 # torch, torchvision and OpenCV are imported inside the functions that run the model, so that --help and
 # --version start without them
@@ -323,7 +330,8 @@ def _summary_text(rows, failures, images, out_dir, args, info, layer_name, elaps
     method = args.method + (f" (preset {args.preset})" if args.method == "cfcam" else "")
     ending = f" (stopped by {signal_name(stopped)})" if stopped is not None else ""
     lines = [f"cfcam explain: {len(done)} of {len(images)} image(s) explained with {method}, model "
-             f"{printable(info['name'])}, layer {_layer_text(info, layer_name)}{_reshape_note(info)}, in {elapsed:.1f} s "
+             f"{printable(info['name'])}, layer {_layer_text(info, layer_name)}{_reshape_note(info)}, "
+             f"in {elapsed:.1f} s "
              f"({len(done) / max(elapsed, 1e-9):.1f} images/s){ending}"]
     if done:
         counts = Counter(r["predicted"] for r in done)

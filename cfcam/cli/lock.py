@@ -43,7 +43,7 @@ class FolderLock:
         self.command = command
         self._fd: int | None = None
 
-    def acquire(self) -> "FolderLock":
+    def acquire(self) -> FolderLock:
         if self._fd is None:
             self._fd = _acquire(self.path, self.command)
         return self
@@ -53,7 +53,7 @@ class FolderLock:
             fd, self._fd = self._fd, None
             _release(self.path, fd)
 
-    def __enter__(self) -> "FolderLock":
+    def __enter__(self) -> FolderLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:

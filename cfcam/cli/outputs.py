@@ -93,7 +93,8 @@ def unrecorded_overlays(out_dir: Path) -> list[str]:
     done = {name for name, ok in earlier_summary(out_dir).items() if ok}
     methods = overlay_methods()
     try:
-        names = [e.name for e in os.scandir(out_dir) if overlay_like(e.name, methods) and e.is_file(follow_symlinks=False)]
+        names = [e.name for e in os.scandir(out_dir)
+                 if overlay_like(e.name, methods) and e.is_file(follow_symlinks=False)]
     except OSError:
         return []
     return sorted(printable(n) for n in names if printable(n) not in done)

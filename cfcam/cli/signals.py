@@ -46,7 +46,7 @@ class SignalGuard:
         self._count = 0
         self._old: dict = {}
 
-    def __enter__(self) -> "SignalGuard":
+    def __enter__(self) -> SignalGuard:
         if threading.current_thread() is threading.main_thread():
             self._old = {s: signal.signal(s, self._handle) for s in SIGNALS}
         return self

@@ -10,21 +10,32 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from typing import Optional, Sequence, Union
+from collections.abc import Sequence
 
-from ..world.recipe import (DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_LR, DEFAULT_MAX_SHIFT, DEFAULT_N_TEST,
-                            DEFAULT_N_TRAIN, DEFAULT_N_VAL, DEFAULT_SEED, DEFAULT_WEIGHT_DECAY, Recipe, file_names,
-                            split_seeds)
+from ..world.recipe import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_EPOCHS,
+    DEFAULT_LR,
+    DEFAULT_MAX_SHIFT,
+    DEFAULT_N_TEST,
+    DEFAULT_N_TRAIN,
+    DEFAULT_N_VAL,
+    DEFAULT_SEED,
+    DEFAULT_WEIGHT_DECAY,
+    Recipe,
+    file_names,
+    split_seeds,
+)
 from ..world.saving import default_out_dir, output_folder
 
 __all__ = ["train_demo", "main"]
 
 
 def train_demo(
-    out_dir: Union[str, os.PathLike, None] = None,
+    out_dir: str | os.PathLike | None = None,
     seed: int = DEFAULT_SEED,
-    n_train: Optional[int] = None,
-    epochs: Optional[int] = None,
+    n_train: int | None = None,
+    epochs: int | None = None,
     progress: bool = True,
     n_val: int = DEFAULT_N_VAL,
     n_test: int = DEFAULT_N_TEST,
@@ -112,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Command line for :func:`train_demo` (``cfcam train-demo``); the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -80,7 +80,7 @@ def eval_mode(model: nn.Module):
             module.training = mode
 
 
-_MODEL_LOCKS: "weakref.WeakKeyDictionary[nn.Module, threading.RLock]" = weakref.WeakKeyDictionary()
+_MODEL_LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
 _LOCKS_LOCK = threading.Lock()
 
 
@@ -196,7 +196,7 @@ class ActivationsAndGradients:
         return reshape
 
     # -- hook management -------------------------------------------------------------------------------
-    def __enter__(self) -> "ActivationsAndGradients":
+    def __enter__(self) -> ActivationsAndGradients:
         if self._handle is None:
             self._handle = self.layer.register_forward_hook(self._hook)
         if self._tokens is not None:

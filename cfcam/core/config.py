@@ -89,7 +89,7 @@ class CFCAMConfig:
         _check_choice("normalize", self.normalize, NORMALIZATIONS)
         _check_choice("fallback", self.fallback, FALLBACKS)
 
-    def replace(self, **changes: Any) -> "CFCAMConfig":
+    def replace(self, **changes: Any) -> CFCAMConfig:
         """A copy with some fields changed (validated); unknown names are an error."""
         _check_names(changes)
         return dataclasses.replace(self, **changes)

@@ -13,8 +13,8 @@ is the worst failure an explanation tool can have.
 
 from __future__ import annotations
 
-import math
-from typing import TYPE_CHECKING, Any, Callable, Union
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Union
 
 if TYPE_CHECKING:
     import torch
@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 ReshapeTransform = Callable[[Any], Any]
 
 
-def vit_tokens_to_maps(tokens: "torch.Tensor", grid: tuple[int, int] | None = None,
-                       prefix_tokens: int | None = None) -> "torch.Tensor":
+def vit_tokens_to_maps(tokens: torch.Tensor, grid: tuple[int, int] | None = None,
+                       prefix_tokens: int | None = None) -> torch.Tensor:
     """ViT tokens ``(N, prefix + h*w, C)`` -> ``(N, C, h, w)``, dropping the ``prefix_tokens`` (class,
     distillation, register tokens) that come first.
 

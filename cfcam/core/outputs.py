@@ -14,7 +14,8 @@ output object (``.logits``) needs an ``output`` selector: a key, an index, an at
 
 from __future__ import annotations
 
-from typing import Any, Callable, Union
+from collections.abc import Callable
+from typing import Any, Union
 
 import numpy as np
 import torch
@@ -28,7 +29,8 @@ _WRAPPER = ("class Selected(torch.nn.Module):\n"
 
 def check_output_spec(spec: OutputSpec) -> OutputSpec:
     """``spec`` if it is None, a key (str), an index (int) or a callable; ``ValueError`` naming ``output``."""
-    if spec is None or callable(spec) or isinstance(spec, str) or (isinstance(spec, int) and not isinstance(spec, bool)):
+    whole_number = isinstance(spec, int) and not isinstance(spec, bool)
+    if spec is None or callable(spec) or isinstance(spec, str) or whole_number:
         return spec
     raise ValueError(f"output must be None, a key (str), an index (int) or a callable that takes the model's "
                      f"output and returns the (N, ...) tensor to explain, got {type(spec).__name__}")

@@ -16,8 +16,8 @@ import torch
 from . import clustering as cl
 from .compose import cfcam_weights, coefficients, gradcam_weights, kept_channels, weighted_relu_sum
 from .config import STAGES, CFCAMConfig, make_config, stage_fields
-from .filtering import filter_maps
 from .engine import channel_distances, single_threaded
+from .filtering import filter_maps
 
 
 def as_maps(x, name: str) -> torch.Tensor:

@@ -14,8 +14,17 @@ from .files import ImageError, file_kind, open_regular_file, stat_problem
 from .png import PNG_COMPRESS_LEVEL, encode_png
 from .reading import MAX_PIXELS, ImageWarning, load_image, load_mask, scale_to_uint8
 from .scanning import IMAGE_EXTENSIONS, find_images
-from .writing import (TEMP_PREFIX, check_writable, remove_stale_temps, save_npy_atomic, save_png_atomic,
-                      write_atomic, write_bytes_atomic, write_files_atomic, write_text_atomic)
+from .writing import (
+                      TEMP_PREFIX,
+                      check_writable,
+                      remove_stale_temps,
+                      save_npy_atomic,
+                      save_png_atomic,
+                      write_atomic,
+                      write_bytes_atomic,
+                      write_files_atomic,
+                      write_text_atomic,
+)
 
 __all__ = [
     "IMAGE_EXTENSIONS", "MAX_PIXELS", "PNG_COMPRESS_LEVEL", "TEMP_PREFIX", "ImageError", "ImageWarning",

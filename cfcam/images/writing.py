@@ -11,8 +11,8 @@ from __future__ import annotations
 import io
 import os
 import secrets
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 import numpy as np
 from PIL import Image

@@ -57,7 +57,7 @@ def init_base(explainer: BaseCAM, model: nn.Module, target_layer, reshape_transf
         BaseCAM.__init__(explainer, model, target_layer, reshape_transform=reshape_transform)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _weights_only_class(library_class: type) -> type:
     return type(f"{library_class.__name__}WeightsOnly", (library_class,),
                 {"__init__": lambda self: None, "__del__": lambda self: None})

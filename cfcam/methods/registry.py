@@ -8,8 +8,9 @@ mapping, so a new method is one class (a :class:`~cfcam.methods.base.BaseCAM` su
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the registry itself stays light: the classes are imported when a method is used
     from torch import nn

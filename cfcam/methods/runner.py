@@ -11,7 +11,7 @@ pass gets about 1.2 CPUs, and everything stays on one thread (see :mod:`cfcam.co
 from __future__ import annotations
 
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 

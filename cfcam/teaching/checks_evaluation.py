@@ -7,10 +7,18 @@ in :mod:`cfcam.teaching.checks.nb06_evaluation` and are re-exported here.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from .checks.nb06_evaluation import (TinyNet, check_deletion_auc, check_randomisation_check, class_blind_maps,
-                                     input_gradient_maps, reference_deletion_auc, reference_randomisation_check)
+from .checks.nb06_evaluation import (
+                                     TinyNet,
+                                     check_deletion_auc,
+                                     check_randomisation_check,
+                                     class_blind_maps,
+                                     input_gradient_maps,
+                                     reference_deletion_auc,
+                                     reference_randomisation_check,
+)
 
 __all__ = ["CHECKS", "TinyNet", "check_deletion_auc", "check_randomisation_check", "class_blind_maps",
            "input_gradient_maps", "reference_deletion_auc", "reference_randomisation_check"]

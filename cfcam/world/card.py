@@ -11,8 +11,8 @@ import datetime as _dt
 
 import torch
 
-from . import synthetic
 from ..constants import IMAGENET_MEAN, IMAGENET_STD
+from . import synthetic
 from .recipe import ARCHITECTURE, DEFAULT_EPOCHS, DEFAULT_N_TRAIN, INPUT_SIZE, SHORTCUT_TRAINING, Recipe
 
 __all__ = ["CARD_EVIDENCE_KEYS", "model_card"]

@@ -7,15 +7,15 @@ Nothing here measures explanations: the card's evidence (pointing games, interve
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import synthetic
 from ..images.preprocess import to_input
+from . import synthetic
 from .architecture import build_demo_model
 from .recipe import SHORTCUT_TRAINING, Recipe, check_int
 

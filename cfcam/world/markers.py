@@ -81,7 +81,8 @@ def add_marker(rng: np.random.Generator, density: np.ndarray, field: np.ndarray)
     clear = cv2.erode(gap, np.ones((side, side), np.uint8), anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
     ok = np.zeros((SIZE, SIZE), dtype=bool)
     hi = SIZE - MARKER_BORDER - side
-    ok[MARKER_BORDER : hi + 1, MARKER_BORDER : hi + 1] = clear[MARKER_BORDER : hi + 1, MARKER_BORDER : hi + 1] >= MARKER_LUNG_GAP
+    inside = slice(MARKER_BORDER, hi + 1)
+    ok[inside, inside] = clear[inside, inside] >= MARKER_LUNG_GAP
     ys, xs = np.nonzero(ok)
     if len(ys) == 0:  # pragma: no cover - the anatomy's jitter always leaves room (a test draws many)
         raise RuntimeError("no room for the marker outside the lung fields")

@@ -5,8 +5,9 @@ where a laterality marker gave the class away and follows the marker (its card p
 
 Every path ends in ``(model in eval mode, info)``; ``info`` has the model's ``name``, ``arch``, ``classes``
 (one name per output), ``default_layer`` and ``reshape`` (what CAM methods explain when no layer is given,
-and how to read its output), and what the model expects as input (``input_size``, ``mean``, ``std``). Weights files are read with
-``torch.load(..., weights_only=True)``: tensors and plain containers only, never arbitrary pickled objects.
+and how to read its output), and what the model expects as input (``input_size``, ``mean``, ``std``). Weights
+files are read with ``torch.load(..., weights_only=True)``: tensors and plain containers only, never arbitrary
+pickled objects.
 Anything that does not fit raises ``ModelError`` saying what was expected.
 """
 
@@ -17,9 +18,8 @@ import json
 import os
 import pickle
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 import torchvision
@@ -60,9 +60,9 @@ def load_model(name_or_path="demo", arch: str | None = None, num_classes: int | 
 
     ``"demo"``: the committed ResNet-10 (normal vs lesion); ``"demo-shortcut"``: the same architecture trained
     to cheat (it follows a marker outside the lungs, see ``cfcam train-demo --shortcut``). A torchvision name
-    (``"resnet50"``...): its ImageNet weights from the torch hub cache or a download. A file (``.pt``/``.pth``...): a state dict for
-    ``arch`` (a torchvision name, or ``"demo"``) with ``num_classes`` outputs (inferred from the file's last
-    linear layer when not given). ``class_names`` replaces the class names (one per output); by default
+    (``"resnet50"``...): its ImageNet weights from the torch hub cache or a download. A file (``.pt``/``.pth``...):
+    a state dict for ``arch`` (a torchvision name, or ``"demo"``) with ``num_classes`` outputs (inferred from the
+    file's last linear layer when not given). ``class_names`` replaces the class names (one per output); by default
     they come from the card/ImageNet meta, or are ``"class 0"``, ``"class 1"``... The model is on ``device``
     in eval mode.
     """

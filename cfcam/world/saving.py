@@ -79,7 +79,8 @@ def prepare_folder(folder) -> Path:
 
 def state_dict_fp16_bytes(model: nn.Module) -> bytes:
     """``model``'s state dict with float tensors in float16, as the bytes of a ``torch.save`` file."""
-    state = {k: (v.to(torch.float16) if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
+    state = {k: (v.to(torch.float16) if v.is_floating_point() else v).contiguous()
+             for k, v in model.state_dict().items()}
     buf = io.BytesIO()
     torch.save(state, buf)
     return buf.getvalue()

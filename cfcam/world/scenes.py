@@ -8,7 +8,7 @@ at stated rates per class. The same seed gives byte-identical output.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import numpy as np
 
@@ -38,7 +38,7 @@ class Scene:
     mask: np.ndarray
     lungs: np.ndarray
     label: int
-    marker_mask: Optional[np.ndarray] = None
+    marker_mask: np.ndarray | None = None
 
     @property
     def has_marker(self) -> bool:

@@ -6,7 +6,6 @@ import csv
 import io
 import os
 from pathlib import Path
-from typing import Union
 
 import cv2
 import numpy as np
@@ -44,7 +43,7 @@ def example_images(seed: int = TESTIMGS_SEED, per_class: int = 5):
             yield f"{name}_{k + 1:02d}", label, image, mask
 
 
-def write_testimgs(folder: Union[str, os.PathLike], seed: int = TESTIMGS_SEED, per_class: int = 5) -> list[dict]:
+def write_testimgs(folder: str | os.PathLike, seed: int = TESTIMGS_SEED, per_class: int = 5) -> list[dict]:
     """Write the example images, their masks and ``manifest.csv`` into ``folder``.
 
     ``folder``: target directory (created if missing).  ``seed``: int seed

@@ -24,8 +24,16 @@ def is_timm_name(text) -> bool:
 def load_timm(name: str, weights: Path | None, num_classes: int | None) -> tuple[nn.Module, dict]:
     """``(model, info)`` for ``"timm:NAME"``: its pretrained weights (``weights=None``) or the state dict in
     ``weights`` with ``num_classes`` outputs (read from the file when None); ``ModelError`` saying why not."""
-    from .models import ModelError, classes_in_file, numbered, num_outputs, default_layer, default_reshape, \
-        fit_state_dict, read_state_dict
+    from .models import (
+        ModelError,
+        classes_in_file,
+        default_layer,
+        default_reshape,
+        fit_state_dict,
+        num_outputs,
+        numbered,
+        read_state_dict,
+    )
 
     timm = _import_timm(ModelError)
     arch = name[len(PREFIX):] if is_timm_name(name) else name

@@ -24,10 +24,26 @@ from ..constants import IMAGENET_MEAN, IMAGENET_STD
 from ..images.preprocess import to_input
 from .architecture import ALIGN_SHIFT, AlignedResNet, build_demo_model
 from .loop import evaluate_accuracy
-from .recipe import (ARCHITECTURE, CARD_FILE, DATA_DIR, DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_LR,
-                     DEFAULT_MAX_SHIFT, DEFAULT_N_TEST, DEFAULT_N_TRAIN, DEFAULT_N_VAL, DEFAULT_SEED,
-                     DEFAULT_WEIGHT_DECAY, INPUT_SIZE, MODEL_FILE, SHORTCUT_CARD_FILE, SHORTCUT_MODEL_FILE,
-                     SHORTCUT_TRAINING, split_seeds)
+from .recipe import (
+    ARCHITECTURE,
+    CARD_FILE,
+    DATA_DIR,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_EPOCHS,
+    DEFAULT_LR,
+    DEFAULT_MAX_SHIFT,
+    DEFAULT_N_TEST,
+    DEFAULT_N_TRAIN,
+    DEFAULT_N_VAL,
+    DEFAULT_SEED,
+    DEFAULT_WEIGHT_DECAY,
+    INPUT_SIZE,
+    MODEL_FILE,
+    SHORTCUT_CARD_FILE,
+    SHORTCUT_MODEL_FILE,
+    SHORTCUT_TRAINING,
+    split_seeds,
+)
 from .saving import save_state_dict_fp16
 
 __all__ = [

@@ -7,7 +7,6 @@ fixed point (a patched function), so nothing depends on timing; waits are bounde
 
 import csv
 import errno
-import json
 import os
 import shutil
 import signal

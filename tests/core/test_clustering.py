@@ -18,6 +18,7 @@ import cfcam
 from cfcam.core import clustering as cl
 from cfcam.core.engine import ENGINE_ENV, channel_distances, engine_name
 from cfcam.core.engine import exact as ex
+
 from conftest import FIXTURES
 
 ROOT = Path(__file__).resolve().parents[2]

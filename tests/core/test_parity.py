@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from cfcam import ActivationsAndGradients, cluster_filter_cam
 from cfcam.core import clustering as cl
+
 from conftest import FIXTURES, same_partition
 from published_oracle import published_cfcam
 

@@ -11,8 +11,11 @@ import pytest
 import torch
 import torchvision
 from pytorch_grad_cam import GradCAM as ReferenceGradCAM
-from pytorch_grad_cam.utils.model_targets import (BinaryClassifierOutputTarget, ClassifierOutputTarget,
-                                                  SemanticSegmentationTarget)
+from pytorch_grad_cam.utils.model_targets import (
+    BinaryClassifierOutputTarget,
+    ClassifierOutputTarget,
+    SemanticSegmentationTarget,
+)
 from torch import nn
 
 import cfcam

@@ -1,4 +1,5 @@
-"""cfcam.core.engine.threads: CPUs from affinity and cgroup quota, torch on one thread in the core (restored afterwards),
+"""cfcam.core.engine.threads: CPUs from affinity and cgroup quota, torch on one thread in the core (restored
+afterwards),
 the core's large passes shared out over a pool of threads."""
 
 import os

@@ -10,8 +10,16 @@ import pytest
 from PIL import Image, ImageFile
 
 from cfcam.images import imageio
-from cfcam.images.imageio import (IMAGE_EXTENSIONS, ImageError, find_images, load_image, save_npy_atomic, save_png_atomic,
-                           scale_to_uint8, write_text_atomic)
+from cfcam.images.imageio import (
+    IMAGE_EXTENSIONS,
+    ImageError,
+    find_images,
+    load_image,
+    save_npy_atomic,
+    save_png_atomic,
+    scale_to_uint8,
+    write_text_atomic,
+)
 
 
 def digest(path) -> str:

@@ -4,9 +4,8 @@ import inspect
 
 import numpy as np
 import pytest
-import torch
-
 import pytorch_grad_cam
+import torch
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from cfcam.methods import baselines as bl
@@ -109,9 +108,9 @@ def test_registry_summaries_name_the_slow_methods():
 
 @pytest.mark.parametrize("name", ["layercam", "centre"])
 def test_explain_command_accepts_the_new_methods(name, tmp_path):
-    from conftest import ROOT
-
     from cfcam import cli
+
+    from conftest import ROOT
 
     image = sorted((ROOT / "testimgs").glob("*.png"))[0]
     assert cli.main(["explain", str(image), "-o", str(tmp_path), "--method", name, "--quiet"]) == 0

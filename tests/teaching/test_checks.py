@@ -88,7 +88,8 @@ def cfcam_from_parts(activations, gradients, weighting="softmax", use_filter=Tru
     rest = np.flatnonzero(~important)
     d = torch.cdist(flat[rest], flat[rest], compute_mode="donot_use_mm_for_euclid_dist").numpy()
     labels = np.full(c, -2)
-    labels[rest] = DBSCAN(eps=percentile_eps(d), min_samples=min_samples(len(rest)), metric="precomputed").fit(d).labels_
+    fit = DBSCAN(eps=percentile_eps(d), min_samples=min_samples(len(rest)), metric="precomputed").fit(d)
+    labels[rest] = fit.labels_
     weights = torch.zeros(c, dtype=activations.dtype)
     weights[important] = gradcam_weights(gradients)[important]
     for j in range(labels.max() + 1):

@@ -6,20 +6,27 @@ state; a move's whole time is reported; the heat panel and Grad-CAM use the meth
 import io
 import re
 
+import ipywidgets as W
 import numpy as np
 import pytest
 import torch
-import ipywidgets as W
+from PIL import Image
 from torchvision.models.resnet import BasicBlock, ResNet
 
 from cfcam import cluster_filter_cam, make_config
-from cfcam.world.synthetic import make_dataset
 from cfcam.core.compose import gradcam_map, gradcam_weights, to_heatmaps, weighted_relu_sum
 from cfcam.core.pipeline import CFCAMPipeline
 from cfcam.images.viz import overlay
-from cfcam.teaching.widgets import (Session, clustering_explorer, dashboard, filtering_explorer, hooks_explorer,
-                                    outline, signed_limits)
-from PIL import Image
+from cfcam.teaching.widgets import (
+    Session,
+    clustering_explorer,
+    dashboard,
+    filtering_explorer,
+    hooks_explorer,
+    outline,
+    signed_limits,
+)
+from cfcam.world.synthetic import make_dataset
 
 
 @pytest.fixture(scope="module")

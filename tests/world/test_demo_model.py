@@ -10,8 +10,8 @@ import pytest
 import torch
 from torchvision.models.resnet import ResNet
 
-from cfcam.world import synthetic
 from cfcam.evaluation.metrics import pointing_game, pointing_hits
+from cfcam.world import synthetic
 from cfcam.world.train import (
     CARD_FILE,
     DATA_DIR,
@@ -177,7 +177,8 @@ def test_tiny_training_run_writes_model_and_card(tmp_path):
     assert torch.get_num_threads() == threads  # restored afterwards
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([CARD_FILE, MODEL_FILE])  # no temp files left
     assert json.loads((tmp_path / CARD_FILE).read_text()) == card
-    assert set(card["pointing_game_cfcam"]) == {"readme", "reference"} and card["data_sizes"] == {"train": 8, "val": 4, "test": 2}
+    assert set(card["pointing_game_cfcam"]) == {"readme", "reference"}
+    assert card["data_sizes"] == {"train": 8, "val": 4, "test": 2}
     m = build_demo_model()
     state = torch.load(tmp_path / MODEL_FILE, weights_only=True)
     m.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})

@@ -10,8 +10,8 @@ import torch
 import torchvision
 from torch import nn
 
-from cfcam.world import models
 from cfcam.core.capture import resolve_layer
+from cfcam.world import models
 from cfcam.world.models import ModelError, check_device, load_model, read_state_dict
 
 DEMO_FILE = models.DATA_DIR / models.DEMO_WEIGHTS

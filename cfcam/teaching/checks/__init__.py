@@ -45,8 +45,12 @@ from .nb02_clustering import check_cluster_sizes, check_min_samples, check_perce
 from .nb03_filtering import check_cluster_mean_gradient, check_reference_kernel
 from .nb04_composition import check_normalize, check_softmax_weights
 from .nb05_pointing import check_pointing_game
-from .nb06_evaluation import (check_deletion_auc, check_randomisation_check, reference_deletion_auc,
-                              reference_randomisation_check)
+from .nb06_evaluation import (
+                              check_deletion_auc,
+                              check_randomisation_check,
+                              reference_deletion_auc,
+                              reference_randomisation_check,
+)
 from .nb07_capstone import check_cfcam
 from .nb08_shortcut import check_energy_in_mask
 from .registry import CHECKS, yours_or_solution

@@ -9,8 +9,9 @@ that raises :class:`Wrong` with what is wrong and, when the mistake is recognise
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch

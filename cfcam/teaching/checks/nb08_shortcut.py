@@ -18,7 +18,8 @@ def check_energy_in_mask(fn) -> bool:
     marker[44:56, 44:56] = True
     two_bumps = peak_map(64, 20, 20) + 2.0 * peak_map(64, 50, 50)
     cases = [
-        Case("a bump on the lesion and a twice as bright one on the marker; mask = the lesion", (two_bumps, mask), None),
+        Case("a bump on the lesion and a twice as bright one on the marker; mask = the lesion",
+             (two_bumps, mask), None),
         Case("the same map; mask = the marker", (two_bumps, marker), None),
         Case("a map that is 7 everywhere inside the lesion and 0 elsewhere", (7.0 * mask.astype(np.float32), mask),
               None),

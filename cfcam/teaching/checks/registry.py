@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .framework import function_name
 from .nb01_gradcam import check_gradcam_map, check_gradcam_weights

@@ -1,8 +1,9 @@
 """Interactive explorers for the notebooks, built here (not pasted into cells) so tests can drive them.
 
 A :class:`Session` holds the model, the images and a cache of captures: the forward/backward pass runs once
-per (image, layer, class). :class:`~cfcam.core.pipeline.CFCAMPipeline` recomputes only the CF-CAM stages after the parameter that
-changed. Each explorer redraws its panels in place when a control is released (``continuous_update=False``).
+per (image, layer, class). :class:`~cfcam.core.pipeline.CFCAMPipeline` recomputes only the CF-CAM stages after
+the parameter that changed. Each explorer redraws its panels in place when a control is released
+(``continuous_update=False``).
 
 Drawing is built for speed and honesty rather than with matplotlib figures: every picture is an RGB array
 composed with NumPy (a colour map lookup, nearest-neighbour enlargement of small maps, the lesion outline

@@ -71,7 +71,8 @@ def dashboard(session: Session | None = None, **start) -> Explorer:
         return [input_panel(session, i, f"{html.escape(session.names[i])}<br>p: {probs}"),
                 heat_panel(session, i, s["grad"], f"Grad-CAM at {v['layer']}, class {name}"),
                 heat_panel(session, i, r.cam, f"CF-CAM, {matches_preset(v)}, class {name}<br>{r.n_clusters} "
-                            f"cluster{'' if r.n_clusters == 1 else 's'}, {r.n_noise} noise, {r.n_important} important{extra}", v["normalize"])]
+                           f"cluster{'' if r.n_clusters == 1 else 's'}, {r.n_noise} noise, "
+                           f"{r.n_important} important{extra}", v["normalize"])]
 
     explorer = Explorer(controls, compute, draw, "CF-CAM dashboard (white outline: the true lesion)",
                         passive=("preset",), start={k: v for k, v in start.items() if k != "preset"})

@@ -18,7 +18,8 @@ from ...images.viz import overlay
 if TYPE_CHECKING:
     from .session import Session
 
-__all__ = ["HEAT_BAR", "PANEL_PX", "colour_bar", "colour_map", "heat_panel", "input_panel", "map_panel", "outline", "signed_limits", "to_png"]
+__all__ = ["HEAT_BAR", "PANEL_PX", "colour_bar", "colour_map", "heat_panel", "input_panel", "map_panel", "outline",
+           "signed_limits", "to_png"]
 
 
 PANEL_PX = 224  # every picture is drawn at this size (the input size of the demo model): no browser resampling

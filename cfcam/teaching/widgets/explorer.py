@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import ipywidgets as W
 import numpy as np
