@@ -40,16 +40,16 @@ class Distances:
     (:func:`~cfcam.core.engine.triangle.sample_pairs`). ``squared`` (a :class:`~.triangle.Triangle`) holds, for the
     pairs ``i < j`` (the diagonal is undefined), the squared distances of the mean-centred rows (distances do not
     change under translation; centring keeps the product well conditioned), from one matrix product, float32, or
-    float64 when the float32 error bound would be large against the typical squared distance (long rows, a few
-    rows far from the others). An entry ``v`` is within :meth:`error_at` ``(v)`` of the squared distance the published code computes (float32 norms of float32 differences), of the float64 one
-    and of the exact one (worst-case rounding bounds: ``error`` from the product, ``relative`` from the published
-    rounding). The entries that decide something, the ranks that give ``eps`` and the pairs whose comparison with
-    ``eps`` could flip, are recomputed by :func:`exact_eps` the way the published code computes them: ``eps`` from
-    float32 distances of float32 differences (numpy's ``linalg.norm``), and each neighbour test ``d <= eps`` on the
-    float64 distance. So the clustering is the published one, except at an exact tie: when the percentile falls on a
-    pair counted twice, ``eps`` *is* that pair's float32 distance, and whether scikit-learn then counts the pair as
-    neighbours depends on its own internal rounding. Here a tie is decided by the float64 distance, the same way
-    every time.
+    float64 when the float32 error bound would be large against the typical squared distance (long rows, a few rows
+    far from the others). An entry ``v`` is within :meth:`error_at` ``(v)`` of the squared distance the published
+    code computes (float32 norms of float32 differences), of the float64 one and of the exact one (worst-case
+    rounding bounds: ``error`` from the product, ``relative`` from the published rounding). The entries that decide
+    something, the ranks that give ``eps`` and the pairs whose comparison with ``eps`` could flip, are recomputed by
+    :func:`exact_eps` the way the published code computes them: ``eps`` from float32 distances of float32
+    differences (numpy's ``linalg.norm``), and each neighbour test ``d <= eps`` on the float64 distance. So the
+    clustering is the published one, except at an exact tie: when the percentile falls on a pair counted twice,
+    ``eps`` *is* that pair's float32 distance, and whether scikit-learn then counts the pair as neighbours depends
+    on its own internal rounding. Here a tie is decided by the float64 distance, the same way every time.
     """
 
     @single_threaded
