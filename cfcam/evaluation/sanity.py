@@ -30,14 +30,23 @@ def classifier_layer(model: nn.Module) -> str:
     return names[-1]
 
 
-def cascade_layers(model: nn.Module) -> list[str]:
-    """Top-level children that hold parameters, from the output back to the input (the cascade's order)."""
-    return [name for name, m in reversed(list(model.named_children())) if any(True for _ in m.parameters())]
+CASCADE_ORDERS = ("top_down", "bottom_up")
+
+
+def cascade_layers(model: nn.Module, order: str = "top_down") -> list[str]:
+    """Top-level children that hold parameters, in the cascade's order: from the output back to the input
+    (``top_down``, Adebayo et al.'s cascade) or from the input up (``bottom_up``, Quantus' ``layer_order``)."""
+    if order not in CASCADE_ORDERS:
+        raise ValueError(f"order must be one of {list(CASCADE_ORDERS)}, got {order!r}")
+    names = [name for name, m in model.named_children() if any(True for _ in m.parameters())]
+    return names[::-1] if order == "top_down" else names
 
 
 def randomised(model: nn.Module, layers, seed: int = 0) -> nn.Module:
     """A deep copy of ``model`` with every submodule of the named ``layers`` re-initialised
-    (``reset_parameters``, BatchNorm statistics included) from ``torch.manual_seed(seed)``; ``model`` is untouched."""
+    (``reset_parameters``, BatchNorm statistics included), each layer from ``torch.manual_seed(seed)`` as
+    Quantus does: a layer gets the same weights at every step of a cascade and in the classifier-only check
+    of the same ``seed``; ``model`` is untouched."""
     clone = copy.deepcopy(model)
     modules = dict(clone.named_modules())
     missing = [name for name in layers if name not in modules]
@@ -45,8 +54,8 @@ def randomised(model: nn.Module, layers, seed: int = 0) -> nn.Module:
         raise ValueError(f"cannot randomise unknown layer(s) {missing}")
     generator_state = torch.get_rng_state()
     try:
-        torch.manual_seed(seed)
         for name in layers:
+            torch.manual_seed(seed)
             for sub in modules[name].modules():
                 if hasattr(sub, "reset_parameters"):
                     sub.reset_parameters()

@@ -18,6 +18,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
+from .localisation import energy_in_mask  # noqa: F401 - one definition, re-exported here (old import path)
 from .metrics import POINTING_TOLERANCE_PX, pointing_hits
 
 __all__ = [
@@ -38,25 +39,6 @@ CORE_METHODS = ("gradcam", "cfcam-readme", "cfcam-reference")
 #: The metrics of one method, in the order :func:`localisation_rows` returns them: two against the lesion
 #: mask, two against the marker mask.
 METRICS = ("pointing_game", "energy_in_mask", "pointing_game_shortcut", "energy_in_shortcut")
-
-
-def energy_in_mask(maps, masks) -> np.ndarray:
-    """Per image: the fraction of the map's total (non-negative) value that lies inside the mask.
-
-    maps: ``(N, H, W)`` tensor or array, values >= 0 (CAMs are); masks: ``(N, H, W)`` bool. A map that is zero
-    everywhere points nowhere and scores 0. Returns ``(N,)`` float64 in [0, 1]. Unlike the pointing game it
-    looks at the whole map, so a map that is bright on the marker *and* the lesion scores partly on both.
-    """
-    maps = maps.detach().cpu().numpy() if isinstance(maps, torch.Tensor) else np.asarray(maps)
-    masks = np.asarray(masks, dtype=bool)
-    if maps.shape != masks.shape or maps.ndim != 3:
-        raise ValueError(f"maps and masks must both have shape (N, H, W), got {maps.shape} and {masks.shape}")
-    maps = maps.astype(np.float64)
-    if (maps < 0).any():
-        raise ValueError("maps must be non-negative (a CAM after its ReLU)")
-    total = maps.sum(axis=(1, 2))
-    inside = (maps * masks).sum(axis=(1, 2))
-    return np.divide(inside, total, out=np.zeros_like(total), where=total > 0)
 
 
 def localisation_rows(model: torch.nn.Module, inputs, masks, marker_masks, methods: Iterable[str] | None = None,
