@@ -130,9 +130,10 @@ class MethodContext:
         return result
 
     def cascade(self, order: str) -> dict[str, tuple[np.ndarray, list[str]]]:
-        """Per cascade step (``+layer``, cumulative in ``order``): Spearman with the explained map on the subset,
-        mean over ``settings.cascade_seeds`` draws (the first draws of the classifier check, whose "+fc" step
-        is exactly that check's first draws on these images)."""
+        """Per cascade step (``+layer``, cumulative in ``order``): per-draw Spearman with the explained map on the
+        subset, ``(draws, sub)``. The classifier-only step is the classifier check's own draws (all of them, on
+        these images); deeper steps use its first ``settings.cascade_seeds`` draws (a layer keeps its weights of
+        draw ``k`` at every step, see :func:`~cfcam.evaluation.sanity.randomised`)."""
         cache = self.__dict__.setdefault("_cascade", {})
         if order in cache:
             return cache[order]
@@ -140,12 +141,11 @@ class MethodContext:
         out, layers = {}, ()
         for layer in sa.cascade_layers(self.ev.model, order):
             layers = layers + (layer,)
+            if layers == (fc,):  # the classifier check's own draws, all of them: the same maps as its table
+                out[layer] = (self.draws["spearman"][:, :sub], self.draws["notes"][:sub])
+                continue
             per_draw, notes = [], None
             for draw in range(min(self.settings.cascade_seeds, self.settings.randomisation_seeds)):
-                if layers == (fc,):  # the classifier check's own draws: the same maps, not computed twice
-                    per_draw.append(self.draws["spearman"][draw, :sub])
-                    notes = self.draws["notes"][:sub]
-                    continue
                 cmaps, cnotes, _ = self.ev._maps(self.name, self.ev._model(layers, draw), self.x[:sub],
                                                  self.targets[:sub])
                 per_draw.append([spearman(a, b) for a, b in zip(self.maps[:sub], cmaps)])

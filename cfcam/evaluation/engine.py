@@ -185,6 +185,9 @@ class Evaluation:
         self.size = tuple(data.inputs.shape[-2:])
         self._done = 0.0
         self._total = 1.0
+        #: CPU seconds of this process per metric (and "maps": the explained maps), summed over methods:
+        #: where the time goes, whatever the machine's load
+        self.cpu_seconds: dict[str, float] = {}
         #: torch threads the run used (see :func:`choose_threads`)
         self.threads = threads or choose_threads()
 
@@ -236,6 +239,9 @@ class Evaluation:
         if self.should_stop():
             raise EvaluationStopped("the evaluation was asked to stop")
 
+    def _spent(self, key: str, since: float) -> None:
+        self.cpu_seconds[key] = self.cpu_seconds.get(key, 0.0) + time.process_time() - since
+
     def _advance(self, units: float, label: str) -> None:
         self._done += units
         self.progress(int(round(self._done)), int(round(self._total)), label)
@@ -264,7 +270,9 @@ class Evaluation:
     def run_method(self, name: str, index: int = 0, total: int = 1) -> MethodRun:
         """Every registered metric that applies, for method ``name`` (``index``/``total``: its place in the run)."""
         self._check_stop()
+        t0 = time.process_time()
         ctx = MethodContext(self, name)
+        self._spent("maps", t0)
         s, factor = self.settings, (SLOW_FACTOR if ctx.slow else 1.0)
         rows, targets, draws = [], [], {}
 
@@ -289,7 +297,9 @@ class Evaluation:
                 for row_name in names:
                     add(row_name, np.full(images, np.nan), None, why, row_target)
                 continue
+            t0 = time.process_time()
             result = metric.compute(ctx)
+            self._spent(metric.name, t0)
             parts = result.items() if metric.family else [(None, result)]
             for suffix, part in parts:
                 row_name = metric.name if suffix is None else f"{metric.name}@{suffix}"
