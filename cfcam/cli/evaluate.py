@@ -100,8 +100,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     help="images for the costly metrics (deletion/insertion, ROAD, cascade, noise checks; default 10)")
     ev.add_argument("--slow-n", type=positive_int, default=1, metavar="N",
                     help="images for Score-CAM and Ablation-CAM (one forward pass per channel; default 1)")
-    ev.add_argument("--randomisation-seeds", type=positive_int, default=5, metavar="K",
-                    help="re-initialisations of the classifier layer per image, averaged (default 5)")
+    ev.add_argument("--randomisation-seeds", type=positive_int, default=20, metavar="K",
+                    help="re-initialisations of the classifier layer per image, averaged (default 20)")
     ev.add_argument("--steps", type=int, default=11, metavar="K",
                     help="deletion/insertion steps (default 11: 10%% of the pixels each; the published script uses 101)")
     ev.add_argument("--substrate", choices=["blur", "mean"], default="blur",
