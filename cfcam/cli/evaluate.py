@@ -179,12 +179,13 @@ def evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                        f"costly metrics on the first {args.subset} images, Score-CAM and Ablation-CAM on the first "
                        f"{args.slow_n}; deletion/insertion {args.steps} steps over a {args.substrate} substrate; "
                        f"classifier re-initialised with {args.randomisation_seeds} seeds; "
-                       f"{elapsed:.0f} s on {torch.get_num_threads()} threads.",
+                       f"{elapsed:.0f} s on {evaluation.threads} threads.",
         "model": model_name, "layer": layer, "n": len(data), "seed": args.seed, "methods": methods,
         "subset": args.subset, "slow_n": args.slow_n, "steps": args.steps, "substrate": args.substrate,
         "randomisation_seeds": args.randomisation_seeds, "reshape": info["reshape_used"],
         "failed": evaluation.failed,
-        "ablation": bool(args.ablation), "seconds": round(elapsed, 1), "threads": torch.get_num_threads(),
+        "ablation": bool(args.ablation), "seconds": round(elapsed, 1), "threads": evaluation.threads,
+        "cpu_seconds": {k: round(v, 1) for k, v in evaluation.cpu_seconds.items()},
         **data_info,
     }
     summary = write_report(runs, out, run_info, plots=not args.no_plots)

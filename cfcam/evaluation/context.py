@@ -112,16 +112,26 @@ class MethodContext:
         return fa.chattopadhay_drop_increase(self.ev.model, self.x, self.maps, self.targets, self.p_orig)
 
     # -- sanity -----------------------------------------------------------------------------------------
+    @property
+    def random_n(self) -> int:
+        """Images of the classifier check: the first ``settings.randomisation_n`` (at least the subset)."""
+        return min(self.n, max(self.settings.randomisation_n, self.sub))
+
+    @property
+    def random_seeds(self) -> int:
+        s = self.settings
+        return min(s.randomisation_seeds, s.slow_randomisation_seeds) if self.slow else s.randomisation_seeds
+
     @cached_property
     def draws(self) -> dict[str, np.ndarray]:
         """Per draw ``k`` and image: Spearman, SSIM and all-zero after re-initialising the classifier from
-        seed ``seed + k`` (``(K, n)`` arrays), and the notes of the first draw."""
-        fc = sa.classifier_layer(self.ev.model)
+        seed ``seed + k`` (``(K, random_n)`` arrays), and the notes of the first draw."""
+        fc, k = sa.classifier_layer(self.ev.model), self.random_n
         out = {"spearman": [], "ssim": [], "zero": []}
-        for draw in range(self.settings.randomisation_seeds):
-            rmaps, rnotes, _ = self.ev._maps(self.name, self.ev._model((fc,), draw), self.x, self.targets)
-            out["spearman"].append([spearman(a, b) for a, b in zip(self.maps, rmaps)])
-            out["ssim"].append([ssim(a, b) for a, b in zip(self.maps, rmaps)])
+        for draw in range(self.random_seeds):
+            rmaps, rnotes, _ = self.ev._maps(self.name, self.ev._model((fc,), draw), self.x[:k], self.targets[:k])
+            out["spearman"].append([spearman(a, b) for a, b in zip(self.maps[:k], rmaps)])
+            out["ssim"].append([ssim(a, b) for a, b in zip(self.maps[:k], rmaps)])
             out["zero"].append(is_zero_map(rmaps).astype(float))
             if draw == 0:
                 notes = [joined(a, b) for a, b in zip(self.zero_note, rnotes)]
@@ -145,7 +155,7 @@ class MethodContext:
                 out[layer] = (self.draws["spearman"][:, :sub], self.draws["notes"][:sub])
                 continue
             per_draw, notes = [], None
-            for draw in range(min(self.settings.cascade_seeds, self.settings.randomisation_seeds)):
+            for draw in range(min(self.settings.cascade_seeds, self.random_seeds)):
                 cmaps, cnotes, _ = self.ev._maps(self.name, self.ev._model(layers, draw), self.x[:sub],
                                                  self.targets[:sub])
                 per_draw.append([spearman(a, b) for a, b in zip(self.maps[:sub], cmaps)])

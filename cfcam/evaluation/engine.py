@@ -122,6 +122,11 @@ class EvalSettings:
     #: classifier re-initialisations per image (seeds ``seed .. seed + K - 1``), values averaged per image: one
     #: draw of a two-class classifier's weights decides, for every image at once, e.g. whether a map is all zero
     randomisation_seeds: int = 20
+    #: images of the classifier check (the first ones): one draw moves every image at once, so draws, not
+    #: images, decide its uncertainty, and 20 draws on 50 images cost what 10 on 100 did
+    randomisation_n: int = 50
+    #: draws for the methods that cost one forward pass per channel (their check rests on slow_n images anyway)
+    slow_randomisation_seeds: int = 3
     #: draws of each cascade step (at most ``randomisation_seeds``: the first ones, shared with the classifier check)
     cascade_seeds: int = 3
     cascade: bool = True
@@ -170,7 +175,7 @@ class Evaluation:
         self.model = model.eval()
         self.data = data
         self.settings = settings or EvalSettings()
-        for option in ("randomisation_seeds", "cascade_seeds"):
+        for option in ("randomisation_seeds", "cascade_seeds", "randomisation_n", "slow_randomisation_seeds"):
             value = getattr(self.settings, option)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{option} must be an integer >= 1, got {value!r}")
@@ -257,7 +262,7 @@ class Evaluation:
             for m in registry.METRICS.values():
                 if not registry.applies(m, self.data, s) or (slow and (not m.slow or "gradients" in m.needs)):
                     continue
-                images = min(n, s.subset) if m.images == "subset" else n
+                images = {"subset": min(n, s.subset), "random": min(n, max(s.randomisation_n, s.subset))}.get(m.images, n)
                 total += factor * images * m.work(s, slow)
         return max(total, 1.0)
 
@@ -289,7 +294,7 @@ class Evaluation:
             if not registry.applies(metric, self.data, s):
                 continue
             self._check_stop()
-            images = ctx.sub if metric.images == "subset" else ctx.n
+            images = {"subset": ctx.sub, "random": ctx.random_n}.get(metric.images, ctx.n)
             why = registry.skip_reason(metric, ctx)
             row_target = ctx.row_target(metric.follows)
             if why:

@@ -11,7 +11,8 @@ family like ``cascade_spearman@<layer>``, a dict ``suffix -> Values``).
 * ``needs``: what must be there: ``mask`` (ground truth; no rows without one), ``gradients`` (a method that
   reads captured gradients; NaN rows with a note for the others), ``model``; an extras key (e.g.
   ``shortcut_masks``) needs that key in the data's extras.
-* ``images``: "all" or "subset" (the first ``settings.subset`` images); ``slow``: whether it runs for the
+* ``images``: "all", "subset" (the first ``settings.subset`` images) or "random" (the first
+  ``settings.randomisation_n``, the classifier check's); ``slow``: whether it runs for the
   methods that cost one forward pass per channel (Score-CAM, Ablation-CAM).
 * ``follows``: the class it scores: "mask" (the class the mask marks), "explained" (the data's target, else the
   top class), "both" (the explained class against the runner-up), "" (none); written in ``per_image.csv``.
@@ -181,13 +182,14 @@ def _cascade(order):
     return compute
 
 
-RANDOM = dict(work=lambda s, slow: s.randomisation_seeds, cost="one map per draw and image")
+RANDOM = dict(images="random", cost="one map per draw and image",
+              work=lambda s, slow: min(s.randomisation_seeds, s.slow_randomisation_seeds) if slow else s.randomisation_seeds)
 register("randomisation_spearman", "sanity", "lower", _draws("spearman", True), headline=True, **RANDOM,
          undefined="undefined: a constant map has no ranks",
          doc="Spearman with the map after re-initialising the classifier, mean over the draws")
-register("randomisation_ssim", "sanity", "lower", _draws("ssim"), headline=True, cost="shared",
+register("randomisation_ssim", "sanity", "lower", _draws("ssim"), headline=True, cost="shared", images="random",
          doc="SSIM with the map after re-initialising the classifier")
-register("zero_maps_randomised", "sanity", "", _draws("zero"), cost="shared",
+register("zero_maps_randomised", "sanity", "", _draws("zero"), cost="shared", images="random",
          doc="share of the re-initialised classifier's maps that are zero everywhere")
 CASCADE = dict(family=True, images="subset", slow=False, undefined="undefined: a constant map has no ranks",
                when=lambda s: s.cascade)
