@@ -1,19 +1,26 @@
-"""The evaluation engine: every registered method on the same images, every metric, one long table of rows.
+"""The evaluation engine: every registered method on the same images, every registered metric, one long table.
 
-A row is ``(method, image, metric, value, note)``; ``value`` is NaN where the metric is undefined for that
-map, and ``note`` then says why (usually: the map is zero everywhere). Nothing is dropped: the summary
-counts defined values in ``n`` and all-zero maps in their own metric, ``zero_maps``.
+A row is ``(method, image, metric, value, note)``, with the class it scored beside it (``MethodRun.targets``,
+the ``target`` column of ``per_image.csv``); ``value`` is NaN where the metric is undefined for that map, and
+``note`` then says why. Nothing is dropped: localisation counts an all-zero map as a miss (and reports the rate
+in ``zero_maps_localised``), the others count defined values in ``n``.
+
+The metrics, their directions, what they need and cost live in :mod:`cfcam.evaluation.registry` (adding one is
+one entry); :class:`~cfcam.evaluation.context.MethodContext` computes what they share once. Localisation
+scores the class the mask marks (the lesion), on every image, for every method; the other metrics follow the
+explained class (the data's target, else the top class). The metrics that average random re-initialisations
+keep their per-draw values (``MethodRun.draws``) for intervals over images *and* draws.
 
 Per-model extra metrics plug in through :func:`register_model_metrics`: a function
-``fn(maps, data, targets) -> {metric: per-image values}`` run for every method on that model's data (for
-example shortcut-localisation metrics of a model trained with a shortcut, whose :class:`EvalData` carries the
-shortcut masks in ``extras``).
+``fn(maps, data, targets) -> {metric: per-image values}`` run for every method on that model's data.
 
-Costs (the demo ResNet-10 on 2 CPU cores): a gradient method's map costs one forward and one partial
-backward pass; Score-CAM and Ablation-CAM cost one forward pass per channel (512) and image, so they run on
-the first ``slow_n`` images only, and without the cascade, class-sensitivity and noise checks (their rows
-say so); deletion/insertion (``2 * steps`` forward passes per image and method), ROAD, the randomisation
-cascade, the gradient-noise protocols and input-noise stability run on the first ``subset`` images.
+Costs (the demo ResNet-10 on 2 CPU cores, see ``benchmarks/bench_evaluate.py``): a gradient method's map costs
+one forward and one partial backward pass; Score-CAM and Ablation-CAM one forward pass per channel (512) and
+image, so they run on the first ``slow_n`` images only, without the cascade, class-sensitivity and noise
+checks (their rows say so). The classifier check runs ``randomisation_seeds`` draws on the first
+``randomisation_n`` images; deletion/insertion, ROAD (two sparse solves per percentile and image: the largest
+cost), the cascades and the noise checks run on the first ``subset`` images. The run uses
+:func:`choose_threads` torch threads (one on a busy machine) and checks ``should_stop`` between batches.
 """
 
 from __future__ import annotations
@@ -338,6 +345,7 @@ class Evaluation:
         runs = []
         with torch_threads(self.threads):
             self._done, self._total = 0.0, self.work([m for m in methods if self._probe_ok(m)])
+            self.progress(0, int(round(self._total)), "starting")
             for i, name in enumerate(methods):
                 try:
                     runs.append(self.run_method(name, i, len(methods)))

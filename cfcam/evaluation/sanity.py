@@ -2,9 +2,12 @@
 and on the class it explains?
 
 * **Model-parameter randomisation**: re-initialise the classifier layer (``randomisation_spearman``,
-  ``randomisation_ssim``) or, cascading, every block from the top down (``cascade_spearman@<layer>``) and
-  compare each image's map before and after (Spearman rank correlation, SSIM). A map that explains the
-  model must change when the model's weights are destroyed: values near 1 *fail* the check.
+  ``randomisation_ssim``, averaged over several draws of the new weights: one draw of a two-class
+  classifier moves every image at once) or, cascading, every block from the top down
+  (``cascade_spearman@<layer>``) or from the input up (``cascade_bottom_up_spearman@<layer>``, Quantus' MPRT
+  ``layer_order="bottom_up"``) and compare each image's map before and after (Spearman rank correlation,
+  SSIM). A map that explains the model must change when the model's weights are destroyed: values near 1
+  *fail* the check.
 * **Class sensitivity**: the Pearson correlation between the maps of two classes on the same image (the
   predicted class and the runner-up). A map that explains a *class* should differ between classes; +1 means
   the map does not depend on the class at all.
