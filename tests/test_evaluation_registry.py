@@ -294,3 +294,15 @@ def test_settings_are_checked():
             Evaluation(model, data, EvalSettings(**{option: 0}))
     with pytest.raises(ValueError, match="threads must be None"):
         Evaluation(model, data, EvalSettings(threads=0))
+
+
+def test_progress_counts_estimated_work_up_to_its_total(tiny):
+    model, data, _ = tiny
+    seen = []
+    settings = EvalSettings(**{**FAST, "cascade": False})
+    Evaluation(model, data, settings, progress=lambda done, total, label: seen.append((done, total))).run(
+        ["gradcam", "random"])
+    totals = {t for _, t in seen}
+    assert len(totals) == 1 and totals.pop() > 2 * len(data)
+    done = [d for d, _ in seen]
+    assert done == sorted(done) and done[0] == 0 and done[-1] == seen[-1][1]

@@ -198,6 +198,8 @@ class Evaluation:
         self.size = tuple(data.inputs.shape[-2:])
         self._done = 0.0
         self._total = 1.0
+        self._partial = self._budget = 0.0
+        self._map_cost, self._label = 1.0, ""
         #: CPU seconds of this process per metric (and "maps": the explained maps), summed over methods:
         #: where the time goes, whatever the machine's load
         self.cpu_seconds: dict[str, float] = {}
@@ -244,6 +246,7 @@ class Evaluation:
                 t0 = time.perf_counter()
                 done = run_batch(explainer, inputs[i:i + bs], [int(t) for t in targets[i:i + bs]])
                 seconds += time.perf_counter() - t0
+                self._tick(len(inputs[i:i + bs]))
                 maps.append(done.maps)
                 notes += ["; ".join(r.notes) for r in done.results]
         return np.concatenate(maps), notes, seconds / max(len(inputs), 1)
@@ -257,21 +260,30 @@ class Evaluation:
 
     def _advance(self, units: float, label: str) -> None:
         self._done += units
+        self._partial, self._budget = 0.0, 0.0
         self.progress(int(round(self._done)), int(round(self._total)), label)
 
+    def _tick(self, images: int) -> None:
+        """Within a metric: ``images`` maps done, shown up to the metric's estimated work (a long metric, such
+        as 20 draws of the classifier check, moves the bar as it goes)."""
+        if self._budget <= 0:
+            return
+        self._partial += images * self._map_cost
+        done = self._done + min(self._partial, self._budget)
+        self.progress(int(round(done)), int(round(self._total)), self._label)
+
     def work(self, methods) -> float:
-        """The run's estimated cost in map-equivalents per method (slow methods: one per channel, ~512)."""
+        """The run's estimated cost in map-equivalents (one gradient map of one image), from the registry's ``work``."""
         s = self.settings
         total = 0.0
         for name in methods:
             slow = self._is_slow(name)
             n = min(len(self.data), s.slow_n) if slow else len(self.data)
-            factor = SLOW_FACTOR if slow else 1.0
             for m in registry.METRICS.values():
                 if not registry.applies(m, self.data, s) or (slow and (not m.slow or "gradients" in m.needs)):
                     continue
                 images = {"subset": min(n, s.subset), "random": min(n, max(s.randomisation_n, s.subset))}.get(m.images, n)
-                total += factor * images * m.work(s, slow)
+                total += images * m.work(s, slow)
         return max(total, 1.0)
 
     def _is_slow(self, name: str) -> bool:
@@ -286,7 +298,7 @@ class Evaluation:
         t0 = time.process_time()
         ctx = MethodContext(self, name)
         self._spent("maps", t0)
-        s, factor = self.settings, (SLOW_FACTOR if ctx.slow else 1.0)
+        s = self.settings
         rows, targets, draws = [], [], {}
 
         def add(metric, values, notes, default_note, row_target):
@@ -311,6 +323,8 @@ class Evaluation:
                     add(row_name, np.full(images, np.nan), None, why, row_target)
                 continue
             t0 = time.process_time()
+            self._budget = images * metric.work(s, ctx.slow)
+            self._map_cost, self._label = (registry.SLOW_FACTOR if ctx.slow else 1.0), f"{name}: {metric.name}"
             result = metric.compute(ctx)
             self._spent(metric.name, t0)
             parts = result.items() if metric.family else [(None, result)]
@@ -322,7 +336,7 @@ class Evaluation:
                 add(row_name, part.values, part.notes, metric.undefined, row_target)
                 if part.draws is not None:
                     draws[row_name] = np.asarray(part.draws, dtype=np.float64)
-            self._advance(factor * images * metric.work(s, ctx.slow), f"{name}: {metric.name}")
+            self._advance(images * metric.work(s, ctx.slow), f"{name}: {metric.name}")
         for fn in self.extra_metrics:
             for metric, values in fn(ctx.mask_maps[0] if self.data.masks is not None else ctx.maps, self.data,
                                      ctx.targets).items():
@@ -360,10 +374,6 @@ class Evaluation:
             return True
         except ValueError:
             return False
-
-
-#: a method computed by one forward pass per channel costs about this many gradient maps per image
-SLOW_FACTOR = 512 / 3
 
 
 def choose_threads() -> int:

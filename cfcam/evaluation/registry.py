@@ -16,8 +16,9 @@ family like ``cascade_spearman@<layer>``, a dict ``suffix -> Values``).
   methods that cost one forward pass per channel (Score-CAM, Ablation-CAM).
 * ``follows``: the class it scores: "mask" (the class the mask marks), "explained" (the data's target, else the
   top class), "both" (the explained class against the runner-up), "" (none); written in ``per_image.csv``.
-* ``work``: the cost in map-equivalents per image (one explainer call on one image; a forward pass is about a
-  third), which the engine's progress uses to estimate the time left.
+* ``work``: the cost in map-equivalents per image (one explainer call on one image), measured with cProfile
+  on the demo model (a ROAD percentile costs about 17: two sparse solves), which the engine's progress uses
+  to estimate the time left.
 * ``check_discriminates``: the report compares every method's values with the random map's, image by image,
   and says so when the metric cannot tell them apart on this model.
 """
@@ -35,6 +36,16 @@ from .complexity import gini
 from .context import SKIP_GRADIENT, SKIP_SLOW, MethodContext
 from .localisation import energy_in_mask, is_zero_map, pointing_game_scores
 from .similarity import mse, pearson, ssim
+
+#: a map of a method computed by one forward pass per channel (Score-CAM, Ablation-CAM: 512 channels) costs
+#: about this many gradient maps (9.6 s against 16 ms per image on 2 idle cores)
+SLOW_FACTOR = 600.0
+
+
+def maps(count: float):
+    """``work`` of a metric that computes ``count`` maps per image (scaled for the per-channel methods)."""
+    return lambda s, slow: count * (SLOW_FACTOR if slow else 1.0)
+
 
 CATEGORIES = ("localisation", "faithfulness", "sanity", "robustness", "complexity", "cost", "model")
 DIRECTIONS = ("higher", "lower", "")
@@ -125,7 +136,7 @@ def _loc(fn, key="masks"):
 
 
 NO_MASK = "no mask for this image (none given, or no non-zero pixel): nothing to point at"
-LOC = dict(needs={"mask"}, follows="mask", work=lambda s, slow: 0.05)
+LOC = dict(needs={"mask"}, follows="mask", work=maps(0.05))
 register("pointing_game", "localisation", "higher", _loc(pointing_game_scores), headline=True, **LOC,
          cost="free", doc="the map's maximum within 15 px of the mask; an all-zero map is a miss")
 register("energy_in_mask", "localisation", "higher", _loc(energy_in_mask), headline=True, **LOC, cost="free",
@@ -144,27 +155,27 @@ register("mispredicted", "model", "", lambda ctx: ctx.mispredicted, follows="", 
 # -- faithfulness (the explained class) ---------------------------------------------------------------------
 register("deletion_auc", "faithfulness", "lower", lambda ctx: Values(fa.auc(ctx.curves[0]), ctx.zero_note),
          images="subset", headline=True, cost="2 * steps forward passes per image (with insertion)",
-         work=lambda s, slow: 2 * s.steps / 3, doc="RISE deletion over the substrate")
+         work=lambda s, slow: 1.6 * s.steps, doc="RISE deletion over the substrate")
 register("insertion_auc", "faithfulness", "higher", lambda ctx: Values(fa.auc(ctx.curves[1]), ctx.zero_note),
          images="subset", headline=True, cost="shared with deletion_auc", doc="RISE insertion")
 register("road", "faithfulness", "higher",
          lambda ctx: Values(fa.road(ctx.ev.model, ctx.x[:ctx.sub], ctx.maps[:ctx.sub], ctx.targets[:ctx.sub],
                                     ctx.settings.road_percentiles, ctx.settings.seed), ctx.zero_note),
          images="subset", headline=True, cost="2 imputations and forward passes per percentile and image",
-         work=lambda s, slow: 2 * len(s.road_percentiles), doc="pytorch-grad-cam ROADCombined over the percentiles")
+         work=lambda s, slow: 17 * len(s.road_percentiles), doc="pytorch-grad-cam ROADCombined over the percentiles")
 register("average_drop", "faithfulness", "lower", lambda ctx: ctx.chattopadhay[0], headline=True,
-         cost="1 forward pass", work=lambda s, slow: 1 / 3, doc="Chattopadhay et al., clipped at 0")
+         cost="1 forward pass", work=lambda s, slow: 0.75, doc="Chattopadhay et al., clipped at 0")
 register("increase_in_confidence", "faithfulness", "higher", lambda ctx: ctx.chattopadhay[1], headline=True,
          cost="shared with average_drop", doc="Chattopadhay et al.: share of images whose p_c rises")
 register("average_drop_published", "faithfulness", "lower",
          lambda ctx: fa.average_drop_published(ctx.ev.model, ctx.x, ctx.maps, ctx.targets, ctx.p_orig,
                                                ctx.settings.batch_size),
-         headline=True, check_discriminates=True, cost="1 forward pass", work=lambda s, slow: 1 / 3,
+         headline=True, check_discriminates=True, cost="1 forward pass", work=lambda s, slow: 0.75,
          doc="the published script: map > 0.5 kept, black elsewhere, not clipped")
 register("average_increase_published", "faithfulness", "higher",
          lambda ctx: fa.average_increase_published(ctx.ev.model, ctx.x, ctx.maps, ctx.targets, ctx.p_base,
                                                    ctx.settings.batch_size),
-         headline=True, check_discriminates=True, cost="1 forward pass", work=lambda s, slow: 1 / 3,
+         headline=True, check_discriminates=True, cost="1 forward pass", work=lambda s, slow: 0.75,
          doc="the published script: p_c(map > 0.3 inserted into the mean-value baseline) - p_c(baseline)")
 
 
@@ -183,7 +194,8 @@ def _cascade(order):
 
 
 RANDOM = dict(images="random", cost="one map per draw and image",
-              work=lambda s, slow: min(s.randomisation_seeds, s.slow_randomisation_seeds) if slow else s.randomisation_seeds)
+              work=lambda s, slow: SLOW_FACTOR * min(s.randomisation_seeds, s.slow_randomisation_seeds) if slow
+              else s.randomisation_seeds)
 register("randomisation_spearman", "sanity", "lower", _draws("spearman", True), headline=True, **RANDOM,
          undefined="undefined: a constant map has no ranks",
          doc="Spearman with the map after re-initialising the classifier, mean over the draws")
@@ -204,7 +216,7 @@ register("cascade_bottom_up_spearman", "sanity", "lower", _cascade("bottom_up"),
 register("class_correlation", "sanity", "lower",
          lambda ctx: Values(np.array([pearson(a, b) for a, b in zip(ctx.maps, ctx.runner_up[0])]), ctx.runner_up[1]),
          headline=True, slow=False, follows="both", undefined="undefined: a constant map", cost="one map per image",
-         work=lambda s, slow: 1.0, doc="Pearson between the maps of the explained class and the runner-up")
+         work=maps(1.0), doc="Pearson between the maps of the explained class and the runner-up")
 register("zero_maps_runner_up", "sanity", "lower", lambda ctx: is_zero_map(ctx.runner_up[0]).astype(float),
          headline=True, slow=False, cost="shared", doc="runner-up maps that are zero everywhere")
 
@@ -227,7 +239,7 @@ def _noise(protocol, similarity):
 NOISE = dict(family=True, images="subset", needs={"gradients"}, cost="one capture, then the maps only")
 register("robustness_published_ssim", "robustness", "higher", _noise("published", ssim), headline="0.1", **NOISE,
          suffixes=_sigmas("published"),
-         work=lambda s, slow: 1.0, doc="the published script's absolute gradient noise (CF-CAM immune by construction)")
+         work=lambda s, slow: 1.5, doc="the published script's absolute gradient noise (CF-CAM immune by construction)")
 register("robustness_published_mse", "robustness", "lower", _noise("published", mse), **NOISE,
          suffixes=_sigmas("published"))
 register("robustness_fair_ssim", "robustness", "higher", _noise("fair", ssim), headline="0.1", **NOISE,
@@ -235,7 +247,7 @@ register("robustness_fair_ssim", "robustness", "higher", _noise("fair", ssim), h
          doc="gradient noise relative to each image's gradient scale, before any method's step")
 register("input_noise_ssim", "robustness", "higher",
          lambda ctx: [ssim(a, b) for a, b in zip(ctx.maps[:ctx.sub], ctx.input_noise)], headline=True,
-         images="subset", slow=False, cost="one map per image", work=lambda s, slow: 1.0,
+         images="subset", slow=False, cost="one map per image", work=maps(1.0),
          doc="SSIM between the maps of the image and of the image plus Gaussian noise")
 
 # -- complexity and cost ------------------------------------------------------------------------------------
@@ -244,7 +256,7 @@ register("sparseness", "complexity", "higher", lambda ctx: gini(ctx.maps), headl
 register("zero_maps", "cost", "lower", lambda ctx: ctx.zero.astype(float), headline=True, cost="free",
          doc="maps of the explained class that are zero everywhere")
 register("ms_per_image", "cost", "lower", lambda ctx: np.full(ctx.n, ctx.seconds * 1000.0), headline=True,
-         cost="free", work=lambda s, slow: 1.0, doc="milliseconds per map (one batch call divided by its images)")
+         cost="free", work=maps(1.0), doc="milliseconds per map (one batch call divided by its images)")
 
 
 def _mean_of_defined(draws) -> np.ndarray:
