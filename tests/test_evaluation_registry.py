@@ -306,3 +306,13 @@ def test_progress_counts_estimated_work_up_to_its_total(tiny):
     assert len(totals) == 1 and totals.pop() > 2 * len(data)
     done = [d for d, _ in seen]
     assert done == sorted(done) and done[0] == 0 and done[-1] == seen[-1][1]
+
+
+def test_bars_of_a_narrow_range_keep_a_sane_figure_size(tmp_path):
+    summary = [("a", "pointing_game", 1.0, 1.0 - 1e-12, 1.0, 5), ("b", "pointing_game", 1.0, 1.0, 1.0, 1),
+               ("c", "pointing_game", float("nan"), float("nan"), float("nan"), 0)]
+    plot_bars(summary, tmp_path / "bars.png", ["pointing_game"])
+    from PIL import Image
+
+    with Image.open(tmp_path / "bars.png") as img:
+        assert max(img.size) < 3000

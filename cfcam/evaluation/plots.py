@@ -38,6 +38,7 @@ def plot_bars(summary, out: Path | None, metrics=None):
     """One panel per headline metric: a bar per method with its 95 % interval and its ``n`` (a point where
     n = 1, "n/a" where undefined); written to ``out`` (if given) and returned."""
     from matplotlib.figure import Figure
+    from matplotlib.transforms import blended_transform_factory
 
     from .registry import headline
 
@@ -51,13 +52,15 @@ def plot_bars(summary, out: Path | None, metrics=None):
     fig = Figure(figsize=(4.4 * cols, 3.2 * rows))
     for k, metric in enumerate(metrics):
         ax = fig.add_subplot(rows, cols, k + 1)
-        defined = [by[(m, metric)][2] for m in methods if (m, metric) in by and by[(m, metric)][5] > 0]
-        top = max([abs(v) for v in defined if np.isfinite(v)] + [1e-12])
+        # labels in axes height (x: the method): a label in data units far from a narrow y range would
+        # stretch the saved figure without bound
+        where = blended_transform_factory(ax.transData, ax.transAxes)
         for i, m in enumerate(methods):
             colour, marker = styles[m]
             r = by.get((m, metric))
             if r is None or r[5] == 0 or not np.isfinite(r[2]):
-                ax.text(i, 0, "n/a", ha="center", va="bottom", fontsize=6, rotation=90, color="grey")
+                ax.text(i, 0.5, "n/a", ha="center", va="center", fontsize=6, rotation=90, color="grey",
+                        transform=where)
                 continue
             mean, lo, hi, n = r[2], r[3], r[4], r[5]
             if n == 1:
@@ -65,8 +68,7 @@ def plot_bars(summary, out: Path | None, metrics=None):
             else:
                 err = np.nan_to_num(np.array([[mean - lo], [hi - mean]]).clip(min=0))
                 ax.bar([i], [mean], yerr=err, color=colour, capsize=2, edgecolor="black", linewidth=0.3)
-            ax.text(i, max(mean, hi if np.isfinite(hi) else mean) + 0.02 * top, f"n={n}", ha="center",
-                    va="bottom", fontsize=5, rotation=90)
+            ax.text(i, 0.98, f"n={n}", ha="center", va="top", fontsize=5, rotation=90, transform=where)
         ax.set_xticks(range(len(methods)), methods, rotation=70, fontsize=7)
         ax.set_title(metric, fontsize=9)
         ax.margins(y=0.25)
