@@ -121,8 +121,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     help="images for the costly metrics (deletion/insertion, ROAD, cascade, noise checks; default 10)")
     ev.add_argument("--slow-n", type=int_range(1, MAX_N), default=1, metavar="N",
                     help="images for Score-CAM and Ablation-CAM (one forward pass per channel; default 1)")
-    ev.add_argument("--randomisation-seeds", type=int_range(1, MAX_SEEDS), default=5, metavar="K",
-                    help=f"re-initialisations of the classifier layer per image, averaged, 1..{MAX_SEEDS} (default 5)")
+    ev.add_argument("--randomisation-seeds", type=int_range(1, MAX_SEEDS), default=20, metavar="K",
+                    help=f"re-initialisations of the classifier layer per image, averaged, 1..{MAX_SEEDS} (default 20)")
     ev.add_argument("--steps", type=int_range(2, MAX_STEPS), default=11, metavar="K",
                     help=f"deletion/insertion steps, 2..{MAX_STEPS} (default 11: 10%% of the pixels each; the "
                          "published script uses 101)")
@@ -217,7 +217,6 @@ def _start(out, run_info: dict, parser) -> RunState:
 
 def _run(args, evaluation, methods, data, state: RunState, guard: SignalGuard, out, layer, model_name) -> int:
     """Run the evaluation and write the report; ``run.json`` says how it ended on every way out."""
-    import torch
 
     from ..evaluation.report import markdown_table, write_report
 
@@ -226,7 +225,7 @@ def _run(args, evaluation, methods, data, state: RunState, guard: SignalGuard, o
     if not args.quiet:
         from tqdm import tqdm
 
-        bar = tqdm(total=1, desc="evaluate", unit="stage", file=sys.stderr, dynamic_ncols=True)
+        bar = tqdm(total=1, desc="evaluate", unit="map", file=sys.stderr, dynamic_ncols=True)
     where = {"stage": "starting", "done": 0, "total": 0}
 
     def progress(done, total, label):
@@ -243,7 +242,7 @@ def _run(args, evaluation, methods, data, state: RunState, guard: SignalGuard, o
         guard.disarm()  # a second signal must not cut run.json short
         if bar is not None:
             bar.close()
-        stage = f"{where['stage']} ({where['done']} of {where['total']} stages done)"
+        stage = f"{where['stage']} ({where['done']} of about {where['total']} maps' work done)"
         state.end("interrupted", stopped_by=signal_name(exc), stage=stage,
                   seconds=round(time.perf_counter() - started, 1))
         print(f"cfcam evaluate: stopped by {signal_name(exc)} during {stage}; nothing but run.json written "
@@ -265,8 +264,9 @@ def _run(args, evaluation, methods, data, state: RunState, guard: SignalGuard, o
                     f"costly metrics on the first {args.subset} images, Score-CAM and Ablation-CAM on the first "
                     f"{args.slow_n}; deletion/insertion {args.steps} steps over a {args.substrate} substrate; "
                     f"classifier re-initialised with {args.randomisation_seeds} seeds; "
-                    f"{elapsed:.0f} s on {torch.get_num_threads()} threads.",
-        failed=evaluation.failed, seconds=round(elapsed, 1), status="writing the report")
+                    f"{elapsed:.0f} s on {evaluation.threads} threads.",
+        failed=evaluation.failed, seconds=round(elapsed, 1), threads=evaluation.threads,
+        cpu_seconds={k: round(v, 1) for k, v in evaluation.cpu_seconds.items()}, status="writing the report")
     try:
         summary = write_report(runs, out, state.info, plots=not args.no_plots)
     except OSError as exc:

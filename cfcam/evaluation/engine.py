@@ -1,44 +1,52 @@
-"""The evaluation engine: every registered method on the same images, every metric, one long table of rows.
+"""The evaluation engine: every registered method on the same images, every registered metric, one long table.
 
-A row is ``(method, image, metric, value, note)``; ``value`` is NaN where the metric is undefined for that
-map, and ``note`` then says why (usually: the map is zero everywhere). Nothing is dropped: the summary
-counts defined values in ``n`` and all-zero maps in their own metric, ``zero_maps``.
+A row is ``(method, image, metric, value, note)``, with the class it scored beside it (``MethodRun.targets``,
+the ``target`` column of ``per_image.csv``); ``value`` is NaN where the metric is undefined for that map, and
+``note`` then says why. Nothing is dropped: localisation counts an all-zero map as a miss (and reports the rate
+in ``zero_maps_localised``), the others count defined values in ``n``.
+
+The metrics, their directions, what they need and cost live in :mod:`cfcam.evaluation.registry` (adding one is
+one entry); :class:`~cfcam.evaluation.context.MethodContext` computes what they share once. Localisation
+scores the class the mask marks (the lesion), on every image, for every method; the other metrics follow the
+explained class (the data's target, else the top class). The metrics that average random re-initialisations
+keep their per-draw values (``MethodRun.draws``) for intervals over images *and* draws.
 
 Per-model extra metrics plug in through :func:`register_model_metrics`: a function
-``fn(maps, data, targets) -> {metric: per-image values}`` run for every method on that model's data (for
-example shortcut-localisation metrics of a model trained with a shortcut, whose :class:`EvalData` carries the
-shortcut masks in ``extras``).
+``fn(maps, data, targets) -> {metric: per-image values}`` run for every method on that model's data.
 
-Costs (the demo ResNet-10 on 2 CPU cores): a gradient method's map costs one forward and one partial
-backward pass; Score-CAM and Ablation-CAM cost one forward pass per channel (512) and image, so they run on
-the first ``slow_n`` images only, and without the cascade, class-sensitivity and noise checks (their rows
-say so); deletion/insertion (``2 * steps`` forward passes per image and method), ROAD, the randomisation
-cascade, the gradient-noise protocols and input-noise stability run on the first ``subset`` images.
+Costs (the demo ResNet-10 on 2 CPU cores, see ``benchmarks/bench_evaluate.py``): a gradient method's map costs
+one forward and one partial backward pass; Score-CAM and Ablation-CAM one forward pass per channel (512) and
+image, so they run on the first ``slow_n`` images only, without the cascade, class-sensitivity and noise
+checks (their rows say so). The classifier check runs ``randomisation_seeds`` draws on the first
+``randomisation_n`` images; deletion/insertion, ROAD (two sparse solves per percentile and image: the largest
+cost), the cascades and the noise checks run on the first ``subset`` images. The run uses
+:func:`choose_threads` torch threads (one on a busy machine) and checks ``should_stop`` between batches.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..core.capture import ActivationsAndGradients
+from ..core.engine.threads import torch_threads
 from ..methods.registry import create, method_names
 from ..methods.runner import run_batch
 from . import faithfulness as fa
+from . import registry
 from . import robustness as rb
 from . import sanity as sa
-from .localisation import energy_in_mask, is_zero_map, pointing_game_scores
-from .similarity import mse, pearson, spearman, ssim
+from .context import MethodContext
+from .localisation import energy_in_mask, pointing_game_scores
 
 ExtraMetric = Callable[[np.ndarray, "EvalData", np.ndarray], Mapping[str, np.ndarray]]
 MODEL_METRICS: dict[str, list[ExtraMetric]] = {}
 #: model name -> ``fn(n, seed) -> EvalData``: the images ``cfcam evaluate --model NAME`` is run on
-MODEL_DATA: dict[str, Callable[[int, int], "EvalData"]] = {}
+MODEL_DATA: dict[str, Callable[[int, int], EvalData]] = {}
 
 
 def register_model_metrics(model_name: str, fn: ExtraMetric) -> None:
@@ -46,7 +54,7 @@ def register_model_metrics(model_name: str, fn: ExtraMetric) -> None:
     MODEL_METRICS.setdefault(model_name, []).append(fn)
 
 
-def register_model_data(model_name: str, fn: Callable[[int, int], "EvalData"]) -> None:
+def register_model_data(model_name: str, fn: Callable[[int, int], EvalData]) -> None:
     """Evaluate ``model_name`` on ``fn(n, seed)`` (its :class:`EvalData` may carry ``extras`` for its metrics)."""
     MODEL_DATA[model_name] = fn
 
@@ -70,8 +78,8 @@ class EvalData:
 
 def demo_world_data(n: int, seed: int) -> EvalData:
     """``n`` fresh lesion images of the synthetic world from ``seed`` (every one has a mask to point at)."""
-    from ..world.synthetic import make_dataset
     from ..images.preprocess import to_input
+    from ..world.synthetic import make_dataset
 
     images, labels, masks = make_dataset(n, seed, balance=1.0)
     return EvalData(to_input(images), masks, labels, f"demo world, {n} lesion images, seed {seed}")
@@ -98,7 +106,8 @@ def shortcut_localisation(maps, data: EvalData, targets) -> dict[str, np.ndarray
 
 register_model_data("demo", demo_world_data)
 register_model_data("demo-shortcut", shortcut_data)
-register_model_metrics("demo-shortcut", shortcut_localisation)
+# demo-shortcut's metrics (pointing_game_shortcut, energy_in_shortcut) are registry entries that need the
+# extras' "shortcut_masks": shortcut_localisation stays for callers that register it themselves.
 
 
 @dataclass
@@ -111,15 +120,26 @@ class EvalSettings:
     slow_n: int = 1
     steps: int = 11
     substrate: str = "blur"
-    road_percentiles: tuple = (80,)
+    #: ROADCombined's percentiles, averaged (pytorch-grad-cam's default is 10..90: each costs two sparse
+    #: linear solves per image, the evaluation's largest cost, so three)
+    road_percentiles: tuple = (20, 50, 80)
     published_sigmas: tuple = rb.PUBLISHED_SIGMAS
     fair_sigmas: tuple = rb.FAIR_SIGMAS
     input_noise: float = 0.1
     seed: int = 0
     #: classifier re-initialisations per image (seeds ``seed .. seed + K - 1``), values averaged per image: one
     #: draw of a two-class classifier's weights decides, for every image at once, e.g. whether a map is all zero
-    randomisation_seeds: int = 5
+    randomisation_seeds: int = 20
+    #: images of the classifier check (the first ones): one draw moves every image at once, so draws, not
+    #: images, decide its uncertainty, and 20 draws on 50 images cost what 10 on 100 did
+    randomisation_n: int = 50
+    #: draws for the methods that cost one forward pass per channel (their check rests on slow_n images anyway)
+    slow_randomisation_seeds: int = 3
+    #: draws of each cascade step (at most ``randomisation_seeds``: the first ones, shared with the classifier check)
+    cascade_seeds: int = 3
     cascade: bool = True
+    #: torch threads for the run; None: :func:`choose_threads` (one on a busy machine)
+    threads: int | None = None
     #: how to read the layer's output as (N, C, h, w) maps: None, "vit", "swin" or a callable (see cfcam.core.layouts)
     reshape: object = None
     #: extra named methods: name -> {"method": registered name, "layer": ..., "options": {...}} (the ablation)
@@ -128,36 +148,63 @@ class EvalSettings:
 
 @dataclass
 class MethodRun:
-    """What one method produced: its rows, mean deletion/insertion curves and cascade means (for the plots)."""
+    """What one method produced: its rows, mean deletion/insertion curves and cascade means (for the plots),
+    each row's class (``targets``, parallel to ``rows``) and the per-draw values of the metrics that average
+    random draws (``draws``: row metric -> ``(K, n)``), which the report's intervals resample."""
 
     method: str
     rows: list
     curves: dict
     cascade: dict
+    targets: list = field(default_factory=list)
+    draws: dict = field(default_factory=dict)
 
 
-NO_MASK = "no mask for this image (none given, or no non-zero pixel): nothing to point at"
+NO_MASK = registry.NO_MASK
 
-SLOW_STAGES = ("maps", "localisation", "confidence", "curves", "road", "randomisation", "cascade", "class",
-               "gradient noise", "input noise")
+
+class EvaluationStopped(KeyboardInterrupt):
+    """``should_stop()`` said stop: raised between batches (a KeyboardInterrupt, so Ctrl-C handlers catch it)."""
 
 
 class Evaluation:
-    """Runs the metrics for each method; ``progress`` (a callable ``(done, total, label)``) reports each stage."""
+    """Runs the registry's metrics for each method.
+
+    ``progress`` (a callable ``(done, total, label)``) reports the work done in map-equivalents (one explainer
+    call on one image), so that a progress bar's estimate weighs the costly metrics as they cost;
+    ``should_stop`` (a callable, e.g. reading a flag a SIGINT handler sets) is checked between batches and
+    metrics, and stops the run with :class:`EvaluationStopped` within a batch's time.
+    """
 
     def __init__(self, model: nn.Module, data: EvalData, settings: EvalSettings | None = None,
                  model_name: str = "", extra_metrics: Iterable[ExtraMetric] | None = None,
-                 progress: Callable[[int, int, str], None] | None = None) -> None:
+                 progress: Callable[[int, int, str], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> None:
         self.model = model.eval()
         self.data = data
         self.settings = settings or EvalSettings()
-        if not isinstance(self.settings.randomisation_seeds, int) or self.settings.randomisation_seeds < 1:
-            raise ValueError(f"randomisation_seeds must be an integer >= 1, got {self.settings.randomisation_seeds!r}")
+        for option in ("randomisation_seeds", "cascade_seeds", "randomisation_n", "slow_randomisation_seeds"):
+            value = getattr(self.settings, option)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{option} must be an integer >= 1, got {value!r}")
+        threads = self.settings.threads
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads must be None (automatic) or an integer >= 1, got {threads!r}")
         self.extra_metrics = list(MODEL_METRICS.get(model_name, [])) + list(extra_metrics or [])
         self.progress = progress or (lambda done, total, label: None)
+        self.should_stop = should_stop or (lambda: False)
         #: methods that could not run on this model (name -> why), e.g. Ablation-CAM on a ViT layer
         self.failed: dict[str, str] = {}
         self.size = tuple(data.inputs.shape[-2:])
+        self._done = 0.0
+        self._total = 1.0
+        self._partial = self._budget = 0.0
+        self._map_cost, self._label = 1.0, ""
+        #: CPU seconds of this process per metric (and "maps": the explained maps), summed over methods:
+        #: where the time goes, whatever the machine's load
+        self.cpu_seconds: dict[str, float] = {}
+        #: torch threads the run used (see :func:`choose_threads`)
+        self.threads = threads or choose_threads()
 
     # -- helpers ----------------------------------------------------------------------------------------
     def _base(self):
@@ -195,183 +242,157 @@ class Evaluation:
         bs = self.settings.batch_size
         with self._explainer(name, model) as explainer:
             for i in range(0, len(inputs), bs):
+                self._check_stop()
                 t0 = time.perf_counter()
                 done = run_batch(explainer, inputs[i:i + bs], [int(t) for t in targets[i:i + bs]])
                 seconds += time.perf_counter() - t0
+                self._tick(len(inputs[i:i + bs]))
                 maps.append(done.maps)
                 notes += ["; ".join(r.notes) for r in done.results]
         return np.concatenate(maps), notes, seconds / max(len(inputs), 1)
 
-    # -- one method -------------------------------------------------------------------------------------
-    def run_method(self, name: str, index: int = 0, total: int = 1) -> MethodRun:
-        s, d = self.settings, self.data
+    def _check_stop(self) -> None:
+        if self.should_stop():
+            raise EvaluationStopped("the evaluation was asked to stop")
+
+    def _spent(self, key: str, since: float) -> None:
+        self.cpu_seconds[key] = self.cpu_seconds.get(key, 0.0) + time.process_time() - since
+
+    def _advance(self, units: float, label: str) -> None:
+        self._done += units
+        self._partial, self._budget = 0.0, 0.0
+        self.progress(int(round(self._done)), int(round(self._total)), label)
+
+    def _tick(self, images: int) -> None:
+        """Within a metric: ``images`` maps done, shown up to the metric's estimated work (a long metric, such
+        as 20 draws of the classifier check, moves the bar as it goes)."""
+        if self._budget <= 0:
+            return
+        self._partial += images * self._map_cost
+        done = self._done + min(self._partial, self._budget)
+        self.progress(int(round(done)), int(round(self._total)), self._label)
+
+    def work(self, methods) -> float:
+        """The run's estimated cost in map-equivalents (one gradient map of one image), from the registry's ``work``."""
+        s = self.settings
+        total = 0.0
+        for name in methods:
+            slow = self._is_slow(name)
+            n = min(len(self.data), s.slow_n) if slow else len(self.data)
+            for m in registry.METRICS.values():
+                if not registry.applies(m, self.data, s) or (slow and (not m.slow or "gradients" in m.needs)):
+                    continue
+                counts = {"subset": min(n, s.subset), "random": min(n, max(s.randomisation_n, s.subset))}
+                images = counts.get(m.images, n)
+                total += images * m.work(s, slow)
+        return max(total, 1.0)
+
+    def _is_slow(self, name: str) -> bool:
         probe = self._explainer(name, self.model)
         probe.remove()
-        slow = not rb.reads_captured_gradient(probe)
-        n = min(len(d), s.slow_n) if slow else len(d)
-        sub = min(n, s.subset)
-        x = d.inputs[:n]
-        rows: list = []
-        stage = [0]
+        return not rb.reads_captured_gradient(probe)
 
-        def step(label):
-            self.progress(index * len(SLOW_STAGES) + stage[0], total * len(SLOW_STAGES), f"{name}: {label}")
-            stage[0] += 1
+    # -- one method -------------------------------------------------------------------------------------
+    def run_method(self, name: str, index: int = 0, total: int = 1) -> MethodRun:
+        """Every registered metric that applies, for method ``name`` (``index``/``total``: its place in the run)."""
+        self._check_stop()
+        t0 = time.process_time()
+        ctx = MethodContext(self, name)
+        self._spent("maps", t0)
+        s = self.settings
+        rows, targets, draws = [], [], {}
 
-        def add(metric, values, notes=None, default_note="undefined"):
-            for i, v in enumerate(np.asarray(values, dtype=np.float64)):
+        def add(metric, values, notes, default_note, row_target):
+            values = np.asarray(values, dtype=np.float64).reshape(-1)
+            for i, v in enumerate(values):
                 note = ""
                 if not np.isfinite(v):
-                    note = (notes[i] if notes and notes[i] else "") or default_note
+                    note = (notes[i] if notes is not None and notes[i] else "") or default_note
                 rows.append((name, i, metric, float(v), note))
+                targets.append(row_target[i] if i < len(row_target) else "")
 
-        step("maps")
-        logits, targets, p_orig, p_base = (v[:n] for v in self._base())
-        maps, notes, sec = self._maps(name, self.model, x, targets, timed=True)
-        zero = is_zero_map(maps)
-        zero_note = [nt or ("the map is zero everywhere" if z else "") for nt, z in zip(notes, zero)]
-        add("zero_maps", zero.astype(float))
-        add("ms_per_image", np.full(n, sec * 1000.0))
-
-        step("localisation")
-        if d.masks is not None:
-            masks = np.asarray(d.masks[:n], dtype=bool)
-            given = masks.reshape(n, -1).any(axis=1)
-            loc_note = [nt if ok else NO_MASK for nt, ok in zip(zero_note, given)]
-            add("pointing_game", _masked_only(pointing_game_scores, maps, masks, given), loc_note)
-            add("energy_in_mask", _masked_only(energy_in_mask, maps, masks, given), loc_note)
+        for metric in registry.METRICS.values():
+            if not registry.applies(metric, self.data, s):
+                continue
+            self._check_stop()
+            images = {"subset": ctx.sub, "random": ctx.random_n}.get(metric.images, ctx.n)
+            why = registry.skip_reason(metric, ctx)
+            row_target = ctx.row_target(metric.follows)
+            if why:
+                names = [f"{metric.name}@{x}" for x in metric.suffixes(ctx)] if metric.family else [metric.name]
+                for row_name in names:
+                    add(row_name, np.full(images, np.nan), None, why, row_target)
+                continue
+            t0 = time.process_time()
+            self._budget = images * metric.work(s, ctx.slow)
+            self._map_cost, self._label = (registry.SLOW_FACTOR if ctx.slow else 1.0), f"{name}: {metric.name}"
+            result = metric.compute(ctx)
+            self._spent(metric.name, t0)
+            parts = result.items() if metric.family else [(None, result)]
+            for suffix, part in parts:
+                row_name = metric.name if suffix is None else f"{metric.name}@{suffix}"
+                part = part if isinstance(part, registry.Values) else registry.Values(np.asarray(part, float))
+                if len(part.values) != images:
+                    raise RuntimeError(f"metric {row_name} gave {len(part.values)} values for {images} images")
+                add(row_name, part.values, part.notes, metric.undefined, row_target)
+                if part.draws is not None:
+                    draws[row_name] = np.asarray(part.draws, dtype=np.float64)
+            self._advance(images * metric.work(s, ctx.slow), f"{name}: {metric.name}")
         for fn in self.extra_metrics:
-            for metric, values in fn(maps, d, targets).items():
-                add(metric, values, zero_note)
-
-        step("confidence")
-        drop, increase = fa.chattopadhay_drop_increase(self.model, x, maps, targets, p_orig)
-        add("average_drop", drop)
-        add("increase_in_confidence", increase)
-        add("average_drop_published", fa.average_drop_published(self.model, x, maps, targets, p_orig, s.batch_size))
-        add("average_increase_published",
-            fa.average_increase_published(self.model, x, maps, targets, p_base, s.batch_size))
-
-        step("curves")
-        dele, ins = fa.deletion_insertion_curves(self.model, x[:sub], maps[:sub], targets[:sub], s.steps,
-                                                 s.substrate, s.batch_size * 4)
-        add("deletion_auc", fa.auc(dele), zero_note)
-        add("insertion_auc", fa.auc(ins), zero_note)
-        curves = {"deletion": _nanmean_rows(dele), "insertion": _nanmean_rows(ins)}
-
-        step("road")
-        add("road", fa.road(self.model, x[:sub], maps[:sub], targets[:sub], s.road_percentiles, s.seed), zero_note)
-
-        step("randomisation")
-        fc = sa.classifier_layer(self.model)
-        draws = {"spearman": [], "ssim": [], "zero": []}
-        for draw in range(s.randomisation_seeds):
-            rmaps, rnotes, _ = self._maps(name, self._model((fc,), draw), x, targets)
-            draws["spearman"].append([spearman(a, b) for a, b in zip(maps, rmaps)])
-            draws["ssim"].append([ssim(a, b) for a, b in zip(maps, rmaps)])
-            draws["zero"].append(is_zero_map(rmaps).astype(float))
-            if draw == 0:
-                both = [_joined(a, b) for a, b in zip(zero_note, rnotes)]
-        add("randomisation_spearman", _mean_of_defined(draws["spearman"]), both,
-            "undefined: a constant map has no ranks")
-        add("randomisation_ssim", _mean_of_defined(draws["ssim"]))
-        add("zero_maps_randomised", _mean_of_defined(draws["zero"]))
-
-        skip = "not run for this method: one forward pass per channel (see --slow-n)"
-        step("cascade")
+            for metric, values in fn(ctx.mask_maps[0] if self.data.masks is not None else ctx.maps, self.data,
+                                     ctx.targets).items():
+                add(metric, values, ctx.zero_note, "undefined", ctx.row_target("mask"))
+        curves = {}
+        if "deletion_auc" in registry.METRICS and "curves" in ctx.__dict__:
+            curves = {"deletion": _nanmean_rows(ctx.curves[0]), "insertion": _nanmean_rows(ctx.curves[1])}
         cascade = {}
-        if s.cascade and slow:
-            for layer in sa.cascade_layers(self.model):
-                add(f"cascade_spearman@{layer}", np.full(sub, np.nan), None, skip)
-        elif s.cascade:
-            layers: tuple = ()
-            for layer in sa.cascade_layers(self.model):
-                layers = layers + (layer,)
-                cmaps, cnotes, _ = self._maps(name, self._model(layers), x[:sub], targets[:sub])
-                values = [spearman(a, b) for a, b in zip(maps[:sub], cmaps)]
-                add(f"cascade_spearman@{layer}", values, [_joined(a, b) for a, b in zip(zero_note, cnotes)],
-                    "undefined: a constant map has no ranks")
-                cascade[layer] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
-
-        step("class")
-        if slow:
-            add("class_correlation", np.full(n, np.nan), None, skip)
-            step("gradient noise")
-            self._gradient_noise(name, x[:sub], targets[:sub], slow, add)
-            step("input noise")
-            add("input_noise_ssim", np.full(sub, np.nan), None, skip)
-            return MethodRun(name, rows, curves, cascade)
-        other = sa.runner_up(logits, None if d.targets is None else targets).numpy()
-        omaps, onotes, _ = self._maps(name, self.model, x, other)
-        add("class_correlation", [pearson(a, b) for a, b in zip(maps, omaps)],
-            [_joined(a, b) for a, b in zip(zero_note, onotes)], "undefined: a constant map")
-        add("zero_maps_runner_up", is_zero_map(omaps).astype(float))
-
-        step("gradient noise")
-        self._gradient_noise(name, x[:sub], targets[:sub], slow, add)
-
-        step("input noise")
-        gen = torch.Generator().manual_seed(s.seed)
-        noisy = x[:sub] + s.input_noise * torch.randn(x[:sub].shape, generator=gen)
-        nmaps, _, _ = self._maps(name, self.model, noisy, targets[:sub])
-        add("input_noise_ssim", [ssim(a, b) for a, b in zip(maps[:sub], nmaps)])
-        return MethodRun(name, rows, curves, cascade)
-
-    def _gradient_noise(self, name, x, targets, slow, add) -> None:
-        s = self.settings
-        metrics = [(f"robustness_published_ssim@{v:g}", f"robustness_published_mse@{v:g}", "published", v)
-                   for v in s.published_sigmas]
-        metrics += [(f"robustness_fair_ssim@{v:g}", None, "fair", v) for v in s.fair_sigmas]
-        if slow:
-            for ssim_name, mse_name, _, _ in metrics:
-                for m in (ssim_name, mse_name):
-                    if m:
-                        add(m, np.full(len(x), np.nan), None, "not applicable: the method reads no captured gradient")
-            return
-        with self._explainer(name, self.model) as explainer, \
-                ActivationsAndGradients(self.model, self._layer(name), self.settings.reshape) as grab:
-            cap = grab(x, [int(t) for t in targets])
-            clean = rb.maps_from_capture(explainer, cap.activations, cap.gradients, self.size)
-            for ssim_name, mse_name, protocol, sigma in metrics:
-                gen = torch.Generator().manual_seed(s.seed)
-                noisy = rb.gradient_noise_maps(explainer, cap.activations, cap.gradients, self.size, sigma,
-                                               protocol, gen)
-                add(ssim_name, [ssim(a, b) for a, b in zip(clean, noisy)])
-                if mse_name:
-                    add(mse_name, [mse(a, b) for a, b in zip(clean, noisy)])
+        for row_name, per_draw in draws.items():
+            if row_name.startswith("cascade_spearman@"):
+                values = registry._mean_of_defined(per_draw)
+                cascade[row_name.split("@", 1)[1]] = float(np.nanmean(values)) if np.isfinite(values).any() \
+                    else float("nan")
+        return MethodRun(name, rows, curves, cascade, targets, draws)
 
     def run(self, methods: Iterable[str] | None = None) -> list[MethodRun]:
+        """Every method in turn on ``self.threads`` torch threads; a method that cannot explain the layer is
+        named in ``self.failed`` (not dropped silently)."""
         methods = list(methods or method_names())
         runs = []
-        for i, name in enumerate(methods):
-            try:
-                runs.append(self.run_method(name, i, len(methods)))
-            except ValueError as exc:  # the method cannot explain this layer (said in self.failed, not dropped silently)
-                self.failed[name] = str(exc)
-        self.progress(len(methods) * len(SLOW_STAGES), len(methods) * len(SLOW_STAGES), "done")
+        with torch_threads(self.threads):
+            self._done, self._total = 0.0, self.work([m for m in methods if self._probe_ok(m)])
+            self.progress(0, int(round(self._total)), "starting")
+            for i, name in enumerate(methods):
+                try:
+                    runs.append(self.run_method(name, i, len(methods)))
+                except ValueError as exc:
+                    self.failed[name] = str(exc)
+        self.progress(int(round(self._total)), int(round(self._total)), "done")
         return runs
 
-
-def _joined(a: str, b: str) -> str:
-    parts = [p for p in (a, b and f"other map: {b}") if p]
-    return "; ".join(parts)
-
-
-def _mean_of_defined(draws) -> np.ndarray:
-    """Per image, the mean over draws ``(K, n)`` of the defined values; NaN where no draw is defined."""
-    values = np.asarray(draws, dtype=np.float64)
-    defined = np.isfinite(values)
-    counts = defined.sum(axis=0)
-    sums = np.where(defined, values, 0.0).sum(axis=0)
-    return np.divide(sums, counts, out=np.full(values.shape[1], np.nan), where=counts > 0)
+    def _probe_ok(self, name: str) -> bool:
+        try:
+            self._is_slow(name)
+            return True
+        except ValueError:
+            return False
 
 
-def _masked_only(metric, maps, masks, given) -> np.ndarray:
-    """``metric(maps, masks)`` for the images with a mask (``given``), NaN for the others."""
-    out = np.full(len(maps), np.nan)
-    if given.any():
-        out[given] = metric(maps[given], masks[given])
-    return out
+def choose_threads() -> int:
+    """Torch threads for the evaluation: ``CFCAM_THREADS`` if set, else the CPUs this process may use minus the
+    machine's recent load (at least 1). Its many small operations gain little from a second thread on an idle
+    machine and lose much to one on a busy machine (2.3x slower with two threads while another process ran)."""
+    import os
+
+    from ..core.engine.threads import available_cpus, model_thread_count
+
+    if os.environ.get("CFCAM_THREADS"):
+        return model_thread_count()
+    cpus = available_cpus()
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # no load average on this system
+        load = 0.0
+    return max(1, min(cpus, int(cpus - load + 0.5)))
 
 
 def _nanmean_rows(curves: np.ndarray) -> np.ndarray:

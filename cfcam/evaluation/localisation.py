@@ -5,16 +5,21 @@
 * **Energy in mask** (the "relevance mass accuracy" of Arras et al. 2022, "CLEVR-XAI"; the energy-based
   pointing game of Wang et al. 2020, Score-CAM): the fraction of the map's total mass inside the mask.
 
+Both are scored for the class whose evidence the mask marks (the lesion class), whatever the model predicted:
+a map of "normal" scored against a lesion mask measures nothing. A map that is zero everywhere points
+nowhere: it is a *miss* (pointing 0, energy 0), not an undefined value that drops the image, and the
+evaluation reports the rate of such maps beside the scores (``zero_maps_localised``).
+
 What they do NOT show: whether the *model* used the lesion. A map can point at the lesion because lesions
 are salient in the activations whatever the class (EigenCAM ignores the class and still points), and a map
 that ignores the model (``centre``) can score where lesions sit near the middle. They reward agreement with
-a human annotation, not faithfulness to the model. An all-zero map has no maximum and no mass: both metrics
-are undefined for it (NaN here, counted by ``zero_maps``), never scored as a miss or a hit.
+a human annotation, not faithfulness to the model.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from .metrics import POINTING_TOLERANCE_PX, pointing_hits
 
@@ -26,22 +31,26 @@ def is_zero_map(maps) -> np.ndarray:
 
 
 def pointing_game_scores(maps, masks, tolerance: int = POINTING_TOLERANCE_PX) -> np.ndarray:
-    """Per image: 1.0 hit, 0.0 miss, NaN for an all-zero map (no maximum to point with)."""
-    maps = np.asarray(maps)
+    """Per image: 1.0 hit, 0.0 miss; an all-zero map has no maximum to point with: a miss (0.0)."""
+    maps = maps.detach().cpu().numpy() if isinstance(maps, torch.Tensor) else np.asarray(maps)
     hits = pointing_hits(maps, masks, tolerance).astype(np.float64)
-    hits[is_zero_map(maps)] = np.nan
+    hits[is_zero_map(maps)] = 0.0
     return hits
 
 
 def energy_in_mask(maps, masks) -> np.ndarray:
-    """Per image: ``sum(map * mask) / sum(map)`` for maps >= 0; NaN for an all-zero map."""
-    maps = np.asarray(maps, dtype=np.float64)
+    """Per image: the fraction ``sum(map * mask) / sum(map)`` of the map's (non-negative) mass inside the mask.
+
+    maps: ``(N, H, W)`` tensor or array, values >= 0 (CAMs are); masks: ``(N, H, W)`` bool. A map that is zero
+    everywhere points nowhere and scores 0 (a miss). Returns ``(N,)`` float64 in [0, 1].
+    """
+    maps = maps.detach().cpu().numpy() if isinstance(maps, torch.Tensor) else np.asarray(maps)
     masks = np.asarray(masks, dtype=bool)
     if maps.shape != masks.shape or maps.ndim != 3:
         raise ValueError(f"maps and masks must both have shape (N, H, W), got {maps.shape} and {masks.shape}")
+    maps = maps.astype(np.float64)
+    if (maps < 0).any():
+        raise ValueError("maps must be non-negative (a CAM after its ReLU)")
     total = maps.sum(axis=(1, 2))
     inside = (maps * masks).sum(axis=(1, 2))
-    out = np.full(len(maps), np.nan)
-    ok = ~is_zero_map(maps)
-    out[ok] = inside[ok] / total[ok]
-    return out
+    return np.divide(inside, total, out=np.zeros_like(total), where=np.isfinite(total) & (total > 0))

@@ -8,125 +8,197 @@ than the run (a subset, or maps where it is undefined).
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 
-from ..images.writing import write_bytes_atomic, write_text_atomic
+from ..images.writing import write_text_atomic
+from . import registry
+from .plots import plot_bars, plot_cascade, plot_curves  # noqa: F401 - their old import path
 from .summary import PER_IMAGE_COLUMNS, SUMMARY_COLUMNS, summarise, to_csv
 
-#: Headline metrics of the Markdown table and the bar plot, with the direction that is better.
-HEADLINE = (
-    ("pointing_game", "higher"), ("energy_in_mask", "higher"), ("deletion_auc", "lower"),
-    ("insertion_auc", "higher"), ("road", "higher"), ("average_drop", "lower"),
-    ("increase_in_confidence", "higher"), ("average_drop_published", "lower"),
-    ("average_increase_published", "higher"), ("randomisation_spearman", "lower"),
-    ("randomisation_ssim", "lower"), ("class_correlation", "lower"),
-    ("robustness_published_ssim@0.1", "higher"), ("robustness_fair_ssim@0.1", "higher"),
-    ("input_noise_ssim", "higher"), ("zero_maps", "lower"), ("zero_maps_runner_up", "lower"),
-    ("ms_per_image", "lower"),
-)
+#: Headline metrics of the Markdown table and the bar plot, with the direction that is better (from the
+#: registry: kept as a name for older callers)
+HEADLINE = tuple((m, registry.direction(m)) for m in registry.headline())
+
+#: the discrimination check: a method's value "equals" the random map's when they differ by less than this
+#: share of the largest value (float32 probabilities differ in their last digits)
+SAME = 1e-4
 
 
-def markdown_table(summary, metrics=None) -> str:
-    """Methods as rows, metrics as columns, ``mean [ci_low, ci_high]`` and ``(n=...)`` in each cell."""
-    metrics = [m for m, _ in HEADLINE] if metrics is None else list(metrics)
+def draw_interval(per_draw, resamples: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean over images of each image's mean over draws, resampling the
+    images *and* the draws (``per_draw``: ``(K, n)``, NaN where undefined): one draw of a classifier's weights
+    moves every image at once, so resampling images alone understates the uncertainty."""
+    d = np.asarray(per_draw, dtype=np.float64)
+    if d.ndim != 2 or not np.isfinite(d).any():
+        return float("nan"), float("nan")
+    k, n = d.shape
+    rng = np.random.default_rng(seed)
+    means = np.empty(resamples)
+    finite = np.isfinite(d)
+    values = np.where(finite, d, 0.0)
+    for b in range(resamples):
+        rows = rng.integers(0, k, k)
+        cols = rng.integers(0, n, n)
+        sums = values[rows][:, cols].sum(axis=0)
+        counts = finite[rows][:, cols].sum(axis=0)
+        ok = counts > 0
+        means[b] = (sums[ok] / counts[ok]).mean() if ok.any() else np.nan
+    tail = (1.0 - level) / 2 * 100
+    lo, hi = np.nanpercentile(means, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def draw_spread(per_draw) -> tuple[float, float, int]:
+    """``(lowest, highest, K)`` of the per-draw means over the images: how much one draw moves the value."""
+    d = np.asarray(per_draw, dtype=np.float64)
+    means = [np.nanmean(row) for row in d if np.isfinite(row).any()]
+    return (float(min(means)), float(max(means)), len(d)) if means else (float("nan"), float("nan"), len(d))
+
+
+def with_draw_intervals(summary, runs, seed: int = 0) -> list[tuple]:
+    """``summary`` with the interval of every metric that averages random draws replaced by
+    :func:`draw_interval` (the mean and ``n`` are unchanged)."""
+    draws = {(run.method, metric): d for run in runs for metric, d in getattr(run, "draws", {}).items()}
+    out = []
+    for r in summary:
+        d = draws.get((r[0], r[1]))
+        if d is not None and r[5] > 0:
+            lo, hi = draw_interval(d, seed=seed)
+            r = (r[0], r[1], r[2], min(lo, r[2]), max(hi, r[2]), r[5])
+        out.append(r)
+    return out
+
+
+def discrimination(runs, reference: str = "random") -> dict[str, str]:
+    """For each metric the registry asks to check: a sentence when it cannot tell the maps apart on this
+    model (every method's value equals the ``reference`` map's on nearly every image), with what was measured."""
+    values = {}
+    for run in runs:
+        for method, image, metric, value, _note in run.rows:
+            values.setdefault(metric, {}).setdefault(method, {})[image] = value
+    found = {}
+    for metric, by_method in values.items():
+        entry = registry.get(metric)
+        if entry is None or not entry.check_discriminates or reference not in by_method:
+            continue
+        ref = by_method[reference]
+        tol = SAME * max([abs(v) for v in ref.values() if np.isfinite(v)] + [1e-2])
+        tied, same, total = [], 0, 0
+        for method, per_image in by_method.items():
+            if method == reference:
+                continue
+            pairs = [(v, ref[i]) for i, v in per_image.items()
+                     if i in ref and np.isfinite(v) and np.isfinite(ref[i])]
+            equal = sum(abs(v - r) <= tol for v, r in pairs)
+            same, total = same + equal, total + len(pairs)
+            if pairs and equal / len(pairs) >= 0.9:
+                tied.append(method)
+        others = len(by_method) - 1
+        if tied and len(tied) * 2 >= others:
+            ref_values = np.array([v for v in ref.values() if np.isfinite(v)])
+            big = np.abs(ref_values - np.median(ref_values)) > 10 * max(np.median(np.abs(ref_values)), 1e-3)
+            found[metric] = (
+                f"does not discriminate on this model: {len(tied)} of {others} methods ({', '.join(tied)}) get "
+                f"the random map's value on at least 90 % of the images ({same} of {total} (method, image) pairs "
+                f"in all); the random map's values have median {np.median(ref_values):.3g}, and {int(big.sum())} "
+                f"of {len(ref_values)} images (max {np.max(np.abs(ref_values)):.3g}) carry its mean "
+                f"{ref_values.mean():.3g}: the model's p_c on the perturbed image hardly depends on the map")
+    return found
+
+
+def markdown_table(summary, metrics=None, draws=None, flags=None) -> str:
+    """Methods as rows, metrics as columns, ``mean [ci_low, ci_high]`` and ``(n=...)`` in each cell;
+    ``draws`` (``(method, metric) -> (lo, hi, K)``) adds the spread of the per-draw means, ``flags``
+    (``metric -> sentence``) marks a column with a dagger."""
+    metrics = registry.headline() if metrics is None else list(metrics)
+    draws, flags = draws or {}, flags or {}
     by = {(r[0], r[1]): r for r in summary}
     methods = list(dict.fromkeys(r[0] for r in summary))
     present = [m for m in metrics if any((meth, m) in by for meth in methods)]
-    direction = dict(HEADLINE)
-    head = "| method | " + " | ".join(f"{m} ({'↑' if direction.get(m) == 'higher' else '↓'})"
-                                      if m in direction else m for m in present) + " |"
-    lines = [head, "|" + "---|" * (len(present) + 1)]
+    arrow = {"higher": " (↑)", "lower": " (↓)"}
+
+    def title(m):
+        return f"{m}{arrow.get(registry.direction(m), '')}{' †' if m in flags else ''}"
+
+    lines = ["| method | " + " | ".join(title(m) for m in present) + " |", "|" + "---|" * (len(present) + 1)]
     for meth in methods:
         cells = []
         for m in present:
             r = by.get((meth, m))
             if r is None:
-                cells.append("")
+                cells.append("n/a (not run)")
             elif r[5] == 0:
                 cells.append("undefined (n=0)")
             elif m == "ms_per_image":
-                cells.append(f"{r[2]:.0f}")
+                cells.append(f"{r[2]:.0f} (n={r[5]})")
+            elif r[5] == 1:
+                cells.append(f"{r[2]:.3g} (n=1)")
             else:
-                cells.append(f"{r[2]:.3g} [{r[3]:.3g}, {r[4]:.3g}] (n={r[5]})")
+                spread = draws.get((meth, m))
+                extra = f"; {spread[2]} draws: {spread[0]:.2g} to {spread[1]:.2g}" if spread else ""
+                cells.append(f"{r[2]:.3g} [{r[3]:.3g}, {r[4]:.3g}] (n={r[5]}{extra})")
         lines.append(f"| {meth} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    return buf.getvalue()
+def legend(metrics, flags=None) -> str:
+    """What each column is, from the registry: category, which class it scores, on which images, what it means."""
+    follows = {"mask": "the class the mask marks (lesion)", "explained": "the explained class (top class)",
+               "both": "explained class vs runner-up", "": "-"}
+    lines = ["| column | category | better | scores | images | what |", "|---|---|---|---|---|---|"]
+    for m in metrics:
+        e = registry.get(m)
+        if e is None:
+            continue
+        lines.append(f"| {m} | {e.category} | {e.direction or '-'} | {follows[e.follows]} | {e.images} | {e.doc} |")
+    for m, why in (flags or {}).items():
+        lines.append(f"\n† `{m}` {why}.")
+    return "\n".join(lines) + "\n"
 
 
-def plot_bars(summary, out: Path) -> None:
-    """One panel per headline metric: a bar per method with its 95 % interval."""
-    from matplotlib.figure import Figure
-
-    metrics = [m for m, _ in HEADLINE if m != "ms_per_image" and any(r[1] == m for r in summary)]
-    methods = list(dict.fromkeys(r[0] for r in summary))
-    by = {(r[0], r[1]): r for r in summary}
-    cols = 4
-    rows = int(np.ceil(len(metrics) / cols)) or 1
-    fig = Figure(figsize=(4 * cols, 2.8 * rows))
-    for k, metric in enumerate(metrics):
-        ax = fig.add_subplot(rows, cols, k + 1)
-        means = np.array([by[(m, metric)][2] if (m, metric) in by else np.nan for m in methods])
-        lo = np.array([by[(m, metric)][3] if (m, metric) in by else np.nan for m in methods])
-        hi = np.array([by[(m, metric)][4] if (m, metric) in by else np.nan for m in methods])
-        err = np.nan_to_num(np.vstack([means - lo, hi - means]).clip(min=0))
-        ax.bar(range(len(methods)), np.nan_to_num(means), yerr=err, color="tab:blue", capsize=2)
-        ax.set_xticks(range(len(methods)), methods, rotation=70, fontsize=7)
-        ax.set_title(metric, fontsize=9)
-    fig.tight_layout()
-    write_bytes_atomic(_png(fig), out)
+SPLIT_METRICS = ("pointing_game", "energy_in_mask", "zero_maps_localised", "average_drop",
+                 "increase_in_confidence", "average_drop_published", "average_increase_published",
+                 "deletion_auc", "insertion_auc")
 
 
-def plot_curves(runs, out: Path) -> None:
-    """Mean deletion and insertion curves per method."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(10, 4))
-    for k, kind in enumerate(("deletion", "insertion")):
-        ax = fig.add_subplot(1, 2, k + 1)
-        for run in runs:
-            curve = run.curves.get(kind)
-            if curve is not None and np.isfinite(curve).all():
-                ax.plot(np.linspace(0, 1, len(curve)), curve, label=run.method)
-        ax.set_xlabel(f"fraction of pixels {'deleted' if kind == 'deletion' else 'inserted'}")
-        ax.set_ylabel("p(class)")
-        ax.set_title(f"{kind} ({'lower' if kind == 'deletion' else 'higher'} area is better)")
-    fig.axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    write_bytes_atomic(_png(fig), out)
-
-
-def plot_cascade(runs, out: Path) -> None:
-    """Mean Spearman correlation with the original map as layers are re-initialised from the top down."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7, 4))
-    ax = fig.add_subplot(1, 1, 1)
+def split_table(runs, metrics=SPLIT_METRICS) -> str:
+    """The mean of each metric on the correctly predicted and on the mispredicted images, per method (from
+    the ``mispredicted`` rows): what the mispredicted images do to the averages."""
+    lines = ["| method | images | " + " | ".join(metrics) + " |", "|" + "---|" * (len(metrics) + 2)]
     for run in runs:
-        if run.cascade:
-            layers = list(run.cascade)
-            ax.plot(range(len(layers)), [run.cascade[l] for l in layers], marker="o", label=run.method)
-            ax.set_xticks(range(len(layers)), [f"+{l}" for l in layers], rotation=30)
-    ax.axhline(0, color="grey", lw=0.5)
-    ax.set_ylabel("Spearman with the original map")
-    ax.set_title("Model-parameter randomisation, cascading from the output (lower = passes)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    write_bytes_atomic(_png(fig), out)
+        flag = {r[1]: r[3] for r in run.rows if r[2] == "mispredicted"}
+        if not any(v == 1.0 for v in flag.values()):
+            continue
+        for group, want in (("correct", 0.0), ("mispredicted", 1.0)):
+            cells = []
+            for m in metrics:
+                v = np.array([r[3] for r in run.rows if r[2] == m and flag.get(r[1]) == want], dtype=float)
+                v = v[np.isfinite(v)]
+                cells.append(f"{v.mean():.3g} (n={v.size})" if v.size else "n/a")
+            count = sum(1 for v in flag.values() if v == want)
+            lines.append(f"| {run.method} | {group} ({count}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n" if len(lines) > 2 else "No image was mispredicted.\n"
+
+
+def _nan_free(values) -> list:
+    return [None if not np.isfinite(v) else float(v) for v in np.asarray(values, dtype=np.float64).ravel()]
 
 
 def runs_to_json(runs) -> str:
-    """The plotted parts of each run (mean curves, cascade means), so that folders can be merged later."""
-    return json.dumps({run.method: {"curves": {k: [float(v) for v in c] for k, c in run.curves.items()},
-                                    "cascade": run.cascade} for run in runs}, indent=1) + "\n"
+    """The plotted parts of each run (mean curves, cascade means) and the per-draw values behind the
+    draw-aware intervals, so that folders can be merged later (NaN written as null)."""
+    return json.dumps({run.method: {
+        "curves": {k: _nan_free(c) for k, c in run.curves.items()},
+        "cascade": run.cascade,
+        "draws": {m: [_nan_free(row) for row in d] for m, d in getattr(run, "draws", {}).items()},
+    } for run in runs}, indent=1) + "\n"
+
+
+def _array(rows) -> np.ndarray:
+    return np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=np.float64)
 
 
 def read_runs(folder) -> list:
@@ -139,12 +211,19 @@ def read_runs(folder) -> list:
     saved = folder / "runs.json"  # absent in folders written before it existed: no curves then
     extra = json.loads(saved.read_text()) if saved.is_file() else {}
     rows: dict[str, list] = {}
+    targets: dict[str, list] = {}
     with open(folder / "per_image.csv", newline="", encoding="utf-8") as fh:
         for r in csv.DictReader(fh):
             rows.setdefault(r["method"], []).append((r["method"], int(r["image"]), r["metric"], float(r["value"]),
                                                      r["note"]))
-    return [MethodRun(m, rows[m], {k: np.asarray(v) for k, v in extra.get(m, {}).get("curves", {}).items()},
-                      extra.get(m, {}).get("cascade", {})) for m in rows]
+            targets.setdefault(r["method"], []).append(r.get("target") or "")
+    runs = []
+    for m in rows:
+        saved_run = extra.get(m, {})
+        curves = {k: np.array([np.nan if v is None else v for v in c]) for k, c in saved_run.get("curves", {}).items()}
+        draws = {k: _array(d) for k, d in saved_run.get("draws", {}).items()}
+        runs.append(MethodRun(m, rows[m], curves, saved_run.get("cascade", {}), targets[m], draws))
+    return runs
 
 
 def merge_folders(folders, out, plots: bool = True) -> list:
@@ -162,17 +241,45 @@ def merge_folders(folders, out, plots: bool = True) -> list:
     return write_report(runs, out, info, plots)
 
 
+def per_image_rows(runs) -> list[tuple]:
+    """``per_image.csv``'s rows: each run's rows with the class the row scored (``target``) appended."""
+    out = []
+    for run in runs:
+        targets = list(getattr(run, "targets", []) or [])
+        targets += [""] * (len(run.rows) - len(targets))
+        out += [tuple(row) + (target,) for row, target in zip(run.rows, targets)]
+    return out
+
+
+def report_text(summary, runs, info: dict) -> str:
+    """``table.md``: the table, what each column is, the flags, and the split by mispredicted images."""
+    seed = info.get("seed", 0)
+    draws = {(run.method, m): draw_spread(d) for run in runs for m, d in getattr(run, "draws", {}).items()}
+    flags = discrimination(runs)
+    columns = registry.headline()
+    return (f"# cfcam evaluate\n\n{info.get('description', '')}\n\n"
+            + markdown_table(summary, columns, draws, flags)
+            + "\nIntervals: 95 % percentile bootstrap over the images; for the metrics that average random "
+              "re-initialisations (randomisation_*), over the images *and* the draws, and the cell gives the "
+              "lowest and highest per-draw mean. n counts the images where the value is defined. Localisation "
+              "scores the class the mask marks on every image, an all-zero map as a miss "
+              f"(seed {seed}).\n\n## The columns\n\n" + legend(columns, flags)
+            + "\n## Correctly predicted and mispredicted images\n\n"
+              "Localisation follows the lesion class on every image; the confidence metrics follow the explained "
+              "(top) class, which on a mispredicted image is \"normal\".\n\n" + split_table(runs))
+
+
 def write_report(runs, folder, info: dict, plots: bool = True) -> list:
-    """Write everything for ``runs`` (a list of :class:`~cfcam.evaluation.engine.MethodRun`) to ``folder``."""
+    """Write everything for ``runs`` (a list of :class:`~cfcam.evaluation.engine.MethodRun`) to ``folder``;
+    returns the summary (intervals of the draw-averaged metrics over images and draws)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rows = [row for run in runs for row in run.rows]
     write_text_atomic(runs_to_json(runs), folder / "runs.json")
-    summary = summarise(rows, seed=info.get("seed", 0))
+    summary = with_draw_intervals(summarise(rows, seed=info.get("seed", 0)), runs, seed=info.get("seed", 0))
     write_text_atomic(to_csv(summary, SUMMARY_COLUMNS), folder / "summary.csv")
-    write_text_atomic(to_csv(rows, PER_IMAGE_COLUMNS), folder / "per_image.csv")
-    write_text_atomic(f"# cfcam evaluate\n\n{info.get('description', '')}\n\n" + markdown_table(summary),
-                      folder / "table.md")
+    write_text_atomic(to_csv(per_image_rows(runs), PER_IMAGE_COLUMNS), folder / "per_image.csv")
+    write_text_atomic(report_text(summary, runs, info), folder / "table.md")
     write_text_atomic(json.dumps(info, indent=2, sort_keys=True) + "\n", folder / "run.json")
     if plots:
         plot_bars(summary, folder / "metrics.png")

@@ -2,9 +2,12 @@
 and on the class it explains?
 
 * **Model-parameter randomisation**: re-initialise the classifier layer (``randomisation_spearman``,
-  ``randomisation_ssim``) or, cascading, every block from the top down (``cascade_spearman@<layer>``) and
-  compare each image's map before and after (Spearman rank correlation, SSIM). A map that explains the
-  model must change when the model's weights are destroyed: values near 1 *fail* the check.
+  ``randomisation_ssim``, averaged over several draws of the new weights: one draw of a two-class
+  classifier moves every image at once) or, cascading, every block from the top down
+  (``cascade_spearman@<layer>``) or from the input up (``cascade_bottom_up_spearman@<layer>``, Quantus' MPRT
+  ``layer_order="bottom_up"``) and compare each image's map before and after (Spearman rank correlation,
+  SSIM). A map that explains the model must change when the model's weights are destroyed: values near 1
+  *fail* the check.
 * **Class sensitivity**: the Pearson correlation between the maps of two classes on the same image (the
   predicted class and the runner-up). A map that explains a *class* should differ between classes; +1 means
   the map does not depend on the class at all.
@@ -30,14 +33,23 @@ def classifier_layer(model: nn.Module) -> str:
     return names[-1]
 
 
-def cascade_layers(model: nn.Module) -> list[str]:
-    """Top-level children that hold parameters, from the output back to the input (the cascade's order)."""
-    return [name for name, m in reversed(list(model.named_children())) if any(True for _ in m.parameters())]
+CASCADE_ORDERS = ("top_down", "bottom_up")
+
+
+def cascade_layers(model: nn.Module, order: str = "top_down") -> list[str]:
+    """Top-level children that hold parameters, in the cascade's order: from the output back to the input
+    (``top_down``, Adebayo et al.'s cascade) or from the input up (``bottom_up``, Quantus' ``layer_order``)."""
+    if order not in CASCADE_ORDERS:
+        raise ValueError(f"order must be one of {list(CASCADE_ORDERS)}, got {order!r}")
+    names = [name for name, m in model.named_children() if any(True for _ in m.parameters())]
+    return names[::-1] if order == "top_down" else names
 
 
 def randomised(model: nn.Module, layers, seed: int = 0) -> nn.Module:
     """A deep copy of ``model`` with every submodule of the named ``layers`` re-initialised
-    (``reset_parameters``, BatchNorm statistics included) from ``torch.manual_seed(seed)``; ``model`` is untouched."""
+    (``reset_parameters``, BatchNorm statistics included), each layer from ``torch.manual_seed(seed)`` as
+    Quantus does: a layer gets the same weights at every step of a cascade and in the classifier-only check
+    of the same ``seed``; ``model`` is untouched."""
     clone = copy.deepcopy(model)
     modules = dict(clone.named_modules())
     missing = [name for name in layers if name not in modules]
@@ -45,8 +57,8 @@ def randomised(model: nn.Module, layers, seed: int = 0) -> nn.Module:
         raise ValueError(f"cannot randomise unknown layer(s) {missing}")
     generator_state = torch.get_rng_state()
     try:
-        torch.manual_seed(seed)
         for name in layers:
+            torch.manual_seed(seed)
             for sub in modules[name].modules():
                 if hasattr(sub, "reset_parameters"):
                     sub.reset_parameters()

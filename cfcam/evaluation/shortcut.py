@@ -7,18 +7,20 @@ by intervention that it follows the marker. On lesion images that carry the mark
 a faithful method points at the marker, a merely plausible one at the lesion.
 
 :func:`localisation_rows` scores every registered method against both masks; :func:`shortcut_evaluation_set`
-makes its default images; :func:`intervention_figures` shows what a model's answers follow (marker or nodule). ``cfcam evaluate`` and the model card call them; they are plain functions so a
-notebook can call them, too.
+makes its default images; :func:`intervention_figures` shows what a model's answers follow (marker or
+nodule). ``cfcam evaluate`` and the model card call them; they are plain functions so a notebook can call
+them, too.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
 
 from ..images.preprocess import to_input
+from .localisation import energy_in_mask  # noqa: F401 - one definition, re-exported here (old import path)
 from .metrics import POINTING_TOLERANCE_PX, pointing_hits
 
 __all__ = [
@@ -40,25 +42,6 @@ CORE_METHODS = ("gradcam", "cfcam-readme", "cfcam-reference")
 #: The metrics of one method, in the order :func:`localisation_rows` returns them: two against the lesion
 #: mask, two against the marker mask.
 METRICS = ("pointing_game", "energy_in_mask", "pointing_game_shortcut", "energy_in_shortcut")
-
-
-def energy_in_mask(maps, masks) -> np.ndarray:
-    """Per image: the fraction of the map's total (non-negative) value that lies inside the mask.
-
-    maps: ``(N, H, W)`` tensor or array, values >= 0 (CAMs are); masks: ``(N, H, W)`` bool. A map that is zero
-    everywhere points nowhere and scores 0. Returns ``(N,)`` float64 in [0, 1]. Unlike the pointing game it
-    looks at the whole map, so a map that is bright on the marker *and* the lesion scores partly on both.
-    """
-    maps = maps.detach().cpu().numpy() if isinstance(maps, torch.Tensor) else np.asarray(maps)
-    masks = np.asarray(masks, dtype=bool)
-    if maps.shape != masks.shape or maps.ndim != 3:
-        raise ValueError(f"maps and masks must both have shape (N, H, W), got {maps.shape} and {masks.shape}")
-    maps = maps.astype(np.float64)
-    if (maps < 0).any():
-        raise ValueError("maps must be non-negative (a CAM after its ReLU)")
-    total = maps.sum(axis=(1, 2))
-    inside = (maps * masks).sum(axis=(1, 2))
-    return np.divide(inside, total, out=np.zeros_like(total), where=total > 0)
 
 
 def localisation_rows(model: torch.nn.Module, inputs, masks, marker_masks, methods: Iterable[str] | None = None,
@@ -133,7 +116,8 @@ def shortcut_evaluation_set(n: int = 200, seed: int = SHORTCUT_EVAL_SEED):
 def _lesion_calls(model: torch.nn.Module, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """Per image: does ``model`` (in eval mode) call it a lesion?  Returns (N,) bool."""
     model.eval()
-    out = [model(to_input(images[i : i + batch_size])).argmax(1).numpy() == 1 for i in range(0, len(images), batch_size)]
+    out = [model(to_input(images[i : i + batch_size])).argmax(1).numpy() == 1
+           for i in range(0, len(images), batch_size)]
     return np.concatenate(out)
 
 

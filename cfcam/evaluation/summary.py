@@ -12,7 +12,7 @@ import io
 import numpy as np
 
 SUMMARY_COLUMNS = ("method", "metric", "mean", "ci_low", "ci_high", "n")
-PER_IMAGE_COLUMNS = ("method", "image", "metric", "value", "note")
+PER_IMAGE_COLUMNS = ("method", "image", "metric", "value", "note", "target")
 
 
 def bootstrap_ci(values, resamples: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:

@@ -53,7 +53,7 @@ def test_no_value_is_dropped_and_missing_values_say_why(run_small):
     _, out = run_small
     _, per_image = read(out / "per_image.csv")
     count = {}
-    for method, image, metric, value, note in per_image:
+    for method, image, metric, value, note, *_ in per_image:
         count[(method, metric)] = count.get((method, metric), 0) + 1
         if math.isnan(float(value)):
             assert note, f"{method} {metric} image {image}: a missing value without a reason"
@@ -61,7 +61,7 @@ def test_no_value_is_dropped_and_missing_values_say_why(run_small):
     _, summary = read(out / "summary.csv")
     by = {(r[0], r[1]): r for r in summary}
     # class correlation is undefined where either of cfcam-readme's maps is zero everywhere: n counts the others
-    flags = {(int(i), m): float(v) for meth, i, m, v, _ in per_image if meth == "cfcam-readme"}
+    flags = {(int(i), m): float(v) for meth, i, m, v, *_ in per_image if meth == "cfcam-readme"}
     both = sum(flags[(i, "zero_maps")] == 0 and flags[(i, "zero_maps_runner_up")] == 0 for i in range(4))
     assert int(by[("cfcam-readme", "class_correlation")][5]) == both
 

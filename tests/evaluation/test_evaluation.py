@@ -31,15 +31,14 @@ def demo():
 
 # -- localisation -----------------------------------------------------------------------------------------
 
-def test_pointing_game_hits_within_15_px_and_is_undefined_for_zero_maps():
+def test_pointing_game_hits_within_15_px_and_counts_a_zero_map_as_a_miss():
     mask = disc((64, 64), (20, 20), 3)
     maps = np.zeros((4, 64, 64))
     maps[0, 20, 20] = 1  # inside
     maps[1, 20, 35] = 1  # 12 px from the mask's edge
     maps[2, 20, 50] = 1  # 27 px away
     scores = pointing_game_scores(maps, np.stack([mask] * 4))
-    assert scores[:3].tolist() == [1.0, 1.0, 0.0]
-    assert np.isnan(scores[3])
+    assert scores.tolist() == [1.0, 1.0, 0.0, 0.0]  # an all-zero map points nowhere: a miss
 
 
 def test_energy_in_mask_known_values():
@@ -47,7 +46,7 @@ def test_energy_in_mask_known_values():
     mask[0, :5] = True
     assert energy_in_mask(np.ones((1, 10, 10)), mask)[0] == pytest.approx(0.5)
     assert energy_in_mask(mask.astype(float), mask)[0] == pytest.approx(1.0)
-    assert np.isnan(energy_in_mask(np.zeros((1, 10, 10)), mask)[0])
+    assert energy_in_mask(np.zeros((1, 10, 10)), mask)[0] == 0.0  # no mass anywhere: none in the mask
     assert is_zero_map(np.zeros((1, 3, 3))).tolist() == [True]
 
 

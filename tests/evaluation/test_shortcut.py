@@ -18,7 +18,6 @@ from cfcam.evaluation.shortcut import (
     shortcut_evaluation_set,
     summarise,
 )
-from cfcam.world import synthetic
 from cfcam.world.synthetic import (
     MARKER_BORDER,
     MARKER_LUNG_GAP,
