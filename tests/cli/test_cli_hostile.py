@@ -199,8 +199,8 @@ def test_non_finite_logits_are_refused_for_their_image(tmp_path, capsys, monkeyp
 
     real = batches.run_model
 
-    def infinite_first(good, explainer, target):
-        done = real(good, explainer, target)
+    def infinite_first(good, explainer, target, on_captured=None):
+        done = real(good, explainer, target, on_captured)
         probs = done.probs.copy()
         probs[0] = np.nan  # softmax of +inf logits
         return dataclasses.replace(done, probs=probs)

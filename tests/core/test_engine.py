@@ -147,7 +147,7 @@ def test_dbscan_at_exact_eps_is_scikit_learn_on_float64_distances(x, pct, min_sa
 def test_float64_products_give_the_same_eps_and_labels(x, pct, min_samples):
     """The float64 path (long rows, outlying rows) on any input: bit-identical eps, scikit-learn's labels."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(cl, "_FLOAT32_MAX_RELATIVE_ERROR", -1.0)
+        mp.setattr(ex, "_FLOAT32_MAX_RELATIVE_ERROR", -1.0)
         dist = ex.Distances(x)
         assert dist.squared.dtype == np.float64
         eps = ex.exact_eps(dist, pct, 1e-5)
