@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv test test-pythons demo lab bench clean strip evaluate ablation
+.PHONY: venv test test-fast lint test-pythons demo lab bench clean strip evaluate ablation
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,16 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# While you work: the suite without the notebooks, the browser and the slow tests (whole evaluations, the
+# command line's signal tests), a few minutes on 2 cores. `make test` (what CI runs) is the whole suite.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not notebooks and not browser and not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 # The suite in quick mode (no notebooks, browser or slow tests) on the oldest and newest supported Pythons,
 # each in its own .venv-X.Y (first use downloads PyTorch for it: slow once). Not part of `make test`.

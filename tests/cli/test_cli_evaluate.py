@@ -11,6 +11,8 @@ from cfcam import cli
 from cfcam.evaluation.summary import PER_IMAGE_COLUMNS, SUMMARY_COLUMNS
 from cfcam.methods.registry import method_names
 
+pytestmark = pytest.mark.slow  # whole `cfcam evaluate` runs: `make test` runs them, `make test-fast` does not
+
 
 def read(path):
     with open(path, newline="", encoding="utf-8") as fh:

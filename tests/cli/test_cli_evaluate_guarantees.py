@@ -18,6 +18,8 @@ from cfcam import cli
 from cfcam.cli.lock import FolderLock
 from cfcam.cli.runstate import REPORT_FILES
 
+pytestmark = pytest.mark.slow  # whole `cfcam evaluate` runs: `make test` runs them, `make test-fast` does not
+
 ROOT = Path(__file__).resolve().parents[2]
 POSIX = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 SMALL = ["--n", "2", "--subset", "1", "--methods", "centre", "--no-plots", "--quiet"]

@@ -118,6 +118,7 @@ def test_sigterm_mid_run_writes_the_summary_and_exits_143(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [f"{d}_gradcam.png" for d in done] + ["summary.csv"]
 
 
+@pytest.mark.slow
 @POSIX
 @pytest.mark.parametrize("batch", [1, 3])
 def test_sigterm_while_a_written_overlay_is_being_recorded_keeps_its_row(tmp_path, batch):
@@ -193,6 +194,7 @@ def test_ctrl_c_during_start_up_is_one_line_and_130(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_summary_is_kept_up_to_date_during_the_run(tmp_path):
     copies(tmp_path / "in", ["a.png", "b.png", "c.png"])
     out = tmp_path / "out"
@@ -277,6 +279,7 @@ def test_printable_and_csv_cell():
     assert csv_cell("a=b") == "a=b" and csv_cell(0.5) == "0.5"
 
 
+@pytest.mark.slow
 @POSIX
 def test_hostile_names_reach_neither_the_terminal_nor_the_spreadsheet_raw(tmp_path):
     names = ["\x1b[31mred\x1b[0m.png", "=HYPERLINK(\"x\").png", "two\nlines.png"]

@@ -126,6 +126,7 @@ print(json.dumps({{"engine": engine_name(), "said": said, "labels": first.labels
 """
 
 
+@pytest.mark.slow
 def test_without_numba_cfcam_runs_on_the_plain_path_and_says_so_once():
     fixture = FIXTURES / "resnet50_layer3_b.npz"
     run = run_python(WITHOUT_NUMBA.format(fixture=fixture))

@@ -18,6 +18,8 @@ from cfcam.evaluation.folder import ManifestError, read_manifest
 from cfcam.world.models import load_model
 from cfcam.world.synthetic import make_dataset
 
+pytestmark = pytest.mark.slow  # whole `cfcam evaluate` runs: `make test` runs them, `make test-fast` does not
+
 SEED = 11
 METHODS = ["gradcam", "cfcam-reference"]
 DEMO_INFO = {"input_size": 224, "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225),

@@ -197,6 +197,7 @@ def test_reference_map_fails_and_gradcam_passes_the_classifier_randomisation(dem
     assert result["gradcam"] < 0.9
 
 
+@pytest.mark.slow
 def test_randomisation_agrees_with_quantus_mprt(demo):
     import quantus  # a test dependency (make test installs it): missing, the test fails rather than skips
     model, x, _ = demo

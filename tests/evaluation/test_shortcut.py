@@ -252,6 +252,7 @@ def test_the_card_proves_the_shortcut(card):
     assert local["gradcam"]["pointing_game_shortcut"] > local["gradcam"]["pointing_game"]
 
 
+@pytest.mark.slow
 def test_interventions_reproduce_the_card_on_fresh_images(card, shortcut_model, demo_model):
     from cfcam.world.train import intervention_figures
 

@@ -133,6 +133,7 @@ def test_the_method_split_leaves_none_out():
     assert {"scorecam", "ablationcam"} <= set(PER_CHANNEL_METHODS) and "gradcam" in FAST_METHODS
 
 
+@pytest.mark.slow
 def test_every_family_resolves_on_its_model():
     seen = set()
     for name, size in ARCHITECTURES:

@@ -52,6 +52,7 @@ def test_weightings_match_pytorch_grad_cam_itself(name, demo):
     assert np.abs(ours - theirs).max() < 2e-3
 
 
+@pytest.mark.slow
 def test_score_cam_matches_pytorch_grad_cam_itself(tiny_resnet, small_input):
     with create("scorecam", tiny_resnet, "layer4") as explainer:
         ours = explainer(small_input, targets=[0])

@@ -188,6 +188,7 @@ def test_command_line_num_classes_mismatch_prints_lines(timm_weights, tmp_path, 
     assert "\\n" not in err and "\n  2 size mismatch(es): head.weight (3, 64) in the file vs (5, 64)" in err
 
 
+@pytest.mark.slow
 def test_pretrained_timm_offline_gives_the_clear_message(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     code = ("from cfcam.world.models import load_model, ModelError\n"

@@ -86,6 +86,7 @@ def test_card_fields(card):
     assert 0 < card["training_seconds"] <= 20 * 60
 
 
+@pytest.mark.slow
 def test_accuracy_on_a_fresh_set_agrees_with_the_card(model, card, fresh_set):
     images, labels, _ = fresh_set
     acc = evaluate_accuracy(model, images, labels)
