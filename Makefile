@@ -5,14 +5,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv test test-pythons demo lab bench clean strip evaluate ablation
+# The quick suite: what test-pythons and test-lowest run
+QUICK  := not notebooks and not browser and not slow
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[notebooks,test]"
-	$(BIN)/python -m pip install --quiet --no-deps "quantus==0.6.*"  # test cross-checks; see pyproject's test extra
-	@touch $(STAMP)
+.PHONY: venv test test-pythons test-lowest demo lab bench clean strip evaluate ablation dist-check
+
+# .ci/install is the one install recipe (make, test-pythons and test-lowest share it)
+$(STAMP): pyproject.toml .ci/install
+	.ci/install $(VENV) $(PYTHON)
 
 venv: $(STAMP)
 
@@ -25,6 +25,23 @@ PYTHONS ?= 3.10 3.13
 test-pythons:
 	@for v in $(PYTHONS); do .ci/test-python $$v || exit 1; done
 
+# The quick suite with every direct dependency at exactly its floor (pyproject.toml's `>=`), in .venv-lowest:
+# proves the floors are ones that work. Run it when a floor changes and before a release (first use downloads
+# the old releases: a few minutes). Not part of `make test`.
+LOWEST := $(VENV)-lowest
+$(LOWEST)/.installed-stamp: pyproject.toml .ci/install .ci/lowest-constraints
+	@mkdir -p $(LOWEST)
+	$(PYTHON) .ci/lowest-constraints > $(LOWEST)/constraints.txt
+	.ci/install $(LOWEST) $(PYTHON) -c $(LOWEST)/constraints.txt
+
+test-lowest: $(LOWEST)/.installed-stamp
+	$(LOWEST)/bin/python -m pip list --format=freeze | grep -iE "^(torch|torchvision|numpy|scipy|grad-cam)=="
+	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider -m "$(QUICK)"
+
+# The sdist and wheel build, and PyPI would render their metadata: twine check --strict (tools in .venv-dist)
+dist-check:
+	.ci/dist-check
+
 demo: $(STAMP)
 	$(BIN)/cfcam explain testimgs -o output
 
@@ -36,7 +53,6 @@ lab: $(STAMP)
 
 # make bench BENCH_ARGS="--device cuda" runs the end-to-end part on a GPU (see benchmarks/bench_speed.py)
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet --no-deps "grad-cam>=1.5" ttach
 	$(BIN)/python benchmarks/bench_speed.py $(BENCH_ARGS)
 
 # The comparison table committed under docs/evaluation/ (README: "Is the map right?"); EVAL_ARGS adds options,
@@ -53,4 +69,4 @@ strip: $(STAMP)
 	$(BIN)/nbstripout notebooks/*.ipynb
 
 clean:
-	rm -rf $(VENV) $(VENV)-* output .pytest_cache
+	rm -rf $(VENV) $(VENV)-* output .pytest_cache dist

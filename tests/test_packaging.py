@@ -22,14 +22,14 @@ except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI (the test
 from conftest import ROOT
 
 # pip name -> conda-forge name where they differ
-CONDA_NAMES = {"torch": "pytorch-cpu", "opencv-python-headless": "py-opencv", "matplotlib": "matplotlib-base"}
-# conda-only lines: they choose a build of a package above, they add no package
-CONDA_BUILD_SELECTORS = {"libopencv"}
+CONDA_NAMES = {"torch": "pytorch-cpu", "matplotlib": "matplotlib-base"}
+# installed from PyPI by environment.yml's `- pip:` section (conda-forge's grad-cam pulls the GUI OpenCV)
+FROM_PYPI = {"grad-cam", "opencv-python-headless"}
 OLDEST_PYTHON = (3, 10)
 
 
 def requirement(spec: str) -> tuple[str, str | None]:
-    """``(name, lowest version or None)`` of a requirement such as ``torch>=2.4`` or ``libopencv=*=headless*``."""
+    """``(name, lowest version or None)`` of a requirement such as ``torch>=2.13`` or ``python=3.11``."""
     spec = spec.split("#")[0].split(";")[0].strip()
     name = re.split(r"[<>=!~\[ ]", spec, maxsplit=1)[0].lower()
     low = re.search(r">=\s*([0-9][0-9.]*)", spec)
@@ -47,31 +47,59 @@ def pip_requirements() -> dict[str, str | None]:
     return {CONDA_NAMES.get(n, n): v for n, v in map(requirement, specs)}
 
 
-def conda_requirements() -> dict[str, str | None]:
-    found = {}
-    for line in (ROOT / "environment.yml").read_text(encoding="utf-8").splitlines():
-        m = re.match(r"\s*-\s*([A-Za-z0-9_.\-]+.*)$", line.split("#")[0])
-        if m and not line.strip().endswith(":"):
-            name, low = requirement(m.group(1))
-            found[name] = low
-    return found
+def environment_yml() -> tuple[dict[str, str | None], dict[str, str | None]]:
+    """``(conda packages, pip packages)`` of environment.yml, each ``{name: lowest version or None}``."""
+    conda: dict[str, str | None] = {}
+    pip: dict[str, str | None] = {}
+    pip_indent = None  # the indentation of the `- pip:` line while inside its list
+    text = (ROOT / "environment.yml").read_text(encoding="utf-8")
+    for line in text.split("\ndependencies:", 1)[1].splitlines():
+        m = re.match(r"(\s*)-\s*(\S.*)$", line.split("#")[0].rstrip())
+        if not m:
+            continue
+        indent, item = len(m[1]), m[2]
+        if item == "pip:":
+            pip_indent = indent
+            continue
+        if pip_indent is not None and indent <= pip_indent:
+            pip_indent = None
+        name, low = requirement(item)
+        (pip if pip_indent is not None else conda)[name] = low
+    return conda, pip
 
 
 def test_environment_yml_lists_the_same_packages_with_the_same_lowest_versions():
-    conda = conda_requirements()
-    python = conda.pop("python")
-    for name in ("pip", "conda-forge", *CONDA_BUILD_SELECTORS):
-        conda.pop(name, None)
-    assert conda == pip_requirements()  # names *and* lowest versions
+    conda, pip = environment_yml()
+    conda.pop("python")
+    conda.pop("pip")
+    assert set(pip) == FROM_PYPI and not set(conda) & set(pip)
+    assert {**conda, **pip} == pip_requirements()  # names *and* lowest versions
     assert pip_requirements()["torchvision"] == "0.28"  # conda-forge's newest; pip picks newer where it can
 
 
-def test_environment_yml_pins_a_supported_python_and_the_headless_opencv():
+def test_environment_yml_floors_exist_on_conda_forge():
+    """The newest conda-forge releases, read from the feedstocks' recipes (CHANGELOG.md, 0.2.0): a floor above
+    them makes Binder's environment unsolvable."""
+    conda_forge_newest = {"pytorch-cpu": "2.13.0", "torchvision": "0.28.0", "grad-cam": "1.5.5"}
+    conda, pip = environment_yml()
+    for name, newest in conda_forge_newest.items():
+        if name in conda:
+            assert version_key(conda[name]) <= version_key(newest), (name, conda[name], newest)
+    assert version_key(pip["grad-cam"]) > version_key(conda_forge_newest["grad-cam"])  # hence from PyPI
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+def test_environment_yml_pins_a_supported_python_and_one_headless_opencv():
     text = (ROOT / "environment.yml").read_text(encoding="utf-8")
     pinned = re.search(r"-\s*python=(\d+)\.(\d+)", text)
     low = re.fullmatch(r">=(\d+)\.(\d+)", pyproject()["project"]["requires-python"])
     assert pinned and low and (int(pinned[1]), int(pinned[2])) >= (int(low[1]), int(low[2]))
-    assert re.search(r"-\s*libopencv=\*=headless\*", text)  # else conda-forge's default pulls in Qt
+    conda, pip = environment_yml()
+    assert "opencv-python-headless" in pip  # one cv2, the headless one, from PyPI ...
+    assert not {"opencv", "py-opencv", "libopencv"} & set(conda)  # ... and no conda OpenCV beside it
 
 
 def test_environment_yml_has_no_local_references():
