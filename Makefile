@@ -27,12 +27,16 @@ test-pythons:
 
 # The quick suite with every direct dependency at exactly its floor (pyproject.toml's `>=`), in .venv-lowest:
 # proves the floors are ones that work. Run it when a floor changes and before a release (first use downloads
-# the old releases: a few minutes). Not part of `make test`.
+# the old releases, PyTorch's CUDA build among them: a few GB, once). Not part of `make test`.
+# torch and torchvision must come from the same index (PyPI's torchvision links PyPI's CUDA torch and fails to
+# load its operators with a +cpu torch): LOWEST_PIP_ARGS passes pip more options, e.g. a constraints file
+# with `torch!=2.13.0+cpu` where a local +cpu wheel would otherwise be preferred.
 LOWEST := $(VENV)-lowest
+LOWEST_PIP_ARGS ?=
 $(LOWEST)/.installed-stamp: pyproject.toml .ci/install .ci/lowest-constraints
 	@mkdir -p $(LOWEST)
 	$(PYTHON) .ci/lowest-constraints > $(LOWEST)/constraints.txt
-	.ci/install $(LOWEST) $(PYTHON) -c $(LOWEST)/constraints.txt
+	.ci/install $(LOWEST) $(PYTHON) -c $(LOWEST)/constraints.txt $(LOWEST_PIP_ARGS)
 
 test-lowest: $(LOWEST)/.installed-stamp
 	$(LOWEST)/bin/python -m pip list --format=freeze | grep -iE "^(torch|torchvision|numpy|scipy|grad-cam)=="

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -173,11 +174,32 @@ def test_sdist_ships_what_its_tests_need(sdist):
     with tarfile.open(sdist) as tar:
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
     needed = {"tests/conftest.py", "tests/published_oracle.py", "testimgs/manifest.csv", "environment.yml",
-              "postBuild", "Makefile", ".ci/run", "notebooks/00_index.ipynb", "cfcam/data/demo_model.pt"}
+              "postBuild", "Makefile", ".ci/run", "notebooks/00_index.ipynb", "cfcam/data/demo_model.pt",
+              "cfcam/py.typed", "CHANGELOG.md", "CITATION.cff", ".ci/install", ".ci/lowest-constraints"}
     assert needed <= names, needed - names
     assert {f"tests/fixtures/{p.name}" for p in (ROOT / "tests" / "fixtures").iterdir()} <= names
     assert {f"testimgs/{p.name}" for p in (ROOT / "testimgs").glob("*.png")} <= names
     assert {f"tests/{p.name}" for p in (ROOT / "tests").glob("test_*.py")} <= names
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_py_typed_and_the_package_page(tmp_path):
+    """What pip installs and PyPI shows: the typing marker, the version, classifiers and links, no tests."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("building the wheel needs the git checkout")
+    tree = tracked_copy(tmp_path / "tree")
+    subprocess.run([sys.executable, "-c", "from setuptools import build_meta; build_meta.build_wheel('../dist')"],
+                   cwd=tree, check=True, capture_output=True, timeout=600)
+    (wheel,) = (tmp_path / "dist").glob("cfcam-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        info = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        meta = zf.read(info).decode()
+    assert "cfcam/py.typed" in names and "cfcam/data/demo_model.pt" in names
+    assert not any(n.startswith("tests/") for n in names)
+    assert f"Version: {pyproject()['project']['version']}" in meta and "License-Expression: MIT" in meta
+    assert "Classifier: Programming Language :: Python :: 3.13" in meta and "Classifier: License ::" not in meta
+    assert "Project-URL: Changelog, https://github.com/cfcam/cfcam/blob/main/CHANGELOG.md" in meta
 
 
 @pytest.mark.slow
