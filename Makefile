@@ -5,14 +5,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv test test-fast lint test-pythons demo lab bench clean strip evaluate ablation
+# The quick suite: what test-fast, test-pythons and test-lowest run
+QUICK  := not notebooks and not browser and not slow
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[notebooks,test]"
-	$(BIN)/python -m pip install --quiet --no-deps "quantus==0.6.*"  # test cross-checks; see pyproject's test extra
-	@touch $(STAMP)
+.PHONY: venv test test-fast lint test-pythons test-lowest demo lab bench clean strip evaluate ablation dist-check
+
+# .ci/install is the one install recipe (make, test-pythons and test-lowest share it)
+$(STAMP): pyproject.toml .ci/install
+	.ci/install $(VENV) $(PYTHON)
 
 venv: $(STAMP)
 
@@ -23,7 +23,7 @@ test: $(STAMP)
 # While you work: the suite without the notebooks, the browser and the slow tests (whole evaluations, the
 # command line's signal tests), a few minutes on 2 cores. `make test` (what CI runs) is the whole suite.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not notebooks and not browser and not slow"
+	$(BIN)/python -m pytest -q -m "$(QUICK)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -33,6 +33,26 @@ lint: $(STAMP)
 PYTHONS ?= 3.10 3.13
 test-pythons:
 	@for v in $(PYTHONS); do .ci/test-python $$v || exit 1; done
+
+# The quick suite with every direct dependency at exactly its floor (pyproject.toml's `>=`), in .venv-lowest:
+# proves the floors are ones that work. Run it when a floor changes and before a release (first use downloads
+# the old releases, PyTorch's CUDA build among them: a few GB, once). Not part of `make test`.
+# torch and torchvision must come from the same index (PyPI's torchvision links PyPI's CUDA torch and fails to
+# load its operators with a +cpu torch): LOWEST_PIP_ARGS passes pip more options, e.g. a constraints file
+# with `torch!=2.13.0+cpu` where a local +cpu wheel would otherwise be preferred.
+LOWEST := $(VENV)-lowest
+LOWEST_PIP_ARGS ?=
+# (installs every time: with everything in place pip only checks, and a changed floor or option always counts)
+test-lowest:
+	@mkdir -p $(LOWEST)
+	$(PYTHON) .ci/lowest-constraints > $(LOWEST)/constraints.txt
+	.ci/install $(LOWEST) $(PYTHON) -c $(LOWEST)/constraints.txt $(LOWEST_PIP_ARGS)
+	$(LOWEST)/bin/python -m pip list --format=freeze | grep -iE "^(torch|torchvision|numpy|scipy|grad-cam)=="
+	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider -m "$(QUICK)"
+
+# The sdist and wheel build, and PyPI would render their metadata: twine check --strict (tools in .venv-dist)
+dist-check:
+	.ci/dist-check
 
 demo: $(STAMP)
 	$(BIN)/cfcam explain testimgs -o output
@@ -45,10 +65,9 @@ lab: $(STAMP)
 
 # make bench BENCH_ARGS="--device cuda" runs the end-to-end part on a GPU (see benchmarks/bench_speed.py)
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet --no-deps "grad-cam>=1.5" ttach
 	$(BIN)/python benchmarks/bench_speed.py $(BENCH_ARGS)
 
-# The comparison table committed under docs/evaluation/ (README: "Is the map right?"); EVAL_ARGS adds options,
+# The comparison table committed under docs/evaluation/ (docs/evaluating.md); EVAL_ARGS adds options,
 # e.g. make evaluate EVAL_ARGS="--n 40 --subset 8" (run.json records what was used)
 EVAL_ARGS ?=
 evaluate: $(STAMP)
@@ -62,4 +81,4 @@ strip: $(STAMP)
 	$(BIN)/nbstripout notebooks/*.ipynb
 
 clean:
-	rm -rf $(VENV) $(VENV)-* output .pytest_cache
+	rm -rf $(VENV) $(VENV)-* output .pytest_cache dist

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: F401 - pyproject.toml keeps the number (see _version.py)
 
 # public name -> the module (relative to this package) that defines it
 _LAZY = {

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -22,14 +23,14 @@ except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI (the test
 from conftest import ROOT
 
 # pip name -> conda-forge name where they differ
-CONDA_NAMES = {"torch": "pytorch-cpu", "opencv-python-headless": "py-opencv", "matplotlib": "matplotlib-base"}
-# conda-only lines: they choose a build of a package above, they add no package
-CONDA_BUILD_SELECTORS = {"libopencv"}
+CONDA_NAMES = {"torch": "pytorch-cpu", "matplotlib": "matplotlib-base"}
+# installed from PyPI by environment.yml's `- pip:` section (conda-forge's grad-cam pulls the GUI OpenCV)
+FROM_PYPI = {"grad-cam", "opencv-python-headless"}
 OLDEST_PYTHON = (3, 10)
 
 
 def requirement(spec: str) -> tuple[str, str | None]:
-    """``(name, lowest version or None)`` of a requirement such as ``torch>=2.4`` or ``libopencv=*=headless*``."""
+    """``(name, lowest version or None)`` of a requirement such as ``torch>=2.13`` or ``python=3.11``."""
     spec = spec.split("#")[0].split(";")[0].strip()
     name = re.split(r"[<>=!~\[ ]", spec, maxsplit=1)[0].lower()
     low = re.search(r">=\s*([0-9][0-9.]*)", spec)
@@ -47,31 +48,59 @@ def pip_requirements() -> dict[str, str | None]:
     return {CONDA_NAMES.get(n, n): v for n, v in map(requirement, specs)}
 
 
-def conda_requirements() -> dict[str, str | None]:
-    found = {}
-    for line in (ROOT / "environment.yml").read_text(encoding="utf-8").splitlines():
-        m = re.match(r"\s*-\s*([A-Za-z0-9_.\-]+.*)$", line.split("#")[0])
-        if m and not line.strip().endswith(":"):
-            name, low = requirement(m.group(1))
-            found[name] = low
-    return found
+def environment_yml() -> tuple[dict[str, str | None], dict[str, str | None]]:
+    """``(conda packages, pip packages)`` of environment.yml, each ``{name: lowest version or None}``."""
+    conda: dict[str, str | None] = {}
+    pip: dict[str, str | None] = {}
+    pip_indent = None  # the indentation of the `- pip:` line while inside its list
+    text = (ROOT / "environment.yml").read_text(encoding="utf-8")
+    for line in text.split("\ndependencies:", 1)[1].splitlines():
+        m = re.match(r"(\s*)-\s*(\S.*)$", line.split("#")[0].rstrip())
+        if not m:
+            continue
+        indent, item = len(m[1]), m[2]
+        if item == "pip:":
+            pip_indent = indent
+            continue
+        if pip_indent is not None and indent <= pip_indent:
+            pip_indent = None
+        name, low = requirement(item)
+        (pip if pip_indent is not None else conda)[name] = low
+    return conda, pip
 
 
 def test_environment_yml_lists_the_same_packages_with_the_same_lowest_versions():
-    conda = conda_requirements()
-    python = conda.pop("python")
-    for name in ("pip", "conda-forge", *CONDA_BUILD_SELECTORS):
-        conda.pop(name, None)
-    assert conda == pip_requirements()  # names *and* lowest versions
+    conda, pip = environment_yml()
+    conda.pop("python")
+    conda.pop("pip")
+    assert set(pip) == FROM_PYPI and not set(conda) & set(pip)
+    assert {**conda, **pip} == pip_requirements()  # names *and* lowest versions
     assert pip_requirements()["torchvision"] == "0.28"  # conda-forge's newest; pip picks newer where it can
 
 
-def test_environment_yml_pins_a_supported_python_and_the_headless_opencv():
+def test_environment_yml_floors_exist_on_conda_forge():
+    """The newest conda-forge releases, read from the feedstocks' recipes (CHANGELOG.md, 0.2.0): a floor above
+    them makes Binder's environment unsolvable."""
+    conda_forge_newest = {"pytorch-cpu": "2.13.0", "torchvision": "0.28.0", "grad-cam": "1.5.5"}
+    conda, pip = environment_yml()
+    for name, newest in conda_forge_newest.items():
+        if name in conda:
+            assert version_key(conda[name]) <= version_key(newest), (name, conda[name], newest)
+    assert version_key(pip["grad-cam"]) > version_key(conda_forge_newest["grad-cam"])  # hence from PyPI
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+def test_environment_yml_pins_a_supported_python_and_one_headless_opencv():
     text = (ROOT / "environment.yml").read_text(encoding="utf-8")
     pinned = re.search(r"-\s*python=(\d+)\.(\d+)", text)
     low = re.fullmatch(r">=(\d+)\.(\d+)", pyproject()["project"]["requires-python"])
     assert pinned and low and (int(pinned[1]), int(pinned[2])) >= (int(low[1]), int(low[2]))
-    assert re.search(r"-\s*libopencv=\*=headless\*", text)  # else conda-forge's default pulls in Qt
+    conda, pip = environment_yml()
+    assert "opencv-python-headless" in pip  # one cv2, the headless one, from PyPI ...
+    assert not {"opencv", "py-opencv", "libopencv"} & set(conda)  # ... and no conda OpenCV beside it
 
 
 def test_environment_yml_has_no_local_references():
@@ -82,8 +111,8 @@ def test_environment_yml_has_no_local_references():
 
 def test_code_and_tests_run_on_the_oldest_supported_python():
     """No syntax newer than 3.10, and no 3.11-only module imported without a fallback."""
-    assert pyproject()["project"]["requires-python"] == ">=%d.%d" % OLDEST_PYTHON
-    for path in [*ROOT.glob("cfcam/**/*.py"), *ROOT.glob("tests/*.py")]:
+    assert pyproject()["project"]["requires-python"] == ">={}.{}".format(*OLDEST_PYTHON)
+    for path in [*ROOT.glob("cfcam/**/*.py"), *ROOT.glob("tests/**/*.py")]:
         tree = ast.parse(path.read_text(encoding="utf-8"), str(path), feature_version=OLDEST_PYTHON)
         guarded = {id(n) for t in ast.walk(tree) if isinstance(t, ast.Try) for n in ast.walk(t)}
         for node in ast.walk(tree):
@@ -96,12 +125,13 @@ def test_code_and_tests_run_on_the_oldest_supported_python():
 def test_make_test_pythons_covers_the_oldest_and_newest_python():
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     pythons = re.search(r"^PYTHONS \?= (.+)$", makefile, re.M).group(1).split()
-    assert pythons[0] == "%d.%d" % OLDEST_PYTHON and "3.13" in pythons
+    assert pythons[0] == "{}.{}".format(*OLDEST_PYTHON) and "3.13" in pythons
     assert re.search(r"^test-pythons:", makefile, re.M) and (ROOT / ".ci" / "test-python").stat().st_mode & 0o111
 
 
 def test_ci_looks_for_chromium_where_the_browser_test_does():
-    default = re.search(r'CFCAM_CHROMIUM", "([^"]+)"', (ROOT / "tests" / "course" / "test_browser.py").read_text()).group(1)
+    browser_test = (ROOT / "tests" / "course" / "test_browser.py").read_text()
+    default = re.search(r'CFCAM_CHROMIUM", "([^"]+)"', browser_test).group(1)
     assert f'"${{CFCAM_CHROMIUM:-{default}}}"' in (ROOT / ".ci" / "run").read_text()
 
 
@@ -145,11 +175,32 @@ def test_sdist_ships_what_its_tests_need(sdist):
     with tarfile.open(sdist) as tar:
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
     needed = {"tests/conftest.py", "tests/published_oracle.py", "testimgs/manifest.csv", "environment.yml",
-              "postBuild", "Makefile", ".ci/run", "notebooks/00_index.ipynb", "cfcam/data/demo_model.pt"}
+              "postBuild", "Makefile", ".ci/run", "notebooks/00_index.ipynb", "cfcam/data/demo_model.pt",
+              "cfcam/py.typed", "CHANGELOG.md", "CITATION.cff", ".ci/install", ".ci/lowest-constraints"}
     assert needed <= names, needed - names
     assert {f"tests/fixtures/{p.name}" for p in (ROOT / "tests" / "fixtures").iterdir()} <= names
     assert {f"testimgs/{p.name}" for p in (ROOT / "testimgs").glob("*.png")} <= names
     assert {p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").rglob("test_*.py")} <= names
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_py_typed_and_the_package_page(tmp_path):
+    """What pip installs and PyPI shows: the typing marker, the version, classifiers and links, no tests."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("building the wheel needs the git checkout")
+    tree = tracked_copy(tmp_path / "tree")
+    subprocess.run([sys.executable, "-c", "from setuptools import build_meta; build_meta.build_wheel('../dist')"],
+                   cwd=tree, check=True, capture_output=True, timeout=600)
+    (wheel,) = (tmp_path / "dist").glob("cfcam-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        info = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        meta = zf.read(info).decode()
+    assert "cfcam/py.typed" in names and "cfcam/data/demo_model.pt" in names
+    assert not any(n.startswith("tests/") for n in names)
+    assert f"Version: {pyproject()['project']['version']}" in meta and "License-Expression: MIT" in meta
+    assert "Classifier: Programming Language :: Python :: 3.13" in meta and "Classifier: License ::" not in meta
+    assert "Project-URL: Changelog, https://github.com/cfcam/cfcam/blob/main/CHANGELOG.md" in meta
 
 
 @pytest.mark.slow
