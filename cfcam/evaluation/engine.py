@@ -326,6 +326,7 @@ class Evaluation:
             t0 = time.process_time()
             self._budget = images * metric.work(s, ctx.slow)
             self._map_cost, self._label = (registry.SLOW_FACTOR if ctx.slow else 1.0), f"{name}: {metric.name}"
+            self.progress(int(round(self._done)), int(round(self._total)), self._label)  # what runs now
             result = metric.compute(ctx)
             self._spent(metric.name, t0)
             parts = result.items() if metric.family else [(None, result)]

@@ -115,7 +115,7 @@ def test_a_signal_stops_the_run_and_run_json_says_where(tmp_path, sig, code):
     assert "Traceback" not in proc.stderr and f"stopped by {sig}" in proc.stderr
     info = run_json(out)
     assert info["status"] == "interrupted" and info["stopped_by"] == sig
-    assert info["stage"].startswith("centre: ") and "work done" in info["stage"]  # the method, and how far
+    assert info["stage"].startswith("centre: deletion") and "work done" in info["stage"]  # the metric running
     assert sorted(os.listdir(out)) == ["run.json"]  # the earlier run's summary is not passed off as this one's
 
 
