@@ -36,7 +36,7 @@ def test_swin_gets_its_layer_and_transform(swin_weights, tmp_path, capsys):
     code, out, err = run(["explain", IMAGE, "-o", tmp_path, "--model", swin_weights, "--arch", "swin_t",
                           "--method", "gradcam"], capsys)
     assert code == 0, err
-    assert "layer features.7 (reshape swin)" in out
+    assert "layer features[-1] (features.7) (reshape swin)" in out
     rows = list(csv.DictReader(open(tmp_path / "summary.csv", newline="")))
     assert rows[0]["error"] == "" and (tmp_path / "lesion_01_gradcam.png").is_file()
 
