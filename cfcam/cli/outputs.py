@@ -13,7 +13,7 @@ import os
 import stat
 from pathlib import Path
 
-from ..images.imageio import TEMP_PREFIX
+from ..images.writing import TEMP_PREFIX, process_alive
 from .escape import printable
 
 SUMMARY_NAME = "summary.csv"
@@ -117,26 +117,13 @@ def remove_stale_temps(folder) -> list[Path]:
             regular = e.is_file(follow_symlinks=False)
         except OSError:
             continue
-        if regular and pid.isdigit() and not _process_alive(int(pid)):
+        if regular and pid.isdigit() and not process_alive(int(pid)):
             try:
                 os.unlink(e.path)
             except OSError:
                 continue
             removed.append(Path(e.path))
     return removed
-
-
-def _process_alive(pid: int) -> bool:
-    """True when a process with id ``pid`` exists (on this machine)."""
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError, OverflowError):  # not ours, or the platform cannot tell
-        return True
-    return True
 
 
 def _folder_key(folder: Path) -> str:

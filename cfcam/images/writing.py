@@ -118,21 +118,22 @@ def remove_stale_temps(folder) -> list[Path]:
     removed = []
     for e in Path(folder).glob(f"{TEMP_PREFIX}*-*.tmp"):
         pid = e.name[len(TEMP_PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and not _process_alive(int(pid)):
+        if pid.isdigit() and e.is_file() and not e.is_symlink() and not process_alive(int(pid)):
             _remove(e)
             removed.append(e)
     return removed
 
 
-def _process_alive(pid: int) -> bool:
-    """True when a process with id ``pid`` exists (on this machine)."""
+def process_alive(pid: int) -> bool:
+    """True when a process with id ``pid`` exists (on this machine): a temporary file named after a live
+    process is still being written."""
     if pid == os.getpid():
         return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):  # exists but is not ours, or the platform cannot tell
+    except (PermissionError, OSError, OverflowError):  # not ours, or the platform cannot tell
         return True
     return True
 
