@@ -246,6 +246,7 @@ def test_main_restores_the_signal_handlers_it_installed():
     assert {s: signal.getsignal(s) for s in before} == before
 
 
+@pytest.mark.slow
 @POSIX
 def test_a_signal_stops_the_run_between_images_not_after_the_batch(tmp_path):
     """SIGTERM while the second image of a batch of four is mapped: the third and fourth are never mapped."""

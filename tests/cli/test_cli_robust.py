@@ -73,6 +73,7 @@ def child_with_hook(hook: str, *args) -> subprocess.Popen:
 
 # -- 1. names that are not UTF-8 ------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @POSIX
 def test_non_utf8_name_is_explained_and_the_summary_replaces_an_old_one(tmp_path):
     if sys.platform == "darwin":
@@ -94,6 +95,7 @@ def test_non_utf8_name_is_explained_and_the_summary_replaces_an_old_one(tmp_path
 
 # -- 4. signals ------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @POSIX
 def test_sigterm_mid_run_writes_the_summary_and_exits_143(tmp_path):
     copies(tmp_path / "in", [f"img{i}.png" for i in range(5)])
@@ -146,6 +148,7 @@ def test_sigterm_while_a_written_overlay_is_being_recorded_keeps_its_row(tmp_pat
     assert {p.name for p in out.iterdir()} == done | {"summary.csv"}  # a row for every overlay on disk
 
 
+@pytest.mark.slow
 @POSIX
 def test_double_ctrl_c_still_writes_the_summary_and_exits_130(tmp_path):
     copies(tmp_path / "in", ["a.png", "b.png", "c.png"])
@@ -176,6 +179,7 @@ def test_double_ctrl_c_still_writes_the_summary_and_exits_130(tmp_path):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file, no lock left
 
 
+@pytest.mark.slow
 @POSIX
 def test_ctrl_c_during_start_up_is_one_line_and_130(tmp_path):
     code = """

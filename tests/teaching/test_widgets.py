@@ -125,6 +125,7 @@ def test_staged_equals_one_shot(session, changes):
     np.testing.assert_allclose(got.cam, want.cam, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_widgets_leave_the_notebook_plotting_backend_alone():
     """Importing and drawing an explorer must not switch matplotlib's backend (a notebook's inline one)."""
     import subprocess
