@@ -17,7 +17,7 @@ import functools
 import os
 import warnings
 
-from .threads import core_threads, single_threaded  # noqa: F401 - the core runs torch on one thread
+from .threads import single_threaded  # noqa: F401 - the pipeline runs torch on one thread inside the core
 
 ENGINE_ENV = "CFCAM_ENGINE"
 ENGINES = ("auto", "fast", "plain")
