@@ -126,10 +126,10 @@ class MethodContext:
     def draws(self) -> dict[str, np.ndarray]:
         """Per draw ``k`` and image: Spearman, SSIM and all-zero after re-initialising the classifier from
         seed ``seed + k`` (``(K, random_n)`` arrays), and the notes of the first draw."""
-        fc, k = sa.classifier_layer(self.ev.model), self.random_n
+        k = self.random_n
         out = {"spearman": [], "ssim": [], "zero": []}
         for draw in range(self.random_seeds):
-            rmaps, rnotes, _ = self.ev._maps(self.name, self.ev._model((fc,), draw), self.x[:k], self.targets[:k])
+            rmaps, rnotes, _ = self.ev._maps(self.name, None, self.x[:k], self.targets[:k], draw=draw)
             out["spearman"].append([spearman(a, b) for a, b in zip(self.maps[:k], rmaps)])
             out["ssim"].append([ssim(a, b) for a, b in zip(self.maps[:k], rmaps)])
             out["zero"].append(is_zero_map(rmaps).astype(float))

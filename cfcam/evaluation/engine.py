@@ -40,6 +40,7 @@ from . import faithfulness as fa
 from . import registry
 from . import robustness as rb
 from . import sanity as sa
+from .captures import SharedCaptures
 from .context import MethodContext
 from .localisation import energy_in_mask, pointing_game_scores
 
@@ -140,6 +141,9 @@ class EvalSettings:
     cascade: bool = True
     #: torch threads for the run; None: :func:`choose_threads` (one on a busy machine)
     threads: int | None = None
+    #: share one model pass among the methods, and run only the head after a classifier re-initialisation
+    #: (:mod:`cfcam.evaluation.captures`: the same maps, faster); False: every method takes its own passes
+    share_passes: bool = True
     #: how to read the layer's output as (N, C, h, w) maps: None, "vit", "swin" or a callable (see cfcam.core.layouts)
     reshape: object = None
     #: extra named methods: name -> {"method": registered name, "layer": ..., "options": {...}} (the ablation)
@@ -236,20 +240,55 @@ class Evaluation:
         return create(variant.get("method", name), model, self._layer(name), reshape_transform=self.settings.reshape,
                       **variant.get("options", {}))
 
-    def _maps(self, name, model, inputs, targets, timed=False):
-        """Maps, per-image notes, and seconds per image when ``timed``."""
+    def _maps(self, name, model, inputs, targets, timed=False, draw=None):
+        """Maps, per-image notes, and seconds per image when ``timed`` (then always the method's own pass).
+
+        ``draw``: explain with the classifier re-initialised from seed ``settings.seed + draw`` (``model`` is not
+        used). Otherwise the captures come from the run's shared passes where the method allows
+        (:mod:`cfcam.evaluation.captures`): the same maps, without a model pass per method.
+        """
         maps, notes, seconds = [], [], 0.0
         bs = self.settings.batch_size
+        key = "model" if draw is None else ("classifier", draw)
+        shared = None if timed or (draw is None and model is not self.model) else self._shared(name, key)
+        if shared is not None:
+            model = self.model
+        elif draw is not None:
+            model = self._model((sa.classifier_layer(self.model),), draw)
         with self._explainer(name, model) as explainer:
             for i in range(0, len(inputs), bs):
                 self._check_stop()
                 t0 = time.perf_counter()
-                done = run_batch(explainer, inputs[i:i + bs], [int(t) for t in targets[i:i + bs]])
+                batch, batch_targets = inputs[i:i + bs], [int(t) for t in targets[i:i + bs]]
+                capture = shared.get(explainer, key, batch, batch_targets) if shared is not None else None
+                if capture is None:
+                    done = run_batch(explainer, batch, batch_targets)
+                else:
+                    done = explainer.explain_capture(capture, batch)
                 seconds += time.perf_counter() - t0
-                self._tick(len(inputs[i:i + bs]))
+                self._tick(len(batch))
                 maps.append(done.maps)
                 notes += ["; ".join(r.notes) for r in done.results]
         return np.concatenate(maps), notes, seconds / max(len(inputs), 1)
+
+    def _shared(self, name: str, key) -> SharedCaptures | None:
+        """The run's shared captures if method ``name`` can use them for model state ``key``, else None."""
+        if not self.settings.share_passes:
+            return None
+        serves = self.__dict__.setdefault("_serves", {})
+        if name not in serves:
+            probe = self._explainer(name, self.model)
+            probe.remove()
+            if "_captures" not in self.__dict__:
+                self._captures = SharedCaptures(self.model, probe.layer_name)
+            serves[name] = self._captures.serves(probe)
+        if not serves[name]:
+            return None
+        if key != "model":
+            if not self._captures.can_redraw_classifier:
+                return None
+            self._captures.head_of(key, lambda: self._model((sa.classifier_layer(self.model),), key[1]))
+        return self._captures
 
     def _check_stop(self) -> None:
         if self.should_stop():
