@@ -4,7 +4,7 @@ Every gradient method of a run explains the same images, for the same classes, w
 captures (the layer's activations and the target scores' gradients) are equal, so the first method's pass
 serves the others. Re-initialising only the classifier leaves everything up to the explained layer as it was:
 the activations stay, and only the model's *head* (what runs after the layer, cut out with ``torch.fx``) runs
-again for each draw. The classifier check's 20 draws then cost a small head pass instead of a whole model pass
+again for each draw. A cascade step's re-initialised model is also one pass for all the methods. The classifier check's 20 draws then cost a small head pass instead of a whole model pass
 per draw, image and method (46 % of the default evaluation's time before).
 
 This is a speed door, nothing more: :class:`SharedCaptures` gives the captures a method's own pass would, and
@@ -91,12 +91,14 @@ class SharedCaptures:
         """Whether a re-drawn classifier's captures come from the head alone."""
         return self._head is not None
 
-    def serves(self, explainer: BaseCAM) -> bool:
-        """Whether ``explainer``'s maps come only from the standard capture of this model and layer."""
+    def serves(self, explainer: BaseCAM, model: nn.Module | None = None) -> bool:
+        """Whether ``explainer``'s maps come only from the standard capture of ``model`` (default: the evaluated
+        model) at the shared layer."""
         grab = explainer._grab
         return (type(explainer).explain_capture is BaseCAM.explain_capture
                 and type(explainer).capture_batch is BaseCAM.capture_batch
-                and explainer.model is self.model and explainer.layer_name == self.layer_name
+                and explainer.model is (self.model if model is None else model)
+                and explainer.layer_name == self.layer_name
                 and getattr(grab, "output", None) is None and getattr(grab, "reshape_transform", None) is None
                 and getattr(grab, "_tokens", None) is None)
 
@@ -110,13 +112,20 @@ class SharedCaptures:
             self._heads[model_key] = head.eval()
 
     def get(self, explainer: BaseCAM, model_key, inputs: torch.Tensor, targets) -> Capture | None:
-        if not self.serves(explainer) or (model_key != "model" and model_key not in self._heads):
+        """``explainer``'s capture of ``inputs`` for ``targets`` in model state ``model_key``: ``"model"``, a
+        re-drawn classifier ``("classifier", draw)`` (after :meth:`head_of`), or any other key naming the state
+        of ``explainer.model`` (e.g. a cascade step: the caller keeps one key for one state)."""
+        if model_key == "model" or (isinstance(model_key, tuple) and model_key[:1] == ("classifier",)):
+            if not self.serves(explainer) or (model_key != "model" and model_key not in self._heads):
+                return None
+            base = self._base(explainer, "model", inputs, targets)
+            return base if model_key == "model" else self._redrawn(base, model_key)
+        if not self.serves(explainer, explainer.model):
             return None
-        base = self._base(explainer, inputs, targets)
-        return base if model_key == "model" else self._redrawn(base, model_key)
+        return self._base(explainer, model_key, inputs, targets)
 
-    def _base(self, explainer: BaseCAM, inputs: torch.Tensor, targets) -> Capture:
-        key = ("model", _digest(inputs), tuple(int(t) for t in targets))
+    def _base(self, explainer: BaseCAM, model_key, inputs: torch.Tensor, targets) -> Capture:
+        key = (model_key, _digest(inputs), tuple(int(t) for t in targets))
         if key not in self._captures:
             self._captures[key] = explainer.capture_batch(inputs, list(targets))
         return self._captures[key]

@@ -157,7 +157,7 @@ class MethodContext:
             per_draw, notes = [], None
             for draw in range(min(self.settings.cascade_seeds, self.random_seeds)):
                 cmaps, cnotes, _ = self.ev._maps(self.name, self.ev._model(layers, draw), self.x[:sub],
-                                                 self.targets[:sub])
+                                                 self.targets[:sub], model_key=("cascade", layers, draw))
                 per_draw.append([spearman(a, b) for a, b in zip(self.maps[:sub], cmaps)])
                 notes = notes or [joined(a, b) for a, b in zip(self.zero_note, cnotes)]
             out[layer] = (np.asarray(per_draw, dtype=np.float64), notes)

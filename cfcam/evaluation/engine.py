@@ -240,20 +240,24 @@ class Evaluation:
         return create(variant.get("method", name), model, self._layer(name), reshape_transform=self.settings.reshape,
                       **variant.get("options", {}))
 
-    def _maps(self, name, model, inputs, targets, timed=False, draw=None):
+    def _maps(self, name, model, inputs, targets, timed=False, draw=None, model_key=None):
         """Maps, per-image notes, and seconds per image when ``timed`` (then always the method's own pass).
 
         ``draw``: explain with the classifier re-initialised from seed ``settings.seed + draw`` (``model`` is not
-        used). Otherwise the captures come from the run's shared passes where the method allows
-        (:mod:`cfcam.evaluation.captures`): the same maps, without a model pass per method.
+        used). ``model_key``: a name for ``model``'s state that every method's call shares (a cascade step). The
+        captures come from the run's shared passes where the method allows (:mod:`cfcam.evaluation.captures`):
+        the same maps, without a model pass per method.
         """
         maps, notes, seconds = [], [], 0.0
         bs = self.settings.batch_size
-        key = "model" if draw is None else ("classifier", draw)
-        shared = None if timed or (draw is None and model is not self.model) else self._shared(name, key)
-        if shared is not None:
+        key = model_key or ("model" if draw is None else ("classifier", draw))
+        if timed or (draw is None and model_key is None and model is not self.model):
+            shared = None
+        else:
+            shared = self._shared(name, key)
+        if shared is not None and model_key is None:
             model = self.model
-        elif draw is not None:
+        elif shared is None and draw is not None:
             model = self._model((sa.classifier_layer(self.model),), draw)
         with self._explainer(name, model) as explainer:
             for i in range(0, len(inputs), bs):
@@ -284,7 +288,7 @@ class Evaluation:
             serves[name] = self._captures.serves(probe)
         if not serves[name]:
             return None
-        if key != "model":
+        if key != "model" and key[0] == "classifier":
             if not self._captures.can_redraw_classifier:
                 return None
             self._captures.head_of(key, lambda: self._model((sa.classifier_layer(self.model),), key[1]))

@@ -99,3 +99,18 @@ def test_methods_with_passes_of_their_own_are_not_served(demo):
         assert shared.serves(plain)
     with create("gradcam", sa.randomised(demo.model, ("fc",), 0), "layer4[-1]") as other_model:
         assert not shared.serves(other_model)
+
+
+def test_a_cascade_step_is_one_pass_for_every_method(demo):
+    data = EvalData(demo.inputs, demo.masks, np.asarray(demo.labels), "demo")
+    layers = ("fc", "layer4")
+    results = {}
+    for share in (True, False):
+        ev = Evaluation(demo.model, data, EvalSettings(batch_size=3, threads=1, share_passes=share))
+        for name in ("gradcam", "cfcam-reference"):
+            results[share, name] = ev._maps(name, sa.randomised(demo.model, layers, 1), demo.inputs, demo.labels,
+                                            model_key=("cascade", layers, 1))[0]
+        if share:
+            assert sum(key[0] == ("cascade", layers, 1) for key in ev._captures._captures) == 2  # two batches
+    for name in ("gradcam", "cfcam-reference"):
+        np.testing.assert_allclose(results[True, name], results[False, name], atol=2e-5)
