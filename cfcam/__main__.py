@@ -1,6 +1,6 @@
 """``python -m cfcam ...``: the same command line as the ``cfcam`` console script."""
 
-from .cli import main
+from .cli import console
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    console()

@@ -119,6 +119,43 @@ def test_a_signal_stops_the_run_and_run_json_says_where(tmp_path, sig, code):
     assert sorted(os.listdir(out)) == ["run.json"]  # the earlier run's summary is not passed off as this one's
 
 
+@POSIX
+def test_after_ctrl_c_the_program_ends_at_once(tmp_path):
+    """The ``cfcam`` program (``cli.console``) ends right after the run has cleaned up and said so, without the
+    interpreter's tear-down (which took 10-60 s after a long evaluation): an atexit handler never runs."""
+    out = tmp_path / "out"
+    script = """
+        import atexit, os, signal, sys
+        import cfcam.evaluation.faithfulness as fa
+        atexit.register(lambda: print("TORN DOWN", file=sys.stderr))
+        real = fa.deletion_insertion_curves
+        def curves(*a, **k):
+            os.kill(os.getpid(), signal.SIGINT)
+            return real(*a, **k)
+        fa.deletion_insertion_curves = curves
+        from cfcam.cli import console
+        console(sys.argv[1:])
+    """
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(script), "evaluate", "-o", str(out), *SMALL],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 130, proc.stderr
+    assert "stopped by SIGINT" in proc.stderr and "TORN DOWN" not in proc.stderr
+    assert run_json(out)["status"] == "interrupted" and sorted(os.listdir(out)) == ["run.json"]
+
+
+def test_a_finished_program_exits_normally(tmp_path):
+    out = tmp_path / "out"
+    script = """
+        import atexit, sys
+        atexit.register(lambda: print("TORN DOWN", file=sys.stderr))
+        from cfcam.cli import console
+        console(sys.argv[1:])
+    """
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(script), "evaluate", "-o", str(out), *SMALL],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0 and "TORN DOWN" in proc.stderr
+
+
 def _data(folder: Path) -> Path:
     (folder / "scans").mkdir(parents=True)
     rng = np.random.default_rng(0)
