@@ -4,8 +4,9 @@ Every gradient method of a run explains the same images, for the same classes, w
 captures (the layer's activations and the target scores' gradients) are equal, so the first method's pass
 serves the others. Re-initialising only the classifier leaves everything up to the explained layer as it was:
 the activations stay, and only the model's *head* (what runs after the layer, cut out with ``torch.fx``) runs
-again for each draw. A cascade step's re-initialised model is also one pass for all the methods. The classifier check's 20 draws then cost a small head pass instead of a whole model pass
-per draw, image and method (46 % of the default evaluation's time before).
+again for each draw: the classifier check's 20 draws cost a small head pass instead of a whole model pass per
+draw, image and method (46 % of the default evaluation's time before). A cascade step's re-initialised model is
+one pass for all the methods too.
 
 This is a speed door, nothing more: :class:`SharedCaptures` gives the captures a method's own pass would, and
 ``tests/evaluation/test_captures.py`` checks the maps equal. Methods with passes of their own (Score-CAM,

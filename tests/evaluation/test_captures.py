@@ -7,7 +7,7 @@ from torch import nn
 
 from cfcam.evaluation import sanity as sa
 from cfcam.evaluation.captures import SharedCaptures, cut_head
-from cfcam.evaluation.engine import EvalData, Evaluation, EvalSettings
+from cfcam.evaluation.engine import EvalData, EvalSettings, Evaluation
 from cfcam.methods.registry import create
 
 METHODS = ["gradcam", "cfcam-reference", "eigencam"]  # weights from gradients, clusters, activations only
