@@ -1,0 +1,113 @@
+"""Every exercise check accepts right answers written differently and rejects each typical mistake with a hint
+that names that mistake, in words: no hint prints solution code (answers in answers_early.py, answers_late.py)."""
+
+import re
+
+import pytest
+from answers_early import RIGHT as RIGHT_EARLY
+from answers_early import WRONG as WRONG_EARLY
+from answers_late import RIGHT as RIGHT_LATE
+from answers_late import WRONG as WRONG_LATE
+
+from cfcam.teaching import checks
+
+RIGHT = {**RIGHT_EARLY, **RIGHT_LATE}
+WRONG = {**WRONG_EARLY, **WRONG_LATE}
+
+RIGHT_CASES = [(name, fn) for name, fns in RIGHT.items() for fn in fns]
+WRONG_CASES = [(name, fn, word) for name, pairs in WRONG.items() for fn, word in pairs]
+
+# The mistakes issue 23 found passing, each with the check that must reject it and the words of its hint.
+LISTED = [
+    ("check_percentile_eps", "every zero distance"),  # eps from d[d > 0], with dead channels
+    ("check_cfcam", "every zero distance"),
+    ("check_cfcam", "strict comparison"),  # > instead of >= in the important split
+    ("check_reference_kernel", "(h-1)/2"),  # the kernel centred in the middle
+    ("check_cfcam", "(h-1)/2"),
+    ("check_cfcam", "mirroring"),  # symmetric padding instead of zeros
+    ("check_cfcam", "split the other way"),
+    ("check_min_samples", "to the nearest integer"),  # rounded instead of truncated
+    ("check_cfcam", "min_samples is rounded"),
+    ("check_gradcam_map", "looks transposed"),  # a transposed map
+    ("check_cluster_mean_gradient", "looks transposed"),
+    ("check_normalize", "looks transposed"),
+    ("check_energy_in_mask", "looks transposed"),
+    ("check_cfcam", "looks transposed"),
+    ("check_deletion_auc", "transposed"),
+    ("check_pointing_game", "is a square"),  # a Chebyshev instead of a Euclidean tolerance
+    ("check_deletion_auc", "first channel only"),  # a deletion curve that reads one input channel
+]
+
+# What solution code looks like in a hint: a library call, an assignment, a definition, a statement.
+CODE = re.compile(r"\b(np|numpy|torch|scipy|copy|F|stats)\.\w|\bdef \w|\breturn \w|\blambda\b|;|\bimport\b|"
+                  r"^\s*\w+\s*=[^=]|\.\w+\(|\[:, None")
+
+
+def verdict(check_name, fn, capsys):
+    ok = getattr(checks, check_name)(fn)
+    return ok, capsys.readouterr().out
+
+
+def hint_of(out: str) -> str:
+    return out.split("\nHint: ", 1)[1] if "\nHint: " in out else ""
+
+
+def _id(case):
+    return f"{case[0]}-{getattr(case[1], '__name__', '?')}"
+
+
+@pytest.mark.parametrize("check_name, fn", RIGHT_CASES, ids=[_id(c) for c in RIGHT_CASES])
+def test_right_answers_written_differently_pass(check_name, fn, capsys):
+    ok, out = verdict(check_name, fn, capsys)
+    assert ok is True, out
+    assert out.startswith("Correct:") and out.count("\n") == 1
+
+
+@pytest.mark.parametrize("check_name, fn, word", WRONG_CASES, ids=[f"{c[0]}-{c[2]}" for c in WRONG_CASES])
+def test_each_mistake_is_rejected_with_its_own_hint(check_name, fn, word, capsys):
+    ok, out = verdict(check_name, fn, capsys)
+    assert ok is False, out
+    assert out.startswith("Not quite:") and "\n  input: " in out and "\nHint: " in out, out
+    assert "Correct" not in out
+    assert word in out, out
+    others = {w for _, _, w in WRONG_CASES if w != word and w not in word and word not in w}
+    assert not [w for w in others if w in hint_of(out) and len(w) > 8], out  # no other mistake's words
+
+
+def test_every_listed_mistake_has_a_wrong_answer():
+    assert not [pair for pair in LISTED if pair not in {(n, w) for n, _, w in WRONG_CASES}]
+
+
+@pytest.mark.parametrize("check_name", sorted(WRONG))
+def test_mistakes_of_one_check_get_different_hints(check_name, capsys):
+    hints = {}
+    for fn, word in WRONG[check_name]:
+        _, out = verdict(check_name, fn, capsys)
+        hints.setdefault(hint_of(out), set()).add(word)
+    shared = {hint: words for hint, words in hints.items() if len(words) > 1}
+    assert not shared, shared
+
+
+@pytest.mark.parametrize("check_name", sorted(WRONG))
+def test_no_hint_contains_solution_code(check_name, capsys):
+    """Every hint a check can print for its mistakes, a stub or an odd answer is words, not code."""
+    answers = [fn for fn, _ in WRONG[check_name]] + [lambda *a, **k: "text", lambda *a, **k: 1 / 0]
+    for fn in answers:
+        _, out = verdict(check_name, fn, capsys)
+        hint = hint_of(out)
+        for line in hint.splitlines():
+            assert not CODE.search(line), (check_name, line)
+    mistakes = [getattr(module, name) for module in vars(checks).values() if hasattr(module, "__name__")
+                for name in dir(module) if name.endswith("_MISTAKES")]
+    assert len(mistakes) >= 12
+    for group in mistakes:
+        for mistake in group:
+            assert not CODE.search(mistake.hint), mistake.hint
+
+
+def test_the_code_pattern_finds_code():
+    for code in ("np.percentile(d, 25)", "x = d.mean()", "copy.deepcopy(model)", "a; b", "k / k.sum()",
+                 "return max(floor, n)"):
+        assert CODE.search(code), code
+    for words in ("divide S * R by its sum (plus 1e-6).", "ReLU(sum_k w_k A_k)", "the `tolerance` argument"):
+        assert not CODE.search(words), words
