@@ -80,11 +80,15 @@ def name_mistake(fn, cases: list[Case], mistakes, same: Callable[[Any, Any], boo
         if any(out is None for out in outs) or all(out is _RAISED for out in outs):
             return None
         for mistake in mistakes:
-            models = [_run_quietly(mistake.model, case) for case in cases]
-            if all((out is _RAISED) == (model is _RAISED) and (out is _RAISED or same(out, model))
-                   for out, model in zip(outs, models)):
-                return mistake.hint
+            if all(_agrees(out, _run_quietly(mistake.model, case), same) for out, case in zip(outs, cases)):
+                return mistake.hint  # (all() stops at the first case where the mistake does not fit)
     return None
+
+
+def _agrees(out, model, same) -> bool:
+    if out is _RAISED or model is _RAISED:
+        return out is model
+    return same(out, model)
 
 
 class Wrong(Exception):

@@ -99,6 +99,8 @@ def check_gradcam_map(fn) -> bool:
               (acts, -torch.tensor([0.3, 0.1, 0.2, 0.5, 0.4])), None),
         Case("4 square 5 x 5 maps (not symmetric), weights of both signs",
               (torch.relu(torch.randn(4, 5, 5, generator=g)), torch.tensor([1.1, -0.6, 0.8, 0.3])), None),
+        Case("4 maps of 3 x 5 with negative values too (activations taken before a ReLU), weights of both signs",
+              (torch.randn(4, 3, 5, generator=g), torch.tensor([0.7, -0.9, 0.5, -0.2])), None),
     ]
     for case in cases:
         case.expected = weighted_relu_sum(case.args[0].double(), case.args[1].double()).numpy()

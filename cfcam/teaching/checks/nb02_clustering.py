@@ -107,6 +107,8 @@ def check_percentile_eps(fn) -> bool:
         Case("the 4 x 4 distances between 4 points at 0, 1, 3 and 7 on a line", (d_line,), None),
         Case("distances between 30 random channels (30 x 30)", (d_rand,), None),
         Case("the same 30 x 30 distances with percentile=10", (d_rand,), None, {"percentile": 10.0}),
+        Case("the same 30 x 30 distances with percentile=40 (between two different distances, nearer the upper)",
+             (d_rand,), None, {"percentile": 40.0}),
         Case("6 identical channels: every distance is 0", (d_same,), None),
         Case("14 channels, 5 of them dead (all zero, so at distance 0 from each other)", (d_dead,), None),
         Case("the same 14 channels with percentile=10", (d_dead,), None, {"percentile": 10.0}),

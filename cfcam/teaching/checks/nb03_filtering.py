@@ -170,7 +170,7 @@ def check_reference_kernel(fn) -> bool:
 
     return verify(fn, "the published kernel K = S * R / (sum(S * R) + 1e-6)", cases, compare,
                    "S is a Gaussian of the distance from (h/2, w/2) with sigma = spatial_sigma; R compares each value "
-                   "of the map with the map's global mean, with sigma = range_sigma; K = S * R normalised to sum "
-                   "to (almost) 1.",
+                   "of the map with the map's global mean, with sigma = range_sigma; the kernel is S times R, "
+                   "divided by its sum (plus 1e-6) so that it adds up to (almost) 1.",
                    "the published kernel is a centred Gaussian times a range term around the map's mean, normalised.",
                    KERNEL_MISTAKES)

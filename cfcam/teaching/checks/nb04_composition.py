@@ -120,7 +120,8 @@ def check_softmax_weights(fn) -> bool:
         expect_array(got, case.expected, rtol=1e-4, atol=1e-9)
 
     return verify(fn, "softmax over the kept channels", cases, compare,
-                   "alpha_k = exp(w_k) / sum_j exp(w_j), where j runs over the kept channels; dropped channels get 0.",
+                   "each kept channel's coefficient is the exponential of its weight divided by the sum of the "
+                  "exponentials over the kept channels only; dropped channels get 0.",
                    "alpha is the softmax of the weights over the kept channels, 0 elsewhere.", SOFTMAX_MISTAKES)
 
 

@@ -98,6 +98,7 @@ def check_pointing_game(fn) -> bool:
         Case("peak 10 px below and 10 px right of the box lesion's corner (14.1 px away, diagonally)",
              (_peak_at(96, 96, 59, 40), edge), None),
         Case("peak inside the lesion", (peak_map(96, 42, 38), mask), None),
+        Case("peak 3 px outside the lesion's edge", (peak_map(96, 40, 51), mask), None),
         Case("peak 10 px outside the lesion's edge", (peak_map(96, 40, 58), mask), None),
         Case("peak 25 px outside the lesion's edge", (peak_map(96, 73, 40), mask), None),
         Case("peak 10 px outside the edge with tolerance=5", (peak_map(96, 40, 58), mask), None,

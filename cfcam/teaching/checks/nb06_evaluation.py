@@ -38,7 +38,7 @@ def _deletion(predict, image: torch.Tensor, cam, steps: int = 11, order: str = "
     schedule = {"reference": step_counts(h * w, steps),
                 "no last step": np.arange(steps) * (h * w // (steps - 1)),
                 "rounded": np.round(np.linspace(0, h * w, steps)).astype(int)}[counts]
-    value = image.mean(dim=(1, 2), keepdim=True) if fill == "mean" else torch.zeros(c, 1, 1, dtype=image.dtype)
+    value = image.mean().expand(c, 1, 1) if fill == "mean" else torch.zeros(c, 1, 1, dtype=image.dtype)
     probs = []
     for count in schedule[start:]:
         deleted = torch.zeros(h * w, dtype=torch.bool)
@@ -68,14 +68,15 @@ def reference_deletion_auc(predict, image: torch.Tensor, cam, steps: int = 11) -
 
 
 def _box_predictor(box=(slice(1, 4), slice(5, 9)), channel_weights=(0.5, 0.3, 0.2)):
-    """p(class) = sigmoid(4 * (weighted mean over the channels of the box's mean) - 4): it reads every channel,
-    so deleting on one channel only lowers it less; the box is off the diagonal, so a transposed ranking misses
-    it."""
-    weights = torch.tensor(channel_weights)
+    """p(class) = sigmoid(4 * box evidence + whole-image evidence - 5), each a channel-weighted mean: it reads
+    every channel (deleting on one channel only lowers it less) and every pixel (the last pixels deleted
+    count too); the box is off the diagonal, so a transposed ranking misses it."""
+    weights = torch.tensor(channel_weights, dtype=torch.float64)
 
     def predict(image: torch.Tensor) -> float:
-        means = image[:, box[0], box[1]].double().mean(dim=(1, 2))
-        return float(torch.sigmoid(4 * (weights.double() * means).sum() - 4))
+        image = image.double()
+        box_mean = image[:, box[0], box[1]].mean(dim=(1, 2))
+        return float(torch.sigmoid(4 * (weights * box_mean).sum() + (weights * image.mean(dim=(1, 2))).sum() - 5))
     return predict
 
 
