@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ...core.engine.threads import torch_threads
+
 __all__ = ["Case", "Mistake", "Wrong", "expect_array", "function_name", "generator", "is_right", "matches",
            "name_mistake", "same_output", "to_array", "to_scalar", "verify"]
 
@@ -138,7 +140,13 @@ def _describe(x) -> str:
 def verify(fn, exercise: str, cases: list[Case], compare: Callable[[Any, Case], None], hint: str,
             success: str, mistakes=(), same: Callable[[Any, Any], bool] = same_output) -> bool:
     """Run ``fn`` on every case; print one verdict; True when every case passes. On a wrong answer, a
-    ``mistakes`` model that ``fn`` agrees with on every case (by ``same``) gives the hint."""
+    ``mistakes`` model that ``fn`` agrees with on every case (by ``same``) gives the hint. Torch runs on one
+    thread meanwhile: the inputs are tiny, and more threads only wait for each other on a busy machine."""
+    with torch_threads(1):
+        return _verify(fn, exercise, cases, compare, hint, success, mistakes, same)
+
+
+def _verify(fn, exercise, cases, compare, hint, success, mistakes, same) -> bool:
     if not callable(fn):
         print(f"Not quite: expected the function itself (for example `check(my_function)`, without calling "
               f"it), got a {type(fn).__name__}.\nHint: pass the function's name, not its result.")
