@@ -1,10 +1,12 @@
 """Every exercise check accepts right answers written differently and rejects each typical mistake with a hint
 that names that mistake, in words: no hint prints solution code (answers in answers_early.py, answers_late.py)."""
 
+import ast
 import contextlib
 import functools
 import io
 import re
+from pathlib import Path
 
 import pytest
 from answers_early import RIGHT as RIGHT_EARLY
@@ -42,8 +44,8 @@ LISTED = [
 ]
 
 # What solution code looks like in a hint: a library call, an assignment, a definition, a statement.
-CODE = re.compile(r"\b(np|numpy|torch|scipy|copy|F|stats|math)\.\w|\bdef \w|\breturn\s+[A-Za-z_]\w*\s*[(\[.]|\blambda\b|"
-                  r";\s*\w+\s*=|\bimport\b|^\s*\w+\s*=[^=]|\.\w+\(|\[:, None")
+CODE = re.compile(r"\b(np|numpy|torch|scipy|copy|F|stats|math)\.\w|\bdef \w|\breturn\s+[A-Za-z_][\w.]*[(\[]|"
+                  r"\blambda\b|;\s*\w+\s*=|\bimport\b|^\s*\w+\s*=[^=]|\.\w+\(|\[:, None")
 
 
 def verdict(check_name, fn):
@@ -122,3 +124,27 @@ def test_the_code_pattern_finds_code():
     for words in ("divide S * R by its sum (plus 1e-6).", "ReLU(sum_k w_k A_k)", "the `tolerance` argument",
                   "you summed it; take the mean", "return how many channels each cluster has"):
         assert not CODE.search(words), words
+
+
+def _text(node) -> str:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(v.value for v in node.values if isinstance(v, ast.Constant))
+    return ""
+
+
+def test_no_hint_in_the_check_modules_is_code():
+    """Every hint written in the checks' source (a Wrong's hint, a Mistake's, verify's fallback) is words."""
+    folder = Path(checks.__file__).parent
+    hints = []
+    for path in sorted(folder.glob("nb*.py")) + [folder / "framework.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "id", getattr(node.func, "attr", ""))
+            position = {"Wrong": 1, "verify": 4, "Mistake": 0}.get(name, 0 if name.endswith("_mistake") else None)
+            if position is not None and len(node.args) > position:
+                hints.append((path.name, _text(node.args[position])))
+    assert len([h for h in hints if h[1]]) > 100
+    assert not [(name, text) for name, text in hints if CODE.search(text)]

@@ -145,7 +145,7 @@ def check_percentile_eps(fn) -> bool:
                              "use the `percentile` argument instead of a fixed 25.")
             if np.isclose(got, np.percentile(off, p / 100.0), rtol=1e-5):
                 raise Wrong(f"eps = {got:.6g}, expected {expected:.6g}",
-                             "np.percentile takes percentiles from 0 to 100 (25, not 0.25).")
+                             "percentiles run from 0 to 100 here (25, not 0.25).")
         elif got < 1e-5:
             raise Wrong(f"eps = {got:.6g}, expected {expected:.6g}",
                          "when every distance is 0 the percentile is 0, and DBSCAN needs eps > 0: return at least "

@@ -159,7 +159,8 @@ def check_reference_kernel(fn) -> bool:
                          "divide S * R by its sum (plus 1e-6).")
         if matches(got, kernel_with(m, s, r, use_range=False), rtol=1e-4):
             raise Wrong("the range term R is missing",
-                         "multiply the spatial Gaussian S by R = exp(-(M - mean(M))^2 / (2 range_sigma^2)).")
+                         "multiply the spatial Gaussian S by a Gaussian of each value's difference from the map's "
+                         "mean.")
         if (s, r) != (5.0, 0.1) and matches(got, kernel_with(m), rtol=1e-4):
             raise Wrong("the kernel uses spatial_sigma=5.0 and range_sigma=0.1 whatever the arguments say",
                          "use the `spatial_sigma` and `range_sigma` arguments.")

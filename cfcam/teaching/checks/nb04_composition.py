@@ -115,8 +115,8 @@ def check_softmax_weights(fn) -> bool:
             raise Wrong("dropped channels got a nonzero coefficient", "dropped (noise) channels must get 0.")
         if not np.isclose(got[kept].sum(), 1.0, rtol=1e-5):
             raise Wrong(f"the kept coefficients sum to {got[kept].sum():.6g}, expected 1",
-                         "the softmax over the kept channels is exp(w_k) divided by the sum of exp(w_j) over the kept "
-                         "channels j only.")
+                         "a softmax divides each kept channel's exponential by the sum of the exponentials over the "
+                         "kept channels only, so the kept coefficients add up to 1.")
         expect_array(got, case.expected, rtol=1e-4, atol=1e-9)
 
     return verify(fn, "softmax over the kept channels", cases, compare,
