@@ -131,7 +131,7 @@ def check_deletion_auc(fn) -> bool:
 
     def compare(out, case):
         got = to_scalar(out, "the area under the curve")
-        if abs(got - case.expected) > 1e-6:
+        if not abs(got - case.expected) <= 1e-6:  # NaN is wrong too
             raise Wrong(f"it returned {got:.6g}, expected {case.expected:.6g}")
 
     return verify(fn, "the deletion AUC", cases, compare,
@@ -245,7 +245,7 @@ def check_randomisation_check(fn) -> bool:
             raise Wrong("it changed the model it was given", "randomise a copy of the model (a deep copy), never "
                          "the model itself: the caller still needs it.")
         got = to_scalar(out, "the mean Spearman correlation")
-        if abs(got - case.expected) > 1e-6:
+        if not abs(got - case.expected) <= 1e-6:  # NaN is wrong too
             hint = None
             with torch.random.fork_rng():
                 torch.manual_seed(12345)  # another global state: an unseeded re-initialisation gives another answer
