@@ -124,6 +124,8 @@ WRONG["check_deletion_auc"] = [
     (lambda p, i, cam, steps=11: deletion_solution(p, i, cam, steps, fill=lambda im: im.mean()), "image's mean"),
     (lambda p, i, cam, steps=11: deletion_solution(p, i, cam, steps, first=1), "starts with nothing deleted"),
     (lambda p, i, cam, steps=11: deletion_solution(p, i, cam), "fixed 11"),
+    (lambda p, i, cam, steps=11: deletion_solution(p, i, cam, steps, counts_of=lambda n, s: [
+        k * (n // (s - 1)) for k in range(s - 1)]), "the last point"),
 ]
 
 # -- 06: the randomisation check ----------------------------------------------------------------------------

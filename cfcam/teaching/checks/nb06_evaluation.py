@@ -11,6 +11,7 @@ that does not), through :func:`.framework.verify`.
 from __future__ import annotations
 
 import copy
+import functools
 
 import numpy as np
 import torch
@@ -28,7 +29,8 @@ __all__ = ["TinyNet", "check_deletion_auc", "check_randomisation_check", "class_
 # -- exercise 1: deletion AUC -----------------------------------------------------------------------------
 
 def _deletion(predict, image: torch.Tensor, cam, steps: int = 11, order: str = "decreasing", channels: str = "all",
-              counts: str = "reference", area: str = "trapezoid", fill: str = "zero", start: int = 0) -> float:
+              counts: str = "reference", area: str = "trapezoid", fill: str = "zero", start: int = 0,
+              stop: int = 0) -> float:
     """The deletion AUC, or (through the options) one of its typical mistakes."""
     c, h, w = image.shape
     cam = np.asarray(cam.detach().cpu() if isinstance(cam, torch.Tensor) else cam, dtype=np.float64)
@@ -40,7 +42,7 @@ def _deletion(predict, image: torch.Tensor, cam, steps: int = 11, order: str = "
                 "rounded": np.round(np.linspace(0, h * w, steps)).astype(int)}[counts]
     value = image.mean().expand(c, 1, 1) if fill == "mean" else torch.zeros(c, 1, 1, dtype=image.dtype)
     probs = []
-    for count in schedule[start:]:
+    for count in schedule[start:steps - stop]:
         deleted = torch.zeros(h * w, dtype=torch.bool)
         deleted[torch.from_numpy(ranking[:count].copy())] = True
         deleted = deleted.reshape(1, h, w).expand(c, h, w).clone()
@@ -101,6 +103,8 @@ DELETION_MISTAKES = [
     _deletion_mistake("deleted pixels become 0, not the image's mean value.", fill="mean"),
     _deletion_mistake("the curve starts with nothing deleted (step 0): record the prediction on the untouched "
                       "image first.", start=1),
+    _deletion_mistake("the curve has `steps` points, from nothing deleted to everything deleted: the last point "
+                      "(every pixel deleted) is missing.", stop=1),
     Mistake("use the `steps` argument, not a fixed 11.",
             lambda predict, image, cam, steps=11: _deletion(predict, image, cam, 11)),
 ]
@@ -227,6 +231,16 @@ RANDOMISATION_MISTAKES = [
 ]
 
 
+@functools.lru_cache(maxsize=1)
+def _randomisation_answers() -> tuple[float, ...]:
+    """The package's answers for the check's three cases (fixed weights and images), computed once: each call
+    of the check gets a fresh model, since a wrong answer may change it."""
+    model = TinyNet().eval()
+    images = torch.rand(3, 3, 12, 12, generator=torch.Generator().manual_seed(3))
+    return tuple(reference_randomisation_check(explain, model, images, seed)
+                 for explain, seed in ((input_gradient_maps, 0), (class_blind_maps, 0), (input_gradient_maps, 7)))
+
+
 def check_randomisation_check(fn) -> bool:
     """``fn(explain, model, images, seed=0)``: mean Spearman between maps before and after re-initialising ``fc``."""
     model = TinyNet().eval()
@@ -236,8 +250,8 @@ def check_randomisation_check(fn) -> bool:
         Case("an explanation that ignores the classifier layer", (class_blind_maps, model, images), None),
         Case("the first case with seed=7", (input_gradient_maps, model, images), None, {"seed": 7}),
     ]
-    for case in cases:
-        case.expected = reference_randomisation_check(*case.args, **case.kwargs)
+    for case, expected in zip(cases, _randomisation_answers()):
+        case.expected = expected
     original = {k: v.clone() for k, v in model.state_dict().items()}
 
     def compare(out, case):
