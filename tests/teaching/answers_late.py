@@ -262,6 +262,11 @@ WRONG["check_cfcam"] = [
 # -- 08: the energy in a mask -------------------------------------------------------------------------------
 
 
+def _divide(a, b):
+    with np.errstate(invalid="ignore", divide="ignore"):  # the mistake: 0 / 0 is NaN
+        return float(np.float64(a) / np.float64(b))
+
+
 def energy_numpy(cam, mask):
     total = cam.sum()
     return float(cam[mask].sum() / total) if total > 0 else 0.0
@@ -283,5 +288,5 @@ WRONG["check_energy_in_mask"] = [
     (lambda cam, mask: float(mask.mean()), "mask's share"),
     (lambda cam, mask: float(cam[mask].max() / cam.max()) if cam.max() > 0 else 0.0, "not the largest values"),
     (lambda cam, mask: energy_numpy((cam - cam.min()) / max(np.ptp(cam), 1e-30), mask), "rescaling"),
-    (lambda cam, mask: float(cam[mask].sum() / cam.sum()), "return 0"),
+    (lambda cam, mask: _divide(cam[mask].sum(), cam.sum()), "return 0"),
 ]
