@@ -6,7 +6,9 @@ returns with the package's own implementation. It prints one verdict and returns
 - success: one line starting with ``Correct:``;
 - a stub that still raises ``NotImplementedError``: a line starting with ``Not implemented yet:``;
 - anything else: what is wrong (the shape, the values, which input) and a ``Hint:`` that points at the idea
-  without giving the code away.
+  without giving the code away. When the answer agrees, on every input, with a typical mistake the check
+  knows (a :class:`Mistake`: a transposed map, a strict comparison, a rounded count, ...), the hint names that
+  mistake in words.
 
 A check never raises because an answer is wrong, whatever the function does (raises, returns ``None``, a
 string, NaNs, changes its input in place).
@@ -32,14 +34,15 @@ Solutions in the notebooks are named ``solution_<name>``, so running every cell 
 function; :func:`yours_or_solution` picks the learner's function when it passes, else the solution, and says
 which.
 
-One module per notebook (``nb01_gradcam`` ... ``nb08_shortcut``); the machinery they share (:class:`Case`,
-:class:`Wrong`, :func:`verify` and the comparisons) is :mod:`.framework`, public so that a new check (or a
+One module per notebook (``nb01_gradcam`` ... ``nb08_shortcut``, and ``nb07_assembly``, the capstone written
+out with a switch per typical mistake); the machinery they share (:class:`Case`, :class:`Wrong`,
+:class:`Mistake`, :func:`verify` and the comparisons) is :mod:`.framework`, public so that a new check (or a
 notebook's own) is written the same way; :mod:`.registry` holds :data:`CHECKS` and :func:`yours_or_solution`.
 """
 
 from __future__ import annotations
 
-from .framework import Case, Wrong, verify
+from .framework import Case, Mistake, Wrong, verify
 from .nb01_gradcam import check_gradcam_map, check_gradcam_weights
 from .nb02_clustering import check_cluster_sizes, check_min_samples, check_percentile_eps
 from .nb03_filtering import check_cluster_mean_gradient, check_reference_kernel
@@ -58,6 +61,7 @@ from .registry import CHECKS, yours_or_solution
 __all__ = [
     "CHECKS",
     "Case",
+    "Mistake",
     "Wrong",
     "check_cfcam",
     "check_cluster_mean_gradient",

@@ -5,10 +5,17 @@ A check builds :class:`Case` objects (an input and the package's answer for it) 
 that raises :class:`Wrong` with what is wrong and, when the mistake is recognised, a targeted hint; then
 :func:`verify` runs the learner's function on every case and prints ``Correct:``, ``Not implemented yet:`` or
 ``Not quite:`` with a hint. It never raises because an answer is wrong.
+
+A check may also list :class:`Mistake` models (what a typical wrong answer computes): when the learner's
+function fails and agrees with one of them on *every* case, the hint names that mistake in words. Matching
+the whole run, not one case, is what keeps unrelated mistakes from getting the same hint.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,8 +23,10 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["Case", "Wrong", "expect_array", "function_name", "generator", "is_right", "matches", "to_array",
-           "to_scalar", "verify"]
+from ...core.engine.threads import torch_threads
+
+__all__ = ["Case", "Mistake", "Wrong", "expect_array", "function_name", "generator", "is_right", "matches",
+           "name_mistake", "same_output", "to_array", "to_scalar", "verify"]
 
 
 @dataclass
@@ -28,6 +37,60 @@ class Case:
     args: tuple
     expected: Any
     kwargs: dict = field(default_factory=dict)
+
+
+@dataclass
+class Mistake:
+    """A typical wrong answer: ``model`` takes a case's arguments and returns what that mistake returns;
+    ``hint`` names the mistake in words (never the solution's code)."""
+
+    hint: str
+    model: Callable[..., Any]
+
+
+def same_output(got, model_out, rtol: float = 1e-4, atol: float = 1e-9) -> bool:
+    """Whether the learner's output equals a mistake model's output (arrays, tensors, numbers, booleans; NaN
+    equals NaN, so that a mistake that divides by zero is recognised too)."""
+    try:
+        if isinstance(model_out, (bool, np.bool_)):
+            return isinstance(got, (bool, np.bool_, int, np.integer, torch.Tensor)) and bool(got) == bool(model_out)
+        a, b = to_array(got), np.asarray(to_array(model_out), dtype=np.float64)
+        return a.shape == b.shape and bool(np.allclose(a.astype(np.float64), b, rtol=rtol, atol=atol,
+                                                       equal_nan=True))
+    except Exception:  # an output that cannot be compared matches no mistake
+        return False
+
+
+_RAISED = object()  # what a function that raised "returned": it matches a mistake model that raises too
+
+
+def _run_quietly(fn, case: Case):
+    try:
+        return fn(*(_copy(a) for a in case.args), **{k: _copy(v) for k, v in case.kwargs.items()})
+    except Exception:
+        return _RAISED
+
+
+def name_mistake(fn, cases: list[Case], mistakes, same: Callable[[Any, Any], bool] = same_output) -> str | None:
+    """The hint of the first mistake that ``fn`` agrees with on every case (raising where it raises), else
+    None."""
+    if not mistakes:
+        return None
+    with warnings.catch_warnings(), np.errstate(all="ignore"), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        outs = [_run_quietly(fn, case) for case in cases]
+        if any(out is None for out in outs) or all(out is _RAISED for out in outs):
+            return None
+        for mistake in mistakes:
+            if all(_agrees(out, _run_quietly(mistake.model, case), same) for out, case in zip(outs, cases)):
+                return mistake.hint  # (all() stops at the first case where the mistake does not fit)
+    return None
+
+
+def _agrees(out, model, same) -> bool:
+    if out is _RAISED or model is _RAISED:
+        return out is model
+    return same(out, model)
 
 
 class Wrong(Exception):
@@ -75,8 +138,15 @@ def _describe(x) -> str:
 
 
 def verify(fn, exercise: str, cases: list[Case], compare: Callable[[Any, Case], None], hint: str,
-            success: str) -> bool:
-    """Run ``fn`` on every case; print one verdict; True when every case passes."""
+            success: str, mistakes=(), same: Callable[[Any, Any], bool] = same_output) -> bool:
+    """Run ``fn`` on every case; print one verdict; True when every case passes. On a wrong answer, a
+    ``mistakes`` model that ``fn`` agrees with on every case (by ``same``) gives the hint. Torch runs on one
+    thread meanwhile: the inputs are tiny, and more threads only wait for each other on a busy machine."""
+    with torch_threads(1):
+        return _verify(fn, exercise, cases, compare, hint, success, mistakes, same)
+
+
+def _verify(fn, exercise, cases, compare, hint, success, mistakes, same) -> bool:
     if not callable(fn):
         print(f"Not quite: expected the function itself (for example `check(my_function)`, without calling "
               f"it), got a {type(fn).__name__}.\nHint: pass the function's name, not its result.")
@@ -92,8 +162,9 @@ def verify(fn, exercise: str, cases: list[Case], compare: Callable[[Any, Case], 
                   f"`raise NotImplementedError` line with your code ({exercise}), then run this cell again.")
             return False
         except Exception as exc:  # the learner's bug, reported, never re-raised
+            named = name_mistake(fn, cases, mistakes, same)
             print(f"Not quite: `{name}({_call_signature(case)})` raised {type(exc).__name__}: {exc}\n"
-                  f"  input: {case.label}\nHint: {hint}")
+                  f"  input: {case.label}\nHint: {named or hint}")
             return False
         changed = [i for i, (a, b) in enumerate(zip(args, case.args)) if not _same(a, b)]
         changed += [k for k in kwargs if not _same(kwargs[k], case.kwargs[k])]
@@ -107,7 +178,8 @@ def verify(fn, exercise: str, cases: list[Case], compare: Callable[[Any, Case], 
                 raise Wrong("it returned None. Did you forget the `return` statement?")
             compare(out, case)
         except Wrong as wrong:
-            print(f"Not quite: {wrong.problem}\n  input: {case.label}\nHint: {wrong.hint or hint}")
+            named = name_mistake(fn, cases, mistakes, same)
+            print(f"Not quite: {wrong.problem}\n  input: {case.label}\nHint: {named or wrong.hint or hint}")
             return False
         except Exception as exc:  # a result so odd that comparing it failed
             print(f"Not quite: could not compare what `{name}` returned ({type(out).__name__}) with the expected "

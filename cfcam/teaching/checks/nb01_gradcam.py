@@ -6,9 +6,42 @@ import numpy as np
 import torch
 
 from ...core.compose import gradcam_weights, weighted_relu_sum
-from .framework import Case, Wrong, expect_array, generator, is_right, matches, to_array, verify
+from .framework import Case, Mistake, Wrong, expect_array, generator, is_right, matches, to_array, verify
 
 __all__ = ["check_gradcam_map", "check_gradcam_weights"]
+
+
+def _np(x) -> np.ndarray:
+    return x.double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float64)
+
+
+WEIGHT_MISTAKES = [
+    Mistake("you summed each gradient map; Grad-CAM takes its average over the h*w positions (global average "
+            "pooling).", lambda g: _np(g).sum(axis=(1, 2))),
+    Mistake("you took each gradient map's largest value; Grad-CAM takes its average (global *average* pooling).",
+            lambda g: _np(g).max(axis=(1, 2))),
+    Mistake("you kept only the positive gradients (or their size) before averaging; Grad-CAM averages the "
+            "gradient as it is, sign included.", lambda g: np.maximum(_np(g), 0).mean(axis=(1, 2))),
+    Mistake("you averaged the size of the gradients; Grad-CAM averages the gradient as it is, sign included.",
+            lambda g: np.abs(_np(g)).mean(axis=(1, 2))),
+    Mistake("you averaged over one spatial dimension only; average over both (rows and columns).",
+            lambda g: _np(g).mean(axis=2)),
+]
+
+MAP_MISTAKES = [
+    Mistake("your map looks transposed: rows and columns swapped. Keep the activations' (h, w) order.",
+            lambda a, w: np.maximum(np.einsum("chw,c->hw", _np(a), _np(w)), 0).T),
+    Mistake("the ReLU is missing: Grad-CAM keeps only the positive part of the weighted sum.",
+            lambda a, w: np.einsum("chw,c->hw", _np(a), _np(w))),
+    Mistake("you averaged the weighted channels; Grad-CAM adds them up (a sum).",
+            lambda a, w: np.maximum(np.einsum("chw,c->hw", _np(a), _np(w)), 0) / _np(a).shape[0]),
+    Mistake("the ReLU is applied to each weighted channel; apply it once, to the weighted sum.",
+            lambda a, w: np.maximum(_np(w)[:, None, None] * _np(a), 0).sum(0)),
+    Mistake("the ReLU is applied to the weights; apply it once, to the weighted sum of the maps.",
+            lambda a, w: np.einsum("chw,c->hw", _np(a), np.maximum(_np(w), 0))),
+    Mistake("you took the size of the weighted sum; Grad-CAM sets its negative part to zero (ReLU).",
+            lambda a, w: np.abs(np.einsum("chw,c->hw", _np(a), _np(w)))),
+]
 
 
 def check_gradcam_weights(fn) -> bool:
@@ -19,6 +52,9 @@ def check_gradcam_weights(fn) -> bool:
         Case("gradients constant over each map (as at layer4[-1] of a GAP network), 6 channels of 7 x 7",
               (torch.randn(6, 1, 1, generator=g).expand(6, 7, 7).contiguous(),), None),
         Case("small gradients (order 1e-3), 8 channels of 2 x 6", (1e-3 * torch.randn(8, 2, 6, generator=g),), None),
+        Case("gradients of one sign per channel (a channel's maximum is far from its mean), 5 channels of 6 x 4",
+              ((torch.rand(5, 6, 4, generator=g) ** 3) * torch.tensor([1.0, -1.0, 1.0, -1.0, 1.0])[:, None, None],),
+              None),
     ]
     for case in cases:
         case.expected = gradcam_weights(case.args[0].double()).numpy()
@@ -46,7 +82,8 @@ def check_gradcam_weights(fn) -> bool:
     return verify(fn, "average each channel's gradient over its h*w positions", cases, compare,
                    "Grad-CAM's weight for channel k is one number: the average of the gradient map G_k over all "
                    "its h*w positions (global average pooling).",
-                   "Grad-CAM's weights are the global average pool of the gradients, one per channel.")
+                   "Grad-CAM's weights are the global average pool of the gradients, one per channel.",
+                   WEIGHT_MISTAKES)
 
 
 def check_gradcam_map(fn) -> bool:
@@ -60,6 +97,10 @@ def check_gradcam_map(fn) -> bool:
               (torch.relu(torch.randn(3, 2, 3, generator=g)) + 0.1, torch.tensor([0.2, 0.5, 0.1])), None),
         Case("the same 5 maps, all weights negative (the map must then be all zero)",
               (acts, -torch.tensor([0.3, 0.1, 0.2, 0.5, 0.4])), None),
+        Case("4 square 5 x 5 maps (not symmetric), weights of both signs",
+              (torch.relu(torch.randn(4, 5, 5, generator=g)), torch.tensor([1.1, -0.6, 0.8, 0.3])), None),
+        Case("4 maps of 3 x 5 with negative values too (activations taken before a ReLU), weights of both signs",
+              (torch.randn(4, 3, 5, generator=g), torch.tensor([0.7, -0.9, 0.5, -0.2])), None),
     ]
     for case in cases:
         case.expected = weighted_relu_sum(case.args[0].double(), case.args[1].double()).numpy()
@@ -94,4 +135,4 @@ def check_gradcam_map(fn) -> bool:
     return verify(fn, "ReLU of the weighted sum of the activation maps", cases, compare,
                    "multiply each activation map A_k by its weight w_k, add the C weighted maps up, then keep only "
                    "the positive part (ReLU). The result is one h x w map.",
-                   "the Grad-CAM map is ReLU(sum_k w_k A_k), an h x w map.")
+                   "the Grad-CAM map is ReLU(sum_k w_k A_k), an h x w map.", MAP_MISTAKES)

@@ -7,13 +7,89 @@ import torch
 
 from ...core import clustering as cl
 from ..reference import eps_from_distances, pairwise_distances
-from .framework import Case, Wrong, expect_array, to_array, to_scalar, verify
+from .framework import Case, Mistake, Wrong, expect_array, to_array, to_scalar, verify
 
 __all__ = ["check_cluster_sizes", "check_min_samples", "check_percentile_eps"]
 
 
 def _distance_matrix(points: np.ndarray) -> np.ndarray:
     return np.sqrt(((points[:, None, :] - points[None, :, :]) ** 2).sum(-1))
+
+
+def _off(d) -> np.ndarray:
+    d = np.asarray(d, dtype=np.float64)
+    return d[~np.eye(d.shape[0], dtype=bool)]
+
+
+def _eps(values, p, method="linear") -> float:
+    values = np.asarray(values, dtype=np.float64)
+    return max(float(np.percentile(values, p, method=method)), 1e-5) if values.size else 1e-5
+
+
+_NONZERO = ("you left out every zero distance, not only the diagonal. Channels that are identical (dead, all-zero "
+            "channels, for example) are at distance 0 from each other, and those pairs count: leave out the "
+            "diagonal only.")
+
+
+def _positive(d) -> np.ndarray:
+    d = np.asarray(d, dtype=np.float64)
+    return d[d > 0]
+
+
+EPS_MISTAKES = [
+    Mistake(_NONZERO, lambda d, percentile=25.0: max(float(np.percentile(_positive(d), percentile)), 1e-5)),
+    Mistake(_NONZERO, lambda d, percentile=25.0: _eps(_positive(d), percentile)),
+    Mistake("leave the diagonal out: a channel's distance to itself is always 0 and pulls the percentile down.",
+            lambda d, percentile=25.0: _eps(d, percentile)),
+    Mistake("take every off-diagonal entry of the full matrix (each pair counted twice, (i, j) and (j, i)), as the "
+            "published code does, not only the upper triangle.",
+            lambda d, percentile=25.0: _eps(np.asarray(d)[np.triu_indices(len(d), 1)], percentile)),
+    Mistake("use the `percentile` argument instead of a fixed 25.", lambda d, percentile=25.0: _eps(_off(d), 25.0)),
+    Mistake("percentiles run from 0 to 100 here (25, not 0.25).",
+            lambda d, percentile=25.0: _eps(_off(d), percentile / 100)),
+    Mistake("when every distance is 0 the percentile is 0, and DBSCAN needs eps > 0: return at least 1e-5.",
+            lambda d, percentile=25.0: float(np.percentile(_off(d), percentile))),
+    Mistake("the answer must be *at least* 1e-5: the larger of the percentile and 1e-5, not the smaller.",
+            lambda d, percentile=25.0: min(float(np.percentile(_off(d), percentile)), 1e-5)),
+] + [Mistake(f"the percentile falls between two distances: interpolate linearly between them (NumPy's default), "
+             f"do not take {word}.", lambda d, percentile=25.0, m=method: _eps(_off(d), percentile, m))
+     for method, word in [("lower", "the lower of the two"), ("higher", "the higher of the two"),
+                          ("nearest", "the nearer of the two"), ("midpoint", "the midpoint between them")]]
+
+MIN_SAMPLES_MISTAKES = [
+    Mistake("you rounded `fraction * n_channels` to the nearest integer; the published code truncates (drops the "
+            "fractional part), then applies the floor.",
+            lambda n, fraction=0.05, floor=2: max(floor, round(fraction * n))),
+    Mistake("you rounded `fraction * n_channels` up; the published code truncates (drops the fractional part).",
+            lambda n, fraction=0.05, floor=2: max(floor, int(np.ceil(fraction * n)))),
+    Mistake("never go below the floor: a cluster needs at least `floor` channels.",
+            lambda n, fraction=0.05, floor=2: int(fraction * n)),
+    Mistake("the floor is a lower bound: take the larger of the floor and the truncated fraction, not the smaller.",
+            lambda n, fraction=0.05, floor=2: min(floor, int(fraction * n))),
+    Mistake("the floor is a lower bound, not something to add.",
+            lambda n, fraction=0.05, floor=2: floor + int(fraction * n)),
+    Mistake("use the `fraction` and `floor` arguments instead of fixed 0.05 and 2.",
+            lambda n, fraction=0.05, floor=2: max(2, int(0.05 * n))),
+]
+
+
+def _sizes(labels) -> np.ndarray:
+    labels = np.asarray(labels)
+    return np.bincount(labels[labels >= 0], minlength=int(labels.max()) + 1 if labels.max() >= 0 else 0)
+
+
+SIZE_MISTAKES = [
+    Mistake("noise (-1) and important (-2) channels are not clusters: leave them out of the count.",
+            lambda labels: np.unique(labels, return_counts=True)[1]),
+    Mistake("entry j must be the size of the cluster labelled j: do not sort the sizes.",
+            lambda labels: np.sort(_sizes(labels))),
+    Mistake("entry j must be the size of the cluster labelled j: do not sort the sizes.",
+            lambda labels: np.sort(_sizes(labels))[::-1]),
+    Mistake("the last cluster is missing: the cluster ids run from 0 to the largest label, inclusive.",
+            lambda labels: _sizes(labels)[:-1]),
+    Mistake("return how many channels each cluster has (a count), not its share of the channels.",
+            lambda labels: _sizes(labels) / len(labels)),
+]
 
 
 def check_percentile_eps(fn) -> bool:
@@ -24,11 +100,18 @@ def check_percentile_eps(fn) -> bool:
     d_line = _distance_matrix(line).astype(np.float32)
     d_rand = pairwise_distances(rand)
     d_same = np.zeros((6, 6), dtype=np.float32)
+    dead = np.random.default_rng(5).normal(size=(14, 9))
+    dead[[1, 4, 6, 9, 12]] = 0.0  # five dead channels: all zero, at distance 0 from each other
+    d_dead = pairwise_distances(dead)
     cases = [
         Case("the 4 x 4 distances between 4 points at 0, 1, 3 and 7 on a line", (d_line,), None),
         Case("distances between 30 random channels (30 x 30)", (d_rand,), None),
         Case("the same 30 x 30 distances with percentile=10", (d_rand,), None, {"percentile": 10.0}),
+        Case("the same 30 x 30 distances with percentile=40 (between two different distances, nearer the upper)",
+             (d_rand,), None, {"percentile": 40.0}),
         Case("6 identical channels: every distance is 0", (d_same,), None),
+        Case("14 channels, 5 of them dead (all zero, so at distance 0 from each other)", (d_dead,), None),
+        Case("the same 14 channels with percentile=10", (d_dead,), None, {"percentile": 10.0}),
     ]
     for case in cases:
         p = case.kwargs.get("percentile", 25.0)
@@ -47,6 +130,8 @@ def check_percentile_eps(fn) -> bool:
         if np.isclose(got, expected, rtol=1e-5, atol=1e-12):
             return
         if expected > 1e-5:
+            if np.isclose(got, _eps(d[d > 0], p), rtol=1e-5) and (off == 0).any():
+                raise Wrong(f"eps = {got:.6g}, expected {expected:.6g} (too large)", _NONZERO)
             if np.isclose(got, np.percentile(d, p), rtol=1e-5):
                 raise Wrong(f"eps = {got:.6g}, expected {expected:.6g} (too small)",
                              "leave the diagonal out: a channel's distance to itself is always 0 and pulls the "
@@ -60,7 +145,7 @@ def check_percentile_eps(fn) -> bool:
                              "use the `percentile` argument instead of a fixed 25.")
             if np.isclose(got, np.percentile(off, p / 100.0), rtol=1e-5):
                 raise Wrong(f"eps = {got:.6g}, expected {expected:.6g}",
-                             "np.percentile takes percentiles from 0 to 100 (25, not 0.25).")
+                             "percentiles run from 0 to 100 here (25, not 0.25).")
         elif got < 1e-5:
             raise Wrong(f"eps = {got:.6g}, expected {expected:.6g}",
                          "when every distance is 0 the percentile is 0, and DBSCAN needs eps > 0: return at least "
@@ -71,7 +156,7 @@ def check_percentile_eps(fn) -> bool:
                    "eps is the `percentile`-th percentile (numpy's default linear interpolation) of all off-diagonal "
                    "entries of the distance matrix, and at least 1e-5.",
                    "eps is a percentile of the pairwise distances between channels (diagonal left out), at least "
-                   "1e-5.")
+                   "1e-5.", EPS_MISTAKES)
 
 
 def check_min_samples(fn) -> bool:
@@ -100,15 +185,15 @@ def check_min_samples(fn) -> bool:
             if not isinstance(out, (int, np.integer)) and not (isinstance(out, torch.Tensor)
                                                                and not out.is_floating_point()):
                 raise Wrong(f"it returned {out!r} ({type(out).__name__}), the right value but not an integer",
-                             "min_samples is a count of channels: return an int (e.g. with int(...)).")
+                             "min_samples is a count of channels: return a Python (or NumPy) integer, not a float.")
             return
         if float(got) != int(got):
             raise Wrong(f"min_samples = {got!r}, expected the whole number {expected}",
-                         "min_samples counts channels: truncate `fraction * n_channels` with int(...) (the "
-                         "published code rounds down), then apply the floor.")
+                         "min_samples counts channels: truncate `fraction * n_channels` to a whole number (the "
+                         "published code drops the fractional part), then apply the floor.")
         if got == max(floor, round(frac * n)) or got == max(floor, int(np.ceil(frac * n))):
             raise Wrong(f"min_samples = {got}, expected {expected}",
-                         "the published code truncates with int(...), which rounds down; it does not round.")
+                         "the published code truncates (drops the fractional part); it does not round.")
         if got == int(frac * n) or got == frac * n:
             raise Wrong(f"min_samples = {got}, expected {expected}",
                          f"never go below the floor (floor={floor}): a cluster needs at least two channels.")
@@ -120,7 +205,8 @@ def check_min_samples(fn) -> bool:
     return verify(fn, "min_samples from the number of channels", cases, compare,
                    "min_samples is `fraction` of the number of channels, truncated to an integer, but never less "
                    "than `floor`.",
-                   "min_samples = max(floor, int(fraction * n_channels)).")
+                   "min_samples is the truncated fraction of the channels, at least the floor.",
+                   MIN_SAMPLES_MISTAKES)
 
 
 def check_cluster_sizes(fn) -> bool:
@@ -172,4 +258,4 @@ def check_cluster_sizes(fn) -> bool:
                    "for each cluster id j = 0, 1, ..., K-1 count the channels labelled j; -1 (noise) and -2 "
                    "(important) are not clusters.",
                    "cluster j's size is the number of channels labelled j; noise and important channels are not "
-                   "clusters.")
+                   "clusters.", SIZE_MISTAKES)

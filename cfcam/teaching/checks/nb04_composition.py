@@ -6,9 +6,74 @@ import numpy as np
 import torch
 
 from ...core.compose import coefficients, normalize
-from .framework import Case, Wrong, expect_array, generator, is_right, matches, to_array, verify
+from .framework import Case, Mistake, Wrong, expect_array, generator, is_right, matches, to_array, verify
 
 __all__ = ["check_normalize", "check_softmax_weights"]
+
+
+def _np(x) -> np.ndarray:
+    return x.double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float64)
+
+
+def _softmax(w, mask) -> np.ndarray:
+    w, mask = _np(w), np.asarray(mask, dtype=bool)
+    out = np.zeros_like(w)
+    if not mask.any():
+        return out
+    e = np.exp(w[mask] - w[mask].max())
+    out[mask] = e / e.sum()
+    return out
+
+
+SOFTMAX_MISTAKES = [
+    Mistake("the softmax runs over the kept channels only, and dropped channels get 0.",
+            lambda w, kept: _softmax(w, np.ones(len(w), dtype=bool))),
+    Mistake("you set the dropped channels to 0 *after* a softmax over every channel, so the kept ones no longer "
+            "sum to 1: take the softmax over the kept channels only.",
+            lambda w, kept: _softmax(w, np.ones(len(w), dtype=bool)) * np.asarray(kept)),
+    Mistake("the kept channels are the ones where `kept` is True: your softmax runs over the dropped ones.",
+            lambda w, kept: _softmax(w, ~np.asarray(kept, dtype=bool))),
+    Mistake("the exponentials are not divided by their sum over the kept channels.",
+            lambda w, kept: np.exp(_np(w)) * np.asarray(kept)),
+    Mistake("you divided the weights by their sum; a softmax divides their exponentials by the sum of the "
+            "exponentials.", lambda w, kept: _np(w) * np.asarray(kept) / _np(w)[np.asarray(kept)].sum()),
+    Mistake("this is the logarithm of the softmax; return the softmax itself.",
+            lambda w, kept: np.where(kept, _np(w) - _np(w)[np.asarray(kept)].max()
+                                     - np.log(np.exp(_np(w) - _np(w)[np.asarray(kept)].max())[np.asarray(kept)].sum()),
+                                     0.0)),
+]
+
+
+def _minmax(m) -> np.ndarray:
+    m = _np(m)
+    return np.zeros_like(m) if m.max() == m.min() else (m - m.min()) / (m.max() - m.min())
+
+
+def _flat_zero(cam, value) -> np.ndarray:
+    """``value``, or zeros where the map is flat (a mistake model that handles flat maps right)."""
+    return np.zeros_like(_np(cam)) if np.ptp(_np(cam)) == 0 else value
+
+
+NORMALIZE_MISTAKES = [
+    Mistake("your map looks transposed: rows and columns swapped. Keep the map's (H, W) order.",
+            lambda cam: _minmax(cam).T),
+    Mistake("subtract the map's minimum before dividing by the range (max - min).",
+            lambda cam: _np(cam) / _np(cam).max()),
+    Mistake("subtract the map's minimum first: you divided the map itself by its range.",
+            lambda cam: _flat_zero(cam, _np(cam) / np.ptp(_np(cam)))),
+    Mistake("after subtracting the minimum, divide by the range (max - min), not by the maximum.",
+            lambda cam: _flat_zero(cam, (_np(cam) - _np(cam).min()) / _np(cam).max())),
+    Mistake("min-max normalisation is not standardisation: subtract the minimum and divide by the range, not the "
+            "mean and the standard deviation.", lambda cam: (_np(cam) - _np(cam).mean()) / _np(cam).std()),
+    Mistake("dividing by the sum makes the values add up to 1; min-max normalisation makes the largest one 1.",
+            lambda cam: (_np(cam) - _np(cam).min()) / (_np(cam) - _np(cam).min()).sum()),
+    Mistake("clipping to [0, 1] is not normalising: subtract the minimum and divide by the range.",
+            lambda cam: np.clip(_np(cam), 0, 1)),
+    Mistake("a flat map (max == min) has no contrast: return all zeros, not ones.",
+            lambda cam: np.ones_like(_np(cam)) if _np(cam).max() == _np(cam).min() else _minmax(cam)),
+    Mistake("a flat map (max == min) has no contrast: return all zeros, not the map itself.",
+            lambda cam: _np(cam) if _np(cam).max() == _np(cam).min() else _minmax(cam)),
+]
 
 
 def check_softmax_weights(fn) -> bool:
@@ -40,8 +105,8 @@ def check_softmax_weights(fn) -> bool:
             raise Wrong(f"the result has shape {got.shape}, expected ({c},)")
         if not np.isfinite(got).all():
             raise Wrong("the result contains NaN or infinite values",
-                         "exp of a large weight overflows: subtract the largest kept weight before exponentiating "
-                         "(the softmax does not change), or use torch.softmax.")
+                         "the exponential of a large weight overflows: subtract the largest kept weight before "
+                         "exponentiating (the softmax does not change), or use PyTorch's own softmax.")
         if (~kept).any() and np.abs(got[~kept]).max() > 0:
             sm_all = np.exp(w - w.max()) / np.exp(w - w.max()).sum()
             if matches(got, sm_all):
@@ -50,13 +115,14 @@ def check_softmax_weights(fn) -> bool:
             raise Wrong("dropped channels got a nonzero coefficient", "dropped (noise) channels must get 0.")
         if not np.isclose(got[kept].sum(), 1.0, rtol=1e-5):
             raise Wrong(f"the kept coefficients sum to {got[kept].sum():.6g}, expected 1",
-                         "the softmax over the kept channels is exp(w_k) divided by the sum of exp(w_j) over the kept "
-                         "channels j only.")
+                         "a softmax divides each kept channel's exponential by the sum of the exponentials over the "
+                         "kept channels only, so the kept coefficients add up to 1.")
         expect_array(got, case.expected, rtol=1e-4, atol=1e-9)
 
     return verify(fn, "softmax over the kept channels", cases, compare,
-                   "alpha_k = exp(w_k) / sum_j exp(w_j), where j runs over the kept channels; dropped channels get 0.",
-                   "alpha is the softmax of the weights over the kept channels, 0 elsewhere.")
+                   "each kept channel's coefficient is the exponential of its weight divided by the sum of the "
+                  "exponentials over the kept channels only; dropped channels get 0.",
+                   "alpha is the softmax of the weights over the kept channels, 0 elsewhere.", SOFTMAX_MISTAKES)
 
 
 def check_normalize(fn) -> bool:
@@ -97,4 +163,5 @@ def check_normalize(fn) -> bool:
     return verify(fn, "min-max normalisation to [0, 1]", cases, compare,
                    "subtract the map's minimum, then divide by its range (max - min) so the values run from 0 to 1; "
                    "a flat map (range 0) becomes all zeros.",
-                   "min-max normalisation maps the smallest value to 0 and the largest to 1 (a flat map to 0).")
+                   "min-max normalisation maps the smallest value to 0 and the largest to 1 (a flat map to 0).",
+                   NORMALIZE_MISTAKES)
