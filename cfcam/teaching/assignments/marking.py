@@ -169,7 +169,8 @@ def mark_notebook(nb, stem: str):
         cell.metadata["nbgrader"] = _nbgrader(_solution_grade_id(cell.source), solution=True)
     for exercise in reversed(exercises(nb, stem)):  # from the end: earlier indices stay valid, order is kept
         cell = nbformat.v4.new_code_cell(graded_source(exercise))
-        cell.id = exercise.grade_id
         cell.metadata["nbgrader"] = _nbgrader(exercise.grade_id, grade=True, points=exercise.points)
         nb.cells.insert(exercise.chooser_cell + 1, cell)
+    for index, cell in enumerate(nb.cells):  # positional cell ids, as nbstripout (`make strip`) writes them
+        cell.id = str(index)
     return nb
