@@ -2,8 +2,9 @@
 edition nbgrader generates has no solution code and still runs; the autograder gives the instructor edition
 full marks and the unanswered student edition 0, with the exercise checks as the graders.
 
-The autograding executes notebooks, so it runs on a representative pair here (REPRESENTATIVE: the first
-exercises, and the capstone, whose every part then comes from the package); ``make assignments`` grades all.
+The autograding executes notebooks (two runs per notebook), so it runs on one representative notebook here
+(REPRESENTATIVE: the capstone, whose every part then comes from the package), and one more notebook runs as a
+student runs it, outside nbgrader (PLAIN_RUN); ``make assignments`` grades all nine.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from conftest import ROOT
 
 NOTEBOOKS = ROOT / "notebooks"
 STEMS = sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb"))
-REPRESENTATIVE = ["01_hooks_and_gradcam", "07_capstone"]
+REPRESENTATIVE = ["07_capstone"]  # the most machinery: 9 fallbacks, a cell of 8 solutions, a named check
+PLAIN_RUN = "01_hooks_and_gradcam"  # the plain pattern, run as a student would, outside nbgrader
 
 
 def load(stem):
@@ -126,7 +128,9 @@ def test_the_student_edition_has_no_solution_code(edition):
         source, released = load(stem), nbformat.read(student / f"{stem}.ipynb", as_version=4)
         code = "\n".join(c.source for c in released.cells if c.cell_type == "code")
         assert "BEGIN SOLUTION" not in code and "END SOLUTION" not in code
-        leaked = [line for line in solution_lines(source) if len(line) > 12 and line in code]
+        given = "\n".join(c.source for i, c in enumerate(source.cells)  # code the exercises hand out anyway
+                          if c.cell_type == "code" and i not in solution_cells(source))
+        leaked = [line for line in solution_lines(source) if len(line) > 12 and line in code and line not in given]
         assert leaked == [], f"{stem}: solution code in the student edition: {leaked}"
         assert released.cells[0].source.startswith("> **Student edition.**")
         graded = {meta(c)["grade_id"]: c.source for c in released.cells if meta(c).get("grade")}
@@ -170,3 +174,21 @@ def test_autograde_gives_the_instructor_edition_full_marks_and_the_unanswered_ed
     if stem == "07_capstone":  # every part and the assembly come from the package, and the page says so
         assert "MATCH: `package_my_cfcam` reproduces the package" in text
         assert text.count("Using `package_") == 9
+
+
+@pytest.mark.notebooks
+@pytest.mark.slow
+def test_the_student_edition_runs_top_to_bottom_in_jupyter(edition, monkeypatch):
+    """Outside nbgrader (a student's Run All) no cell raises: the graded cells only print."""
+    from nbclient import NotebookClient
+
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    stem = PLAIN_RUN
+    nb = nbformat.read(edition / "student" / f"{stem}.ipynb", as_version=4)
+    NotebookClient(nb, timeout=900, kernel_name="python3",
+                   resources={"metadata": {"path": str(edition / "student")}}).execute()  # raises on an error
+    text = "\n".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []) if o.output_type == "stream")
+    for name in (e.name for e in exercises(load(stem), stem)):
+        assert f"Not implemented yet: `{name}` still raises NotImplementedError" in text
+        assert f"Using `package_{name}` (the package's own) for now" in text
+        assert f"For the autograder: `{name}` does not pass its check yet" in text
