@@ -104,6 +104,23 @@ def test_no_markdown_or_other_cell_carries_a_solution_marker():
                 assert meta(cell).get("solution"), f"{stem}: {cell.source[:60]!r}"
 
 
+def test_make_mark_rewrites_an_unmarked_notebook_and_make_assignments_refuses_one(tmp_path, capsys):
+    from cfcam.teaching.assignments.__main__ import main
+    from cfcam.teaching.assignments.edition import write_course
+
+    stem = "08_a_model_that_cheats"
+    nbformat.write(unmarked(load(stem)), tmp_path / f"{stem}.ipynb")
+    with pytest.raises(ValueError, match=f"{stem}.ipynb is not marked .* run `make mark`"):
+        write_course(tmp_path, tmp_path / "course", [stem])
+    assert main(["mark", "--check", "--notebooks", str(tmp_path)]) == 1
+    assert capsys.readouterr().out == f"not marked: {stem}\n"
+    assert main(["mark", "--notebooks", str(tmp_path)]) == 0
+    assert nbformat.read(tmp_path / f"{stem}.ipynb", as_version=4) == load(stem)
+    assert main(["mark", "--check", "--notebooks", str(tmp_path)]) == 0
+    with pytest.raises(SystemExit, match="--only: no such notebook"):
+        main(["build", "--notebooks", str(tmp_path), "--only", "99_nope"])
+
+
 # -- the student edition and the autograder (nbgrader; executes notebooks) ---------------------------------
 
 

@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -140,12 +141,16 @@ def autograde(course: Path, stem: str) -> list[Score]:
         target = course / "submitted" / student / stem
         target.mkdir(parents=True, exist_ok=True)
         shutil.copy2(folder / f"{stem}.ipynb", target / f"{stem}.ipynb")
-        _run(api.autograde(stem, student, force=True, create=True), f"autograde {stem} for {student}")
-        graded = course / "autograded" / student / stem / f"{stem}.ipynb"
-        with Gradebook(f"sqlite:///{course / 'gradebook.db'}", COURSE_ID) as gb:
-            nb = gb.find_submission_notebook(stem, stem, student)
-            cells = {g.name: g.score for g in nb.grades if g.name in _graded_ids(nbformat.read(graded, 4))}
-            scores.append(Score(stem, student, nb.score, nb.max_score, cells, _errors_outside_graded_cells(graded)))
+        with warnings.catch_warnings():  # nbgrader's own SQLAlchemy session warnings say nothing about the grades
+            warnings.filterwarnings("ignore", message=".*not in session.*")
+            _run(api.autograde(stem, student, force=True, create=True), f"autograde {stem} for {student}")
+            graded = course / "autograded" / student / stem / f"{stem}.ipynb"
+            ids = _graded_ids(nbformat.read(graded, as_version=4))
+            with Gradebook(f"sqlite:///{course / 'gradebook.db'}", COURSE_ID) as gb:
+                nb = gb.find_submission_notebook(stem, stem, student)
+                cells = {g.name: g.score for g in nb.grades if g.name in ids}
+                score, max_score = nb.score, nb.max_score
+        scores.append(Score(stem, student, score, max_score, cells, _errors_outside_graded_cells(graded)))
     return scores
 
 
