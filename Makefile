@@ -9,6 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 QUICK  := not notebooks and not browser and not slow
 
 .PHONY: venv test test-fast lint test-pythons test-lowest demo lab bench clean strip evaluate ablation dist-check
+.PHONY: assignments mark
 
 # .ci/install is the one install recipe (make, test-pythons and test-lowest share it)
 $(STAMP): pyproject.toml .ci/install
@@ -76,6 +77,17 @@ evaluate: $(STAMP)
 # CF-CAM with one component changed at a time, committed under docs/evaluation/ablation/
 ablation: $(STAMP)
 	$(BIN)/cfcam evaluate --ablation -o docs/evaluation/ablation $(EVAL_ARGS)
+
+# The student edition (nbgrader): build/student/, then both editions autograded (the instructor edition must
+# score full marks, the unanswered student edition 0); scores in build/nbgrader/scores.json. docs/teaching.md.
+# ASSIGNMENTS_ARGS="--no-grade" only writes the edition; "--only 02_channel_clustering" picks notebooks.
+ASSIGNMENTS_ARGS ?=
+assignments: $(STAMP)
+	$(BIN)/python -m cfcam.teaching.assignments build $(ASSIGNMENTS_ARGS)
+
+# After editing an exercise: rewrite the notebooks' nbgrader marks from the exercise registry (idempotent)
+mark: $(STAMP)
+	$(BIN)/python -m cfcam.teaching.assignments mark
 
 strip: $(STAMP)
 	$(BIN)/nbstripout notebooks/*.ipynb
