@@ -65,6 +65,15 @@ def stage(site: Site, src: Path) -> None:
         write_if_changed(src / path, (ROOT / path).read_bytes())
 
 
+def prune(src: Path, keep: set[str]) -> None:
+    """Remove staged files that are no longer sources (a page deleted or renamed since the last build)."""
+    for path in sorted(src.rglob("*"), reverse=True):
+        if path.is_file() and path.relative_to(src).as_posix() not in keep:
+            path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+
+
 def execute(site: Site, work: Path, workers: int) -> None:
     jobs = [(ROOT / "notebooks" / f"{n}.ipynb", work / "executed" / f"{n}.ipynb",
              input_key(ROOT / "notebooks" / f"{n}.ipynb", ROOT / "cfcam", HERE),
@@ -101,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
                          notebook_page(site, args.work / "executed" / f"{name}.ipynb", name))
     for path in sorted(site.images):  # the notebooks' links may name more images
         write_if_changed(src / path, (ROOT / path).read_bytes())
+    prune(src, {"index.md", *site.images, *(f"docs/{n}.md" for n in site.reference()),
+                *(f"notebooks/{n}.ipynb" for n in COURSE)})
     started = time.perf_counter()
     env = dict(os.environ, CFCAM_BOOK_REPOSITORY=site.repo_url)
     cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-c", str(HERE), "-d", str(args.work / "doctrees"),

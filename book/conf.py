@@ -39,4 +39,4 @@ html_theme_options = {
 html_static_path = []
 html_last_updated_fmt = None
 html_copy_source = True  # the .ipynb download button serves the executed notebook
-suppress_warnings = ["myst.header"]  # notebooks open with a title, and some pages jump a heading level
+suppress_warnings = ["myst.header", "misc.highlighting_failure"]  # headings jump a level; a ```csv block
