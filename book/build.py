@@ -24,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from execute import NotebookFailed, execute_all, input_key  # noqa: E402
+from execute import NotebookFailed, execute_all, input_key, tree_hash  # noqa: E402
 from stage import COURSE, Site, write_if_changed  # noqa: E402
 
 
@@ -75,8 +75,9 @@ def prune(src: Path, keep: set[str]) -> None:
 
 
 def execute(site: Site, work: Path, workers: int) -> None:
+    dependencies = tree_hash(ROOT / "cfcam", HERE)
     jobs = [(ROOT / "notebooks" / f"{n}.ipynb", work / "executed" / f"{n}.ipynb",
-             input_key(ROOT / "notebooks" / f"{n}.ipynb", ROOT / "cfcam", HERE),
+             input_key(ROOT / "notebooks" / f"{n}.ipynb", dependencies),
              {"CFCAM_BINDER_URL": site.binder_url(n)}) for n in COURSE]
     missing = [str(j[0]) for j in jobs if not j[0].exists()]
     if missing:

@@ -36,7 +36,8 @@ html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
 }
-html_static_path = []
+html_static_path = ["_static"]  # beside this file
+html_css_files = ["cfcam-book.css"]
 html_last_updated_fmt = None
 html_copy_source = True  # the .ipynb download button serves the executed notebook
 suppress_warnings = ["myst.header", "misc.highlighting_failure"]  # headings jump a level; a ```csv block

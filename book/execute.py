@@ -19,7 +19,7 @@ from pathlib import Path
 
 import nbformat
 
-__all__ = ["NotebookFailed", "execute_all", "input_key"]
+__all__ = ["NotebookFailed", "execute_all", "input_key", "tree_hash"]
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 CELL_TIMEOUT_S = 600  # generous: a cell of the course takes seconds, a busy 2-core machine is slow
@@ -29,20 +29,20 @@ class NotebookFailed(RuntimeError):
     """A notebook raised while the book executed it (the message names the notebook and the cell's error)."""
 
 
-def _tree_hash(folder: Path, pattern: str) -> str:
+def tree_hash(*folders: Path) -> str:
+    """The hash of every file under ``folders`` (names and contents; caches skipped)."""
     digest = hashlib.sha256()
-    for path in sorted(folder.rglob(pattern)):
-        if "__pycache__" not in path.parts:
-            digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
+    for folder in folders:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 
-def input_key(notebook: Path, package: Path, scripts: Path) -> str:
-    """What the executed notebook depends on: the notebook, the cfcam package, this build's scripts."""
-    digest = hashlib.sha256(notebook.read_bytes())
-    digest.update(_tree_hash(package, "*").encode())
-    digest.update(_tree_hash(scripts, "*.py").encode())
-    return digest.hexdigest()
+def input_key(notebook: Path, dependencies: str) -> str:
+    """What an executed notebook depends on: the notebook, and ``dependencies`` (:func:`tree_hash` of the cfcam
+    package and of this build's scripts)."""
+    return hashlib.sha256(notebook.read_bytes() + dependencies.encode()).hexdigest()
 
 
 def _cached(out: Path, key: str) -> bool:
@@ -73,21 +73,23 @@ def strip_widgets(nb) -> None:
 
 async def _run_one(source: Path, out: Path, key: str, env: dict, sem: asyncio.Semaphore) -> float:
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     async with sem:
         started = time.perf_counter()
         nb = nbformat.read(source, as_version=4)
-        with tempfile.TemporaryDirectory(prefix="cfcam-book-") as scratch:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        log = out.with_suffix(".kernel.log")  # the kernel's own messages, out of the build's output
+        with tempfile.TemporaryDirectory(prefix="cfcam-book-") as scratch, open(log, "wb") as stderr:
             client = NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", store_widget_state=False,
                                     resources={"metadata": {"path": scratch}})
             try:
-                await client.async_execute(env=env, cwd=scratch)
-            except CellExecutionError as err:
-                raise NotebookFailed(f"{source.name} failed while the book executed it:\n{err}") from None
+                await client.async_execute(env=env, cwd=scratch, stderr=stderr)
+            except (CellExecutionError, CellTimeoutError, DeadKernelError) as err:
+                raise NotebookFailed(f"{source.name} failed while the book executed it (kernel log: {log}):\n"
+                                     f"{err}") from None
         strip_widgets(nb)
         nb.metadata["cfcam_book"] = {"key": key}
-        out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.tmp")
         nbformat.write(nb, tmp)
         tmp.replace(out)  # atomic: an interrupted build never leaves half a notebook

@@ -59,7 +59,7 @@ def test_a_still_of_the_pictures_titles_and_where_to_run_it_live(session, shown,
         x += w + GAP
     assert picture.shape[1] == x - GAP
     html = note.data
-    assert f"href='{BINDER}'" in html and "make lab" in html and "channel = 3" in html
+    assert f"href='{BINDER}'" in html and "make lab" in html and "channel = 3" in html and "layer = layer4[-1]" in html
     assert "activation A[3]" in html and "Grad-CAM at layer4[-1]" in html and "<br>" not in html.split("<ol>")[1]
 
 

@@ -58,7 +58,8 @@ def still_note(explorer: Explorer, binder_url: str | None = None) -> str:
     """HTML: what the still shows (each panel's title, the settings) and where to run the explorer live."""
     shown = explorer.panels[:len(explorer.row.children)]
     titles = "".join(f"<li>{html.escape(_text(p.title.value))}</li>" for p in shown)
-    settings = ", ".join(f"{html.escape(k)} = {html.escape(str(v))}" for k, v in explorer.values().items())
+    settings = ", ".join(f"{html.escape(k)} = {html.escape(str(getattr(c, 'label', None) or c.value))}"
+                         for k, c in explorer.controls.items())  # a dropdown by its label: the image's name
     where = (f"<a href='{html.escape(binder_url)}'>launch this notebook on Binder</a>"
              if binder_url else "launch this notebook on Binder (the link at the top of the page)")
     return (f"<div class='cfcam-still-note'><p><b>A still of the interactive explorer</b> at {settings}. "
