@@ -36,6 +36,7 @@ html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
 }
+html_context = {"default_mode": "light"}  # figures are drawn on white; without it the theme logs an error
 html_static_path = ["_static"]  # beside this file
 html_css_files = ["cfcam-book.css"]
 html_last_updated_fmt = None

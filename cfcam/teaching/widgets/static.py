@@ -9,11 +9,13 @@ book build) or ``make lab``. Without the variable nothing here runs: notebooks s
 from __future__ import annotations
 
 import html
+import io
 import os
 import re
 from typing import TYPE_CHECKING
 
 import numpy as np
+from PIL import Image
 
 from .drawing import PANEL_PX, to_png
 
@@ -35,8 +37,8 @@ def still(explorer: Explorer) -> np.ndarray:
 
     A panel that shows HTML instead of a picture (a chart) is left out of the picture; its title is in the note.
     """
-    pictures = [p._rgb for p in explorer.panels[:len(explorer.row.children)]
-                if p._rgb is not None and p.image.layout.display != "none"]
+    pictures = [_decode(p.image.value) for p in explorer.panels[:len(explorer.row.children)]
+                if p.image.value and p.image.layout.display != "none"]
     if not pictures:
         return np.full((PANEL_PX, PANEL_PX, 3), 255, np.uint8)
     height = max(p.shape[0] for p in pictures)
@@ -47,6 +49,12 @@ def still(explorer: Explorer) -> np.ndarray:
         canvas[:p.shape[0], x:x + p.shape[1]] = p[..., :3]
         x += p.shape[1] + GAP
     return canvas
+
+
+def _decode(png: bytes) -> np.ndarray:
+    """A panel's PNG (what the widget shows) back to an RGB array."""
+    with Image.open(io.BytesIO(png)) as im:
+        return np.asarray(im.convert("RGB"))
 
 
 def _text(fragment: str) -> str:
