@@ -86,4 +86,4 @@ strip: $(STAMP)
 	$(BIN)/nbstripout notebooks/*.ipynb
 
 clean:
-	rm -rf $(VENV) $(VENV)-* output .pytest_cache dist
+	rm -rf $(VENV) $(VENV)-* output .pytest_cache dist build/book build/book-work

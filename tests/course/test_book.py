@@ -207,8 +207,9 @@ def test_every_local_link_anchor_and_image_resolves(site):
                 if not path.is_file():
                     broken.append(where)
                 elif fragment and path.suffix == ".html":
-                    ids = parsed.setdefault(path, Page(path).ids)
-                    if unquote(fragment) not in ids:
+                    if path not in parsed:
+                        parsed[path] = Page(path).ids
+                    if unquote(fragment) not in parsed[path]:
                         broken.append(where + " (no such anchor)")
     assert not broken, "\n".join(broken[:30])
 
