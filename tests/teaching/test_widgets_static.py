@@ -10,7 +10,7 @@ from PIL import Image
 from torchvision.models.resnet import BasicBlock, ResNet
 
 from cfcam.teaching.widgets import Session, clustering_explorer, hooks_explorer
-from cfcam.teaching.widgets.static import GAP, enabled, still
+from cfcam.teaching.widgets.static import GAP, enabled, still, still_note
 
 BINDER = "https://mybinder.org/v2/gh/cfcam/cfcam/HEAD?urlpath=lab/tree/notebooks/01_hooks_and_gradcam.ipynb"
 
@@ -66,6 +66,9 @@ def test_a_still_of_the_pictures_titles_and_where_to_run_it_live(session, shown,
 
 def test_a_chart_panel_is_named_in_the_note_but_not_drawn(session):
     explorer = clustering_explorer(session)
+    note = still_note(explorer)
+    assert note.count("<li>") == len(explorer.panels) and note.count("(a chart, not in the still)") == 1
+    assert "settings, other steps" in note and ",;" not in note  # a title's line break read as text
     drawn = [p for p in explorer.panels if p.image.layout.display != "none"]
     assert len(drawn) == len(explorer.panels) - 1  # the cluster-size chart is HTML
     widths = [Image.open(io.BytesIO(p.image.value)).size[0] for p in drawn]

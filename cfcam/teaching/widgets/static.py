@@ -58,14 +58,17 @@ def _decode(png: bytes) -> np.ndarray:
 
 
 def _text(fragment: str) -> str:
-    """An HTML title as plain text (line breaks become '; ')."""
-    return html.unescape(re.sub(r"<[^>]+>", "", re.sub(r"<br\s*/?>", "; ", fragment))).strip()
+    """An HTML title as plain text (a line break becomes '; ', or nothing after a comma)."""
+    text = re.sub(r"\s*<br\s*/?>\s*", "; ", fragment)
+    return html.unescape(re.sub(r"([,;:]);", r"\1", re.sub(r"<[^>]+>", "", text))).strip()
 
 
 def still_note(explorer: Explorer, binder_url: str | None = None) -> str:
     """HTML: what the still shows (each panel's title, the settings) and where to run the explorer live."""
     shown = explorer.panels[:len(explorer.row.children)]
-    titles = "".join(f"<li>{html.escape(_text(p.title.value))}</li>" for p in shown)
+    titles = "".join(f"<li>{html.escape(_text(p.title.value))}"
+                     f"{' (a chart, not in the still)' if p.image.layout.display == 'none' else ''}</li>"
+                     for p in shown)
     settings = ", ".join(f"{html.escape(k)} = {html.escape(str(getattr(c, 'label', None) or c.value))}"
                          for k, c in explorer.controls.items())  # a dropdown by its label: the image's name
     where = (f"<a href='{html.escape(binder_url)}'>launch this notebook on Binder</a>"
