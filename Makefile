@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 QUICK  := not notebooks and not browser and not slow
 
 .PHONY: venv test test-fast lint test-pythons test-lowest demo lab bench clean strip evaluate ablation dist-check
-.PHONY: assignments mark
+.PHONY: assignments mark book
 
 # .ci/install is the one install recipe (make, test-pythons and test-lowest share it)
 $(STAMP): pyproject.toml .ci/install
@@ -64,6 +64,11 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 lab: $(STAMP)
 	$(BIN)/jupyter lab $(ALLOW_ROOT) notebooks/00_index.ipynb
 
+# The course as a static website, offline: build/book/index.html. Executes the notebooks (two at a time, only
+# those changed since the last build; explorers as stills), then renders them, the README and docs/ with Sphinx.
+book: $(STAMP)
+	$(BIN)/python book/build.py
+
 # make bench BENCH_ARGS="--device cuda" runs the end-to-end part on a GPU (see benchmarks/bench_speed.py)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_speed.py $(BENCH_ARGS)
@@ -93,4 +98,4 @@ strip: $(STAMP)
 	$(BIN)/nbstripout notebooks/*.ipynb
 
 clean:
-	rm -rf $(VENV) $(VENV)-* output .pytest_cache dist
+	rm -rf $(VENV) $(VENV)-* output .pytest_cache dist build/book build/book-work

@@ -151,6 +151,10 @@ class Explorer:
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
+        from . import static
+
+        if static.enabled():  # a static page (the book): a still and where to run it live, not a dead widget
+            return static.show_still(self)
         display(self.widget)
 
 
