@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 # The quick suite: what test-fast, test-pythons and test-lowest run
 QUICK  := not notebooks and not browser and not slow
 
-.PHONY: venv test test-fast lint test-pythons test-lowest demo lab bench clean strip evaluate ablation dist-check
+.PHONY: venv test test-fast lint test-pythons test-lowest demo lab explorer bench clean strip evaluate ablation dist-check
 
 # .ci/install is the one install recipe (make, test-pythons and test-lowest share it)
 $(STAMP): pyproject.toml .ci/install
@@ -63,6 +63,12 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 lab: $(STAMP)
 	$(BIN)/jupyter lab $(ALLOW_ROOT) notebooks/00_index.ipynb
 
+# The classroom explorer: the CF-CAM dashboard with a model picker and an image upload, as a page without code
+# (Voila), served to this machine only; it prints the URL to open. EXPLORER_PORT picks another port.
+EXPLORER_PORT ?= 8866
+explorer: $(STAMP)
+	$(BIN)/python explorer/serve.py --port $(EXPLORER_PORT)
+
 # make bench BENCH_ARGS="--device cuda" runs the end-to-end part on a GPU (see benchmarks/bench_speed.py)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_speed.py $(BENCH_ARGS)
@@ -78,7 +84,7 @@ ablation: $(STAMP)
 	$(BIN)/cfcam evaluate --ablation -o docs/evaluation/ablation $(EVAL_ARGS)
 
 strip: $(STAMP)
-	$(BIN)/nbstripout notebooks/*.ipynb
+	$(BIN)/nbstripout notebooks/*.ipynb explorer/*.ipynb
 
 clean:
 	rm -rf $(VENV) $(VENV)-* output .pytest_cache dist
