@@ -5,6 +5,7 @@ and Binder link are where the README says."""
 import io
 import json
 import re
+from datetime import datetime, timezone
 
 import numpy as np
 import pytest
@@ -48,7 +49,8 @@ def test_a_bad_upload_is_refused_with_a_sentence_naming_it(name, content, says):
 
 
 def test_an_upload_is_shrunk_to_a_panel_and_the_conversions_are_said():
-    up = read_upload("/some/where/scan.png", encoded((gray(600, 900).astype(np.uint16) * 200), "PNG"))
+    ramp = np.tile(np.linspace(0, 51_000, 900).astype(np.uint16), (600, 1))  # 16-bit, far above 255
+    up = read_upload("/some/where/scan.png", encoded(ramp, "PNG"))
     assert up.name == "scan.png" and up.rgb.dtype == np.uint8 and up.rgb.shape == (149, PANEL_PX, 3)
     assert up.rgb.max() > 200  # 16-bit scaled from its own range, not clipped to its high byte
     text = up.describe()
@@ -59,8 +61,8 @@ def test_an_upload_is_shrunk_to_a_panel_and_the_conversions_are_said():
 
 
 def test_an_upload_name_is_escaped_in_the_page():
-    up = read_upload("<b>x</b>.png", encoded(gray()))
-    assert "&lt;b&gt;x&lt;/b&gt;.png" in up.describe()
+    up = read_upload("<i>x.png", encoded(gray()))
+    assert "<b>&lt;i&gt;x.png</b>" in up.describe()
 
 
 # -- the explorer ------------------------------------------------------------------------------------------------
@@ -72,11 +74,12 @@ def room():
 
 def uploaded(name: str, content: bytes) -> dict:
     """One file of a FileUpload's value, as ipywidgets 8 gives it to the kernel."""
-    return {"name": name, "type": "", "size": len(content), "last_modified": 0, "content": memoryview(content)}
+    return {"name": name, "type": "", "size": len(content), "last_modified": datetime.now(timezone.utc),
+            "content": memoryview(content)}
 
 
 def cf_png(room) -> bytes:
-    return room.board.image.value
+    return bytes(room.board.image.value)
 
 
 def test_it_opens_on_the_demo_model_with_the_test_and_marker_images(room):
@@ -101,9 +104,11 @@ def test_switching_the_model_keeps_the_settings_and_changes_the_map(room):
 
 
 def test_a_slider_move_redraws_the_map(room):
-    before = cf_png(room)
-    room.board.controls["eps_percentile"].value = 80.0
-    assert room.board.updates >= 2 and cf_png(room) != before
+    before, pictures = cf_png(room), set()
+    for eps in (10.0, 30.0, 60.0, 90.0):
+        room.board.controls["eps_percentile"].value = eps
+        pictures.add(cf_png(room))
+    assert room.board.updates >= 4 and pictures - {before}
 
 
 def test_an_upload_joins_every_model_and_is_shown(room):

@@ -90,8 +90,9 @@ class Classroom:
         values = {**self.board.values(), **changes}
         if values.get("target", -1) >= len(session.class_names):
             values["target"] = -1  # a class the model does not have: its top class
-        self.board = dashboard(session, **values)
+        old, self.board = self.board, dashboard(session, **values)
         self.holder.children = [self.board.widget]
+        _close(old.widget)  # its widgets would otherwise live on in the kernel, one set per switch or upload
 
     def _on_model(self, change) -> None:
         try:
@@ -128,6 +129,13 @@ class Classroom:
         from IPython.display import display
 
         display(self.widget)
+
+
+def _close(widget: W.Widget) -> None:
+    """Close a widget and everything inside it (the page no longer shows them)."""
+    for child in getattr(widget, "children", ()):
+        _close(child)
+    widget.close()
 
 
 def classroom(model: str = "demo", **start) -> Classroom:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ...cli.reasons import plain_reason
 from ...images.files import ImageError
 from ...images.reading import load_image
 from .drawing import PANEL_PX
@@ -120,7 +121,8 @@ def _decode(name: str, content: bytes) -> Image.Image:
                 warnings.simplefilter("ignore")  # corrupt EXIF and the like: the picture is still shown
                 return load_image(path, max_pixels=MAX_UPLOAD_PIXELS)
         except ImageError as err:
-            reason = err.reason.replace("(raise the limit with max_pixels / --max-pixels)", "").strip()
+            reason = plain_reason(err.reason, path).replace("(raise the limit with max_pixels / --max-pixels)", "")
+            reason = reason.strip()
             raise UploadError(f"{name}: {reason}.") from None
 
 
