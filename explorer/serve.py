@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import socket
 import sys
 from pathlib import Path
@@ -18,11 +19,20 @@ HOST = "127.0.0.1"
 # An upload travels to the kernel as one websocket message; tornado's default cap (10 MiB) would cut the page's
 # connection on a larger file. With this one the explorer receives it and says it is too large.
 WEBSOCKET_MAX_BYTES = 256 * 2**20
+TEMPLATES = NOTEBOOK.parent / "jupyter"  # a Jupyter data folder holding voila/templates/cfcam
+
+
+def with_templates(environ: dict) -> dict:
+    """``environ`` with ``TEMPLATES`` first on JUPYTER_PATH, where Voila looks for templates."""
+    rest = environ.get("JUPYTER_PATH", "")
+    return {**environ, "JUPYTER_PATH": os.pathsep.join([str(TEMPLATES)] + ([rest] if rest else []))}
 
 
 def voila_argv(port: int) -> list[str]:
-    """Voila's command line: the explorer only, no browser opened, this machine only, exactly this port."""
+    """Voila's command line: the explorer only, no browser opened, this machine only, exactly this port, with
+    the template that loads nothing from outside (``TEMPLATES``: Voila's lab template without its CDN links)."""
     return [str(NOTEBOOK), "--no-browser", f"--Voila.ip={HOST}", f"--port={port}", "--Voila.port_retries=0",
+            "--template=cfcam",
             f"--Voila.tornado_settings=websocket_max_message_size={WEBSOCKET_MAX_BYTES}",
             "--VoilaConfiguration.show_tracebacks=False"]
 
@@ -55,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"cfcam explorer: open http://{HOST}:{args.port}/ in a browser (the first load takes a few seconds); "
           "Ctrl-C stops it", flush=True)
+    os.environ.update(with_templates(dict(os.environ)))
     Voila.launch_instance(argv=voila_argv(args.port))
     return 0
 
