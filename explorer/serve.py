@@ -33,7 +33,6 @@ def voila_argv(port: int) -> list[str]:
     the template that loads nothing from outside (``TEMPLATES``: Voila's lab template without its CDN links)."""
     return [str(NOTEBOOK), "--no-browser", f"--Voila.ip={HOST}", f"--port={port}", "--Voila.port_retries=0",
             "--template=cfcam",
-            f"--Voila.tornado_settings=websocket_max_message_size={WEBSOCKET_MAX_BYTES}",
             "--VoilaConfiguration.show_tracebacks=False"]
 
 
@@ -66,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cfcam explorer: open http://{HOST}:{args.port}/ in a browser (the first load takes a few seconds); "
           "Ctrl-C stops it", flush=True)
     os.environ.update(with_templates(dict(os.environ)))
-    Voila.launch_instance(argv=voila_argv(args.port))
+    # (an int here: on the command line a Dict's value arrives as a string, and tornado compares it with ints)
+    Voila.launch_instance(argv=voila_argv(args.port),
+                          tornado_settings={"websocket_max_message_size": WEBSOCKET_MAX_BYTES})
     return 0
 
 
