@@ -178,6 +178,8 @@ def test_sdist_ships_what_its_tests_need(sdist):
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
     needed = {"tests/conftest.py", "tests/published_oracle.py", "testimgs/manifest.csv", "environment.yml",
               "postBuild", "Makefile", ".ci/run", "notebooks/00_index.ipynb", "cfcam/data/demo_model.pt",
+              "explorer/cfcam_explorer.ipynb", "explorer/serve.py", "explorer/jupyter/voila/templates/cfcam/conf.json",
+              "explorer/jupyter/voila/templates/cfcam/index.html.j2",
               "cfcam/py.typed", "CHANGELOG.md", "CITATION.cff", ".ci/install", ".ci/lowest-constraints"}
     assert needed <= names, needed - names
     assert {f"tests/fixtures/{p.name}" for p in (ROOT / "tests" / "fixtures").iterdir()} <= names

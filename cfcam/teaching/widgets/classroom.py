@@ -47,6 +47,8 @@ class Classroom:
                               f"{MAX_UPLOAD_BYTES // 2**20} MB; it joins the image list.</span>")
         self.message.add_class("cfcam-classroom-message")
         self.board: Explorer = dashboard(self.session(model), **start)
+        for name in MODELS:  # load the other model now (about a second), so that the first switch is fast too
+            self.session(name)
         self.holder = W.VBox([self.board.widget])
         self.widget = W.VBox([W.HBox([self.model, self.upload]), self.about, self.message, self.holder])
         self.widget.add_class("cfcam-classroom")
