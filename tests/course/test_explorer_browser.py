@@ -65,7 +65,8 @@ def start_explorer(tmp: Path):
                 return proc, f"http://127.0.0.1:{port}/", log
             except OSError:
                 time.sleep(0.5)
-        stop(proc) if proc.poll() is None else None
+        if proc.poll() is None:
+            stop(proc)
     raise RuntimeError("the explorer's server did not start in 3 attempts:\n" + log.read_text(errors="replace")[-2000:])
 
 
