@@ -97,7 +97,8 @@ def test_switching_the_model_keeps_the_settings_and_changes_the_map(room):
     before, settings = cf_png(room), room.board.values()
     room.switch_model("demo-shortcut")
     assert room.board is not board and room.board.values() == settings
-    assert "demo-shortcut" in room.about.value and room.holder.children == (room.board.widget,)
+    shown = [b.widget.layout.display != "none" for b in room.boards.values()]
+    assert "demo-shortcut" in room.about.value and shown == [False, True]  # the other dashboard is hidden
     assert cf_png(room) != before  # the cheating model's map is another map
     room.switch_model("demo")
     assert room.board.values() == settings and cf_png(room) == before  # the same model, the same map

@@ -26,11 +26,13 @@ MARKER_SCENES = (("lesion + marker", 31, 1), ("normal + marker", 32, 0))
 
 class Classroom:
     """The dashboard under a model picker, an upload button and a message line; switching the model or adding
-    an image keeps every parameter as it was. ``widget`` is what the page shows; ``board`` the dashboard now.
+    an image keeps every parameter as it was. ``widget`` is what the page shows; ``board`` the dashboard shown.
 
-    Each model has its own :class:`Session` (kept: switching back is instant); every session holds the same
-    images in the same order (the ten test images, two with the marker, then the uploads), so the image
-    picker means the same thing under either model.
+    Each model has its own :class:`Session` and its own dashboard, both built at the start and kept on the
+    page, the other one hidden: a switch hands the shown settings to the other dashboard (one update) and
+    swaps which is shown, so the browser draws no new controls (rebuilding them took a second there). Every
+    session holds the same images in the same order (the ten test images, two with the marker, then the
+    uploads), so the image picker means the same thing under either model.
     """
 
     def __init__(self, model: str = "demo", **start) -> None:
@@ -46,10 +48,13 @@ class Classroom:
         self.message = W.HTML(f"<span style='color:#555'>Upload a PNG, JPEG, TIFF or BMP of at most "
                               f"{MAX_UPLOAD_BYTES // 2**20} MB; it joins the image list.</span>")
         self.message.add_class("cfcam-classroom-message")
-        self.board: Explorer = dashboard(self.session(model), **start)
-        for name in MODELS:  # load the other model now (about a second), so that the first switch is fast too
-            self.session(name)
-        self.holder = W.VBox([self.board.widget])
+        self.boards: dict[str, Explorer] = {model: dashboard(self.session(model), **start)}
+        settings = self.board.values()
+        for name in MODELS:  # the other model's dashboard now (about a second), so that a switch is quick
+            if name not in self.boards:
+                self.boards[name] = dashboard(self.session(name), **settings)
+        self.holder = W.VBox([b.widget for b in self.boards.values()])
+        self._show(model)
         self.widget = W.VBox([W.HBox([self.model, self.upload]), self.about, self.message, self.holder])
         self.widget.add_class("cfcam-classroom")
         self._say_model()
@@ -71,6 +76,11 @@ class Classroom:
             self.sessions[name] = session
         return self.sessions[name]
 
+    @property
+    def board(self) -> Explorer:
+        """The dashboard shown (the current model's)."""
+        return self.boards[self.model.value]
+
     def add_upload(self, name: str, content: bytes) -> int:
         """Read an uploaded file, add it to every session and show it; its image index. ``UploadError`` if not."""
         up = read_upload(name, content)
@@ -78,27 +88,45 @@ class Classroom:
         index = -1
         for session in self.sessions.values():
             index = session.add_image(up.rgb, f"{up.name} (uploaded)")
-        self._rebuild(image=index)
+        settings = {**self.board.values(), "image": index}
+        for model in self.boards:  # new image lists: new dashboards (the hidden ones first, the shown one last)
+            if model != self.model.value:
+                self._rebuild(model, settings)
+        self._rebuild(self.model.value, settings)
         self._say(up.describe())
         return index
 
     def switch_model(self, name: str) -> None:
         """Show model ``name`` with the same image, layer, class and parameters."""
-        self.model.value = name  # the observer rebuilds (a no-op when already shown)
+        self.model.value = name  # the observer switches (nothing happens when already shown)
 
-    def _rebuild(self, **changes) -> None:
-        """A new dashboard on the current model's session, opening with the current settings and ``changes``."""
-        session = self.session(self.model.value)
-        values = {**self.board.values(), **changes}
-        if values.get("target", -1) >= len(session.class_names):
-            values["target"] = -1  # a class the model does not have: its top class
-        old, self.board = self.board, dashboard(session, **values)
-        self.holder.children = [self.board.widget]
-        _close(old.widget)  # its widgets would otherwise live on in the kernel, one set per switch or upload
+    def _rebuild(self, model: str, settings: dict) -> None:
+        """A new dashboard for ``model`` in place of its old one, opening with ``settings``."""
+        old = self.boards[model]
+        self.boards[model] = dashboard(self.session(model), **self._fit(model, settings))
+        self.holder.children = [b.widget for b in self.boards.values()]
+        _close(old.widget)  # its widgets would otherwise live on in the kernel, one set per upload
+        self._show(self.model.value)
+
+    def _fit(self, model: str, settings: dict) -> dict:
+        """``settings`` for ``model``'s dashboard: a class the model does not have becomes its top class."""
+        if settings.get("target", -1) >= len(self.session(model).class_names):
+            return {**settings, "target": -1}
+        return settings
+
+    def _show(self, model: str) -> None:
+        """Show ``model``'s dashboard, hide the others (hidden, not removed: the browser keeps their views)."""
+        for name, board in self.boards.items():
+            board.widget.layout.display = "" if name == model else "none"
+            (board.widget.add_class if name == model else board.widget.remove_class)("cfcam-shown")
 
     def _on_model(self, change) -> None:
         try:
-            self._rebuild()
+            settings = self.boards[change["old"]].values()
+            board = self.boards[change["new"]]
+            if board.values() != self._fit(change["new"], settings):
+                board.set(**self._fit(change["new"], settings))
+            self._show(change["new"])
             self._say_model()
         except Exception as err:  # noqa: BLE001 - a page without code shows the reason, not a traceback
             self._say(f"could not switch to {change['new']}: {type(err).__name__}: {err}", error=True)
