@@ -52,7 +52,7 @@ class Classroom:
         settings = self.board.values()
         for name in MODELS:  # the other model's dashboard now (about a second), so that a switch is quick
             if name not in self.boards:
-                self.boards[name] = dashboard(self.session(name), **settings)
+                self.boards[name] = dashboard(self.session(name), **self._fit(name, settings))
         self.holder = W.VBox([b.widget for b in self.boards.values()])
         self._show(model)
         self.widget = W.VBox([W.HBox([self.model, self.upload]), self.about, self.message, self.holder])
