@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 QUICK  := not notebooks and not browser and not slow
 
 .PHONY: venv test test-fast lint test-pythons test-lowest demo lab bench clean strip evaluate ablation dist-check
-.PHONY: assignments mark book
+.PHONY: assignments mark book explorer
 
 # .ci/install is the one install recipe (make, test-pythons and test-lowest share it)
 $(STAMP): pyproject.toml .ci/install
@@ -69,6 +69,12 @@ lab: $(STAMP)
 book: $(STAMP)
 	$(BIN)/python book/build.py
 
+# The classroom explorer: the CF-CAM dashboard with a model picker and an image upload, as a page without code
+# (Voila), served to this machine only; it prints the URL to open. EXPLORER_PORT picks another port.
+EXPLORER_PORT ?= 8866
+explorer: $(STAMP)
+	$(BIN)/python explorer/serve.py --port $(EXPLORER_PORT)
+
 # make bench BENCH_ARGS="--device cuda" runs the end-to-end part on a GPU (see benchmarks/bench_speed.py)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_speed.py $(BENCH_ARGS)
@@ -95,7 +101,7 @@ mark: $(STAMP)
 	$(BIN)/python -m cfcam.teaching.assignments mark
 
 strip: $(STAMP)
-	$(BIN)/nbstripout notebooks/*.ipynb
+	$(BIN)/nbstripout notebooks/*.ipynb explorer/*.ipynb
 
 clean:
 	rm -rf $(VENV) $(VENV)-* output .pytest_cache dist build/book build/book-work

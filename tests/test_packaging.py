@@ -27,6 +27,7 @@ CONDA_NAMES = {"torch": "pytorch-cpu", "matplotlib": "matplotlib-base"}
 # installed from PyPI by environment.yml's `- pip:` section (conda-forge's grad-cam pulls the GUI OpenCV)
 FROM_PYPI = {"grad-cam", "opencv-python-headless"}
 OLDEST_PYTHON = (3, 10)
+BINDER_EXTRAS = ("notebooks", "classroom")  # what Binder installs from environment.yml besides the core
 
 
 def requirement(spec: str) -> tuple[str, str | None]:
@@ -42,9 +43,10 @@ def pyproject() -> dict:
 
 
 def pip_requirements() -> dict[str, str | None]:
-    """The dependencies plus the ``notebooks`` extra: the packages Binder must have, by conda-forge name."""
+    """The dependencies plus the ``notebooks`` and ``classroom`` extras: the packages Binder must have (the
+    notebooks, and the explorer at ``voila/render/...``), by conda-forge name."""
     project = pyproject()["project"]
-    specs = project["dependencies"] + project["optional-dependencies"]["notebooks"]
+    specs = project["dependencies"] + [s for extra in BINDER_EXTRAS for s in project["optional-dependencies"][extra]]
     return {CONDA_NAMES.get(n, n): v for n, v in map(requirement, specs)}
 
 
@@ -176,6 +178,8 @@ def test_sdist_ships_what_its_tests_need(sdist):
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
     needed = {"tests/conftest.py", "tests/published_oracle.py", "testimgs/manifest.csv", "environment.yml",
               "postBuild", "Makefile", ".ci/run", "notebooks/00_index.ipynb", "cfcam/data/demo_model.pt",
+              "explorer/cfcam_explorer.ipynb", "explorer/serve.py", "explorer/jupyter/voila/templates/cfcam/conf.json",
+              "explorer/jupyter/voila/templates/cfcam/index.html.j2",
               "cfcam/py.typed", "CHANGELOG.md", "CITATION.cff", ".ci/install", ".ci/lowest-constraints"}
     assert needed <= names, needed - names
     assert {f"tests/fixtures/{p.name}" for p in (ROOT / "tests" / "fixtures").iterdir()} <= names

@@ -42,6 +42,13 @@ class Session:
         with eval_mode(self.model), torch.no_grad():
             return int(self.model(preprocess(np.zeros((8, 8, 3), np.uint8))).shape[1])
 
+    def add_image(self, image, name: str, mask=None) -> int:
+        """Append an image (uint8 RGB or grayscale) with its name and lesion mask (None: unknown); its index."""
+        self.images.append(to_rgb_array(np.asarray(image)))
+        self.masks.append(mask)
+        self.names.append(str(name))
+        return len(self.images) - 1
+
     def image(self, i: int) -> np.ndarray:
         return self.images[i]
 
