@@ -3,7 +3,7 @@ of wide plain text that wraps mid-word: long names get break points, numbers sta
 
 from __future__ import annotations
 
-__all__ = ["breakable", "breakable_header", "claims_table"]
+__all__ = ["breakable", "breakable_header", "claims_table", "tables_by_category"]
 
 
 def breakable(name: str) -> str:
@@ -32,3 +32,22 @@ def breakable_header(markdown: str) -> str:
     """A Markdown table with :func:`breakable` column names in its first line (the cells are left as they are)."""
     head, sep, rest = markdown.partition("\n")
     return breakable(head) + sep + rest
+
+
+def tables_by_category(summary, metrics=None) -> list[tuple[str, str]]:
+    """The full table (:func:`cfcam.evaluation.report.markdown_table`, the headline metrics by default) cut
+    into one Markdown table per metric category (localisation, faithfulness, sanity, robustness, then the rest),
+    ``[(category, table)]``: a dozen methods by twenty metrics is about 1800 px wide, too wide for any notebook;
+    one category's few columns fit."""
+    from ..evaluation import registry
+    from ..evaluation.report import markdown_table
+
+    metrics = registry.headline() if metrics is None else list(metrics)
+    groups: dict[str, list[str]] = {}
+    for m in metrics:
+        metric = registry.get(m)
+        category = metric.category if metric is not None else "other"
+        if category not in ("localisation", "faithfulness", "sanity", "robustness"):
+            category = "complexity and cost"
+        groups.setdefault(category, []).append(m)
+    return [(c, breakable_header(markdown_table(summary, ms))) for c, ms in groups.items()]

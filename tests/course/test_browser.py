@@ -59,11 +59,18 @@ def get_json(url: str, timeout: float = 5.0):
         return json.loads(reply.read().decode())
 
 
-def start_lab(root: Path, tmp: Path, attempt: int):
-    """JupyterLab on a free port; (process, url, token) once /api/status answers, else None."""
+def start_lab(root: Path, tmp: Path, attempt: int, settings: dict | None = None):
+    """JupyterLab on a free port; (process, url, token) once /api/status answers, else None. ``settings``:
+    ``{"plugin id": {setting: value}}`` written as the user's settings first."""
     port, token = free_port(), secrets.token_hex(16)
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp / f"cfg{attempt}"), JUPYTER_RUNTIME_DIR=str(tmp / f"rt{attempt}"),
-               JUPYTER_DATA_DIR=os.environ.get("JUPYTER_DATA_DIR", str(Path(sys.prefix) / "share" / "jupyter")))
+               JUPYTER_DATA_DIR=os.environ.get("JUPYTER_DATA_DIR", str(Path(sys.prefix) / "share" / "jupyter")),
+               JUPYTERLAB_SETTINGS_DIR=str(tmp / f"settings{attempt}"))
+    for plugin, values in (settings or {}).items():
+        package, name = plugin.rsplit(":", 1)
+        path = tmp / f"settings{attempt}" / package / f"{name}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
     log = open(tmp / f"lab{attempt}.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
@@ -261,8 +268,8 @@ def fit_cells() -> list[str]:
         "filtering_explorer(session, layer='layer4[-1]', filter='reference', spatial_sigma=5.0, range_sigma=0.1)",
         "dashboard(session, preset='reference', target=1)",
         "from cfcam.evaluation.report import markdown_table\nfrom cfcam.evaluation.summary import read_summary\n"
+        "from cfcam.teaching.tables import breakable_header, claims_table, tables_by_category\n"
         "from IPython.display import Markdown, display\n" + notebook_cell("06_evaluation", "10"),
-        "from cfcam.teaching.tables import breakable_header\n"
         "small = [r for r in full if r[0] in ('gradcam', 'cfcam-reference', 'random')]\n" + display_small,
     ]
 
@@ -280,8 +287,11 @@ def lab_at_laptop_size(tmp_path):
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     nb.cells = [nbformat.v4.new_code_cell(c) for c in fit_cells()]
     nbformat.write(nb, root / FIT)
+    # every cell in the page (JupyterLab 4 leaves cells out of view out of the page by default; the layout
+    # measured is the same either way)
+    settings = {"@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"}}
     for attempt in range(3):
-        started = start_lab(root, tmp_path, attempt)
+        started = start_lab(root, tmp_path, attempt, settings)
         if started:
             break
     else:
@@ -302,11 +312,17 @@ EXPLORER_BOXES = """() => [...document.querySelectorAll('.cfcam-explorer')].map(
 })"""
 
 # Per rendered table in the outputs: its width against the output area that holds it.
-TABLE_WIDTHS = """() => [...document.querySelectorAll('.jp-OutputArea-output .jp-RenderedMarkdown table')].map(t => {
+TABLE_WIDTHS = """() => [...document.querySelectorAll('.jp-OutputArea-output table')].map(t => {
   const area = t.closest('.jp-OutputArea-output');
   return {table: t.getBoundingClientRect().width, scroll: t.scrollWidth, area: area.clientWidth,
           areaScroll: area.scrollWidth, rows: t.querySelectorAll('tr').length};
 })"""
+
+
+READY = """() => document.querySelectorAll('.cfcam-explorer .cfcam-update').length >= 4
+  && document.querySelectorAll('.jp-OutputArea-output table').length >= 3"""
+STDERR = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+FAILED = f"""() => [...document.querySelectorAll("{STDERR}")].some(e => /Traceback|Error/.test(e.innerText))"""
 
 
 def launch(pw):
@@ -336,18 +352,23 @@ def test_explorers_tables_and_cheat_sheet_at_1366x768(lab_at_laptop_size, tmp_pa
                 page.keyboard.press("Enter")
             page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
             page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-            page.wait_for_function("() => document.querySelectorAll('.cfcam-explorer .cfcam-update').length >= 4 "
-                                   "&& document.querySelectorAll('.jp-OutputArea-output table').length >= 3",
-                                   timeout=300_000)
+            try:
+                page.wait_for_function(f"() => ({READY})() || ({FAILED})()", timeout=300_000)
+            finally:
+                page.screenshot(path=str(tmp_path / "laptop.png"), full_page=True)
+            errors = [t for t in page.locator(STDERR).all_inner_texts() if "Traceback" in t or "Error" in t]
+            assert not errors and page.evaluate(READY), f"the explorers and tables did not all appear: {errors[:2]}"
             wait_for_idle_kernel(url, token, notebook=FIT)
             page.wait_for_timeout(1000)  # the last layout pass after the pictures arrived
             explorers = page.evaluate(EXPLORER_BOXES)
             tables = page.evaluate(TABLE_WIDTHS)
             page.screenshot(path=str(tmp_path / "laptop.png"), full_page=True)
+            print(json.dumps({"explorers": explorers, "tables": tables}, indent=1))
 
             page.goto(f"{url}/lab/tree/00_index.ipynb?token={token}", timeout=180_000)
             page.wait_for_selector(".jp-NotebookPanel", timeout=180_000)
-            link = page.locator(".jp-RenderedMarkdown a[href='cheatsheet.md']").first
+            # JupyterLab rewrites a relative link's href to the server's URL of the file
+            link = page.locator(".jp-RenderedMarkdown a[href*='cheatsheet.md']:not([href*='github.com'])").first
             link.scroll_into_view_if_needed()
             link.click()
             sheet = page.locator(".lm-TabBar-tab", has_text="cheatsheet.md")
@@ -362,7 +383,6 @@ def test_explorers_tables_and_cheat_sheet_at_1366x768(lab_at_laptop_size, tmp_pa
         finally:
             browser.close()
 
-    print(json.dumps({"explorers": explorers, "tables": tables}, indent=1))
     assert len(explorers) == 4, explorers
     for e in explorers:
         assert e["height"] <= EXPLORER_MAX_PX, f"an explorer is {e['height']:.0f} px tall: {explorers}"

@@ -8,7 +8,7 @@ import torch
 from cfcam.core.engine.threads import CORE_THREADS_ENV, MODEL_THREADS_ENV, core_thread_count, model_thread_count
 from cfcam.evaluation.engine import choose_threads
 from cfcam.teaching.progress import PrintedProgress
-from cfcam.teaching.tables import breakable, breakable_header, claims_table
+from cfcam.teaching.tables import breakable, breakable_header, claims_table, tables_by_category
 from cfcam.teaching.threads import use_one_thread
 
 
@@ -56,3 +56,19 @@ def test_breakable_names_wrap_only_in_the_header():
     assert breakable("robustness_fair_ssim@0.1") == "robustness_<wbr>fair_<wbr>ssim@<wbr>0.1"
     table = "| method | deletion_auc |\n|---|---|\n| cfcam_x | 1 |\n"
     assert breakable_header(table) == "| method | deletion_<wbr>auc |\n|---|---|\n| cfcam_x | 1 |\n"
+
+
+def test_the_full_table_cut_by_category_keeps_every_column_once():
+    from cfcam.evaluation import registry
+    from cfcam.evaluation.summary import read_summary
+    from cfcam.world.models import DATA_DIR
+
+    full = read_summary((DATA_DIR / "evaluation_summary.csv").read_text())
+    tables = tables_by_category(full)
+    assert [c for c, _ in tables][:4] == ["localisation", "faithfulness", "sanity", "robustness"]
+    headers = [t.splitlines()[0].replace("<wbr>", "") for _, t in tables]
+    for m in registry.headline():
+        assert sum(f" {m} " in h or f" {m} (" in h for h in headers) == 1, m
+    assert max(h.count("|") - 1 for h in headers) <= 8, "at most a method column and seven metrics per table"
+    methods = {r[0] for r in full}
+    assert all(len(t.strip().splitlines()) == 2 + len(methods) for _, t in tables)

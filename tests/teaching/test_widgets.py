@@ -323,43 +323,71 @@ def test_sigmas_disabled_where_the_filter_cannot_use_them(demo_session):
     assert explorer.controls["range_sigma"].disabled and explorer.controls["spatial_sigma"].disabled
 
 
+def check_min_samples_advice(explorer, a, g, preset):
+    """The advice under min_samples is exactly what DBSCAN does at every position of the slider."""
+    slider = explorer.controls["min_samples_fraction"]
+    positions = np.round(np.arange(slider.min, slider.max + 1e-9, slider.step), 2)
+    values = {k: v for k, v in explorer.values().items() if k in ("important_fraction", "eps_percentile")}
+
+    def labels(fraction):
+        return cluster_filter_cam(a, g, make_config(preset, min_samples_fraction=float(fraction), **values)).labels
+
+    here = labels(slider.value)
+    same = [np.array_equal(here, labels(f)) for f in positions]
+    advice = explorer.advice.get("min_samples_fraction")
+    if all(same):
+        assert advice.disable and slider.disabled
+        return "disabled"
+    assert not slider.disabled
+    if advice is None:  # then both neighbouring positions change the clusters
+        k = int(np.argmin(np.abs(positions - slider.value)))
+        assert not any(same[max(k - 1, 0):k] + same[k + 1:k + 2])
+        return "none"
+    lo, hi = (float(x) for x in re.search(r"fractions ([\d.]+) to ([\d.]+)", advice.text).groups())
+    inside = [s_ for f, s_ in zip(positions, same) if lo - 1e-9 <= f <= hi + 1e-9]
+    outside = [s_ for f, s_ in zip(positions, same) if f in (round(lo - slider.step, 2), round(hi + slider.step, 2))]
+    assert all(inside) and not any(outside), (advice.text, same)
+    assert "same clusters for fractions" in shown_reason(explorer, "min_samples_fraction")
+    return "hint"
+
+
 def test_dashboard_opening_state_says_which_controls_act(demo_session):
     # notebook 04's opening state: the reference preset at layer4[-1], class lesion
     board = dashboard(demo_session, preset="reference", target=1)
     assert board.controls["range_sigma"].disabled and not board.controls["spatial_sigma"].disabled
-    advice = board.advice.get("min_samples_fraction")
-    assert advice is not None, "min_samples says where it starts to act, or that it cannot"
-    slider = board.controls["min_samples_fraction"]
     cap = demo_session.capture(board.values()["image"], "layer4[-1]", 1)
-    a, g = cap.activations[0], cap.gradients[0]
-
-    def labels(fraction):
-        return cluster_filter_cam(a, g, make_config("reference", min_samples_fraction=float(fraction))).labels
-
-    here = labels(slider.value)
-    if advice.disable:  # then no position of the slider changes the clusters
-        positions = np.round(np.arange(slider.min, slider.max + 1e-9, slider.step), 2)
-        assert all(np.array_equal(here, labels(f)) for f in positions)
-    else:  # the hint names the fractions that keep these clusters: true inside, false one step outside
-        lo, hi = (float(x) for x in re.search(r"fractions ([\d.]+) to ([\d.]+)", advice.text).groups())
-        assert np.array_equal(here, labels(lo)) and np.array_equal(here, labels(hi))
-        outside = [f for f in (round(lo - slider.step, 2), round(hi + slider.step, 2)) if slider.min <= f <= slider.max]
-        assert outside and all(not np.array_equal(here, labels(f)) for f in outside)
-        assert "same clusters for fractions" in shown_reason(board, "min_samples_fraction")
-        assert not slider.disabled
+    check_min_samples_advice(board, cap.activations[0], cap.gradients[0], "reference")
+    # the readme preset at layer4[-1]: a bilateral filter keeps a constant gradient as it is
+    board.controls["preset"].value = "readme"
+    assert board.controls["range_sigma"].disabled and board.controls["spatial_sigma"].disabled
+    board.set(layer="layer3")
+    assert not board.controls["range_sigma"].disabled and not board.controls["spatial_sigma"].disabled
 
 
-def test_min_samples_advice_from_neighbour_counts():
+def test_min_samples_advice_is_exact_on_every_test_image(demo_session):
+    explorer = clustering_explorer(demo_session, important_fraction=0.25)
+    kinds = set()
+    for i in range(len(demo_session.images)):
+        for fraction in (0.05, 0.2):
+            explorer.set(image=i, min_samples_fraction=fraction)
+            cap = demo_session.capture(i, "layer4[-1]", None)
+            kinds.add(check_min_samples_advice(explorer, cap.activations[0], cap.gradients[0], "readme"))
+    assert "hint" in kinds, kinds
+
+
+def test_min_samples_advice_from_dbscan_runs():
     from cfcam.teaching.widgets.effects import min_samples_advice
 
     slider = W.FloatSlider(value=0.05, min=0.0, max=0.5, step=0.01)
-    # 100 channels, each with 80 neighbours: min_samples 2..50 (the whole slider) makes every channel core
-    advice = min_samples_advice(np.full(100, 80), 100, 5, slider)["min_samples_fraction"]
-    assert advice.disable and "every position gives the same clusters" in advice.text
-    # counts 3 and 30: min_samples 4..30 keeps the same core channels -> fractions 0.04 .. 0.30
-    advice = min_samples_advice(np.array([3] * 50 + [30] * 50), 100, 5, slider)["min_samples_fraction"]
-    assert not advice.disable and "fractions 0.04 to 0.30" in advice.text and "min_samples 4 to 30" in advice.text
-    assert min_samples_advice(np.zeros(0), 0, 2, slider)["min_samples_fraction"].disable
+    flat = np.zeros(100)
+    advice = min_samples_advice(flat, lambda m: flat, 100, slider)["min_samples_fraction"]
+    assert advice.disable and "every position" in advice.text
+    # min_samples 4..30 keep the labels: fractions 0.04 .. 0.30 around 0.05 (min_samples 5)
+    advice = min_samples_advice(flat, lambda m: flat if 4 <= m <= 30 else flat + 1, 100, slider)
+    assert not advice["min_samples_fraction"].disable
+    assert "fractions 0.04 to 0.30 (min_samples 4 to 30)" in advice["min_samples_fraction"].text
+    assert min_samples_advice(flat, lambda m: flat if m == 5 else flat + 1, 100, slider) == {}
+    assert min_samples_advice(np.zeros(0), None, 0, slider)["min_samples_fraction"].disable
 
 
 def test_hooks_explorer_says_when_a_layer_lacks_the_channel_and_keeps_it(demo_session):
@@ -385,6 +413,7 @@ def test_advice_for_an_unknown_control_is_refused(session):
     with pytest.raises(ValueError, match="unknown control"):
         Explorer(controls, lambda v: v, lambda v, s: [{"title": "t", "body": "b"}],
                  advise=lambda v, s: {"y": Advice("no")})
+    controls = {"x": W.IntSlider(value=1, min=0, max=3)}  # fresh: the refused explorer still observes the old one
     explorer = Explorer(controls, lambda v: v, lambda v, s: [{"title": "t", "body": "b"}],
                         advise=lambda v, s: {"x": Advice("idle at 1")} if v["x"] == 1 else {})
     assert controls["x"].disabled and "idle at 1" in shown_reason(explorer, "x")

@@ -10,7 +10,7 @@ from ...core.config import make_config
 from ...core.pipeline import CFCAMResult
 from .controls import LAYERS, dropdown, image_control, slider
 from .drawing import PANEL_PX, heat_panel, input_panel
-from .effects import min_samples_advice
+from .effects import min_samples_advice_for
 from .explorer import Explorer
 from .session import Session, staged_pipeline
 
@@ -107,8 +107,7 @@ def clustering_explorer(session: Session | None = None, **start) -> Explorer:
 
     def advise(v, r: CFCAMResult):
         """Where min_samples stops changing the clusters (or cannot change them at all)."""
-        counts = staged_pipeline(session, cache, v["image"], v["layer"], None).last("cluster").dbscan.n_neighbors
-        return min_samples_advice(counts, len(counts), r.min_samples, controls["min_samples_fraction"],
-                                  r.config.min_samples_floor)
+        stage = staged_pipeline(session, cache, v["image"], v["layer"], None).last("cluster")
+        return min_samples_advice_for(stage, controls["min_samples_fraction"], r.config)
 
     return Explorer(controls, compute, draw, "DBSCAN over channels", start=start, advise=advise)

@@ -14,7 +14,8 @@ import numpy as np
 
 from ...core import clustering as cl
 
-__all__ = ["Advice", "cluster_advice", "constant_in_space", "min_samples_advice", "sigma_advice"]
+__all__ = ["Advice", "cluster_advice", "constant_in_space", "min_samples_advice", "min_samples_advice_for",
+           "sigma_advice"]
 
 
 @dataclass(frozen=True)
@@ -69,34 +70,36 @@ def cluster_advice(n_clusters: int, layer: str) -> dict[str, Advice]:
     return {"cluster": Advice(text)}
 
 
-def _same_core_range(n_neighbors: np.ndarray, min_samples: int) -> tuple[int, int]:
-    """The ``min_samples`` values ``[lo, hi]`` that make the same channels core points as ``min_samples`` (a
-    core point has at least ``min_samples`` neighbours within eps, itself included); DBSCAN's clusters depend
-    only on which points are core, so every value in the range gives the same clusters."""
-    counts = np.asarray(n_neighbors)
-    below, above = counts[counts < min_samples], counts[counts >= min_samples]
-    lo = int(below.max()) + 1 if below.size else 1
-    hi = int(above.min()) if above.size else np.iinfo(np.int64).max
-    return lo, hi
-
-
-def min_samples_advice(n_neighbors, n_clustered: int, min_samples: int, slider, floor: int = 2) -> dict[str, Advice]:
-    """Where the ``min_samples_fraction`` ``slider`` stops changing the clusters: disabled when no position of
-    the slider changes them, else a hint naming the range of fractions that keeps these clusters."""
-    counts = np.asarray(n_neighbors)
-    if counts.size == 0:
+def min_samples_advice(labels, labels_for, n_clustered: int, slider, floor: int = 2) -> dict[str, Advice]:
+    """Where the ``min_samples_fraction`` ``slider`` changes DBSCAN's clusters, found exactly: ``labels_for(m)``
+    (DBSCAN at the same eps with ``min_samples = m``, on distances already computed: a few ms) for each
+    ``min_samples`` the slider can give, compared with the current ``labels``. Disabled when no position
+    changes them; a hint naming the fractions next to the current one that keep them, when there are some."""
+    if n_clustered == 0:
         return {"min_samples_fraction": Advice("no effect: every channel is important, none is clustered")}
-    lo, hi = _same_core_range(counts, min_samples)
     steps = int(round((slider.max - slider.min) / slider.step))
     positions = np.round(slider.min + slider.step * np.arange(steps + 1), 10)
-    same = [lo <= cl.min_samples_for(n_clustered, f, floor) <= hi for f in positions]
-    if all(same):
-        return {"min_samples_fraction": Advice(
-            f"no effect: every position gives the same clusters (each channel has {int(counts.min())} to "
-            f"{int(counts.max())} neighbours within eps)")}
-    inside = positions[np.asarray(same)]
-    if inside.size <= 1:
+    m = [cl.min_samples_for(n_clustered, f, floor) for f in positions]
+    same_for = {k: bool(np.array_equal(labels_for(k), labels)) for k in sorted(set(m))}
+    same = np.array([same_for[k] for k in m])
+    if same.all():
+        return {"min_samples_fraction": Advice("no effect: every position of this slider gives the same clusters")}
+    here = int(np.argmin(np.abs(positions - slider.value)))
+    if not same[here]:
+        return {}
+    lo = hi = here
+    while lo > 0 and same[lo - 1]:
+        lo -= 1
+    while hi < len(same) - 1 and same[hi + 1]:
+        hi += 1
+    if lo == hi:
         return {}
     return {"min_samples_fraction": Advice(
-        f"same clusters for fractions {inside.min():.2f} to {inside.max():.2f} (min_samples {lo} to "
-        f"{min(hi, n_clustered)})", disable=False)}
+        f"same clusters for fractions {positions[lo]:.2f} to {positions[hi]:.2f} (min_samples {m[lo]} to "
+        f"{m[hi]})", disable=False)}
+
+
+def min_samples_advice_for(stage, slider, config) -> dict[str, Advice]:
+    """:func:`min_samples_advice` for a pipeline's cluster stage (:meth:`CFCAMPipeline.last`) and its config."""
+    return min_samples_advice(stage.dbscan.labels, lambda m: stage.distances.dbscan(stage.eps, m).labels,
+                              len(stage.clustered), slider, config.min_samples_floor)
