@@ -64,7 +64,7 @@ def cluster_advice(n_clusters: int, layer: str) -> dict[str, Advice]:
     if n_clusters >= 2:
         return {}
     if n_clusters == 1:
-        text = f"one cluster holds every clustered channel of this image at {layer}: another image or layer has several"
+        text = f"one cluster holds every clustered channel of this image at {layer}: try other images"
     else:
         text = "no cluster at these settings: every channel is noise"
     return {"cluster": Advice(text)}
