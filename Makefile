@@ -1,9 +1,11 @@
 # One entry point for people and CI. `make test` creates .venv on first use, installs cfcam with its
-# notebook and test extras into it, and runs the whole suite.
+# notebook and test extras into it, and runs the whole suite. `make lab` installs only what the course needs.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# the learner's install: cfcam with the notebooks extra only (no test tools), its own stamp
+LAB_STAMP := $(VENV)/.lab-stamp
 
 # The quick suite: what test-fast, test-pythons and test-lowest run
 QUICK  := not notebooks and not browser and not slow
@@ -16,6 +18,9 @@ $(STAMP): pyproject.toml .ci/install
 	.ci/install $(VENV) $(PYTHON)
 
 venv: $(STAMP)
+
+$(LAB_STAMP): pyproject.toml .ci/install
+	CFCAM_EXTRAS=notebooks CFCAM_STAMP=.lab-stamp .ci/install $(VENV) $(PYTHON)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -61,8 +66,9 @@ demo: $(STAMP)
 # Jupyter refuses to run as root unless told to (containers, CI machines)
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-lab: $(STAMP)
-	$(BIN)/jupyter lab $(ALLOW_ROOT) notebooks/00_index.ipynb
+# The learner's path: cfcam with the notebooks extra (JupyterLab, ipywidgets), not the test tools
+lab: $(LAB_STAMP)
+	$(BIN)/python -m jupyter lab $(ALLOW_ROOT) notebooks/00_index.ipynb
 
 # The course as a static website, offline: build/book/index.html. Executes the notebooks (two at a time, only
 # those changed since the last build; explorers as stills), then renders them, the README and docs/ with Sphinx.

@@ -255,6 +255,12 @@ class CFCAMPipeline:
         return compose_stage(self.activations, self.gradients, before["cluster"].labels,
                              before["filter"].filtered_gradients, config)
 
+    def last(self, stage: str):
+        """The last result of ``stage`` (``"cluster"``, ``"filter"`` or ``"compose"``), None before the first run
+        (the explorers read the cluster stage's neighbour counts from it)."""
+        entry = self._last.get(stage)
+        return None if entry is None else entry[1]
+
     @single_threaded
     def run(self, preset: str | CFCAMConfig = "readme", *, return_distances: bool = False,
             **overrides) -> CFCAMResult:

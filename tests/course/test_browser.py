@@ -59,11 +59,18 @@ def get_json(url: str, timeout: float = 5.0):
         return json.loads(reply.read().decode())
 
 
-def start_lab(root: Path, tmp: Path, attempt: int):
-    """JupyterLab on a free port; (process, url, token) once /api/status answers, else None."""
+def start_lab(root: Path, tmp: Path, attempt: int, settings: dict | None = None):
+    """JupyterLab on a free port; (process, url, token) once /api/status answers, else None. ``settings``:
+    ``{"plugin id": {setting: value}}`` written as the user's settings first."""
     port, token = free_port(), secrets.token_hex(16)
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp / f"cfg{attempt}"), JUPYTER_RUNTIME_DIR=str(tmp / f"rt{attempt}"),
-               JUPYTER_DATA_DIR=os.environ.get("JUPYTER_DATA_DIR", str(Path(sys.prefix) / "share" / "jupyter")))
+               JUPYTER_DATA_DIR=os.environ.get("JUPYTER_DATA_DIR", str(Path(sys.prefix) / "share" / "jupyter")),
+               JUPYTERLAB_SETTINGS_DIR=str(tmp / f"settings{attempt}"))
+    for plugin, values in (settings or {}).items():
+        package, name = plugin.rsplit(":", 1)
+        path = tmp / f"settings{attempt}" / package / f"{name}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
     log = open(tmp / f"lab{attempt}.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
@@ -114,19 +121,19 @@ def jupyterlab(tmp_path):
         stop(proc)
 
 
-def wait_for_idle_kernel(url: str, token: str, timeout: float = 180.0) -> None:
+def wait_for_idle_kernel(url: str, token: str, timeout: float = 180.0, notebook: str = NOTEBOOK) -> None:
     """Until the notebook's kernel exists and reports 'idle' (REST API, no guessing from the page)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
             sessions = get_json(f"{url}/api/sessions?token={token}")
-            states = [s["kernel"]["execution_state"] for s in sessions if s.get("path", "").endswith(NOTEBOOK)]
+            states = [s["kernel"]["execution_state"] for s in sessions if s.get("path", "").endswith(notebook)]
             if states and all(s == "idle" for s in states):
                 return
         except OSError:
             pass
         time.sleep(0.5)
-    raise AssertionError(f"the kernel of {NOTEBOOK} was not idle within {timeout:.0f} s")
+    raise AssertionError(f"the kernel of {notebook} was not idle within {timeout:.0f} s")
 
 
 # In the page: the time of the last key press or dropdown change, and the time the CF-CAM picture (the
@@ -232,3 +239,155 @@ def test_dashboard_latency_in_a_real_browser(jupyterlab, tmp_path):
     for m in new_image + new_class:
         assert max(m["image_s"] or 0, m["status_s"]) < NEW_IMAGE_BOUND_S, m
     assert all(m["image_s"] is not None for m in new_image), "a new image redraws the CF-CAM picture"
+
+
+# -- a laptop's screen: 1366 x 768 ------------------------------------------------------------------------------
+
+LAPTOP = {"width": 1366, "height": 768}
+EXPLORER_MAX_PX = 640  # what JupyterLab leaves of a 768 px high window below its menu and toolbar
+FIT = "fit.ipynb"
+
+
+def notebook_cell(name: str, cell_id: str) -> str:
+    """The source of one cell of a course notebook (the browser test runs the notebooks' own code)."""
+    nb = nbformat.read(Path(__file__).resolve().parents[2] / "notebooks" / f"{name}.ipynb", as_version=4)
+    return next(c.source for c in nb.cells if c.get("id") == cell_id)
+
+
+def fit_cells() -> list[str]:
+    """Every explorer as the notebooks open it, and 06's two tables by 06's own code (its small evaluation
+    replaced by the same methods' rows of the shipped full table, so the test stays quick)."""
+    small_table = notebook_cell("06_evaluation", "5")
+    display_small = small_table[small_table.index("display(Markdown(breakable_header("):]
+    return [
+        "from cfcam.teaching.threads import use_one_thread\nuse_one_thread()\n"
+        "from cfcam.teaching.widgets import Session, clustering_explorer, dashboard, filtering_explorer, "
+        "hooks_explorer\nsession = Session()",
+        "hooks_explorer(session, layer='layer4[-1]', target=1, channel=300)",
+        "clustering_explorer(session, important_fraction=0.25)",
+        "filtering_explorer(session, layer='layer4[-1]', filter='reference', spatial_sigma=5.0, range_sigma=0.1)",
+        "dashboard(session, preset='reference', target=1)",
+        "from cfcam.evaluation.report import markdown_table\nfrom cfcam.evaluation.summary import read_summary\n"
+        "from cfcam.teaching.tables import breakable_header, claims_table, tables_by_category\n"
+        "from IPython.display import Markdown, display\n" + notebook_cell("06_evaluation", "10"),
+        "small = [r for r in full if r[0] in ('gradcam', 'cfcam-reference', 'random')]\n" + display_small,
+    ]
+
+
+@pytest.fixture
+def lab_at_laptop_size(tmp_path):
+    """JupyterLab serving a copy of what `make lab` serves: notebook 00 with the cheat sheet next to it, and a
+    notebook with every explorer and 06's tables."""
+    root = tmp_path / "notebooks"
+    root.mkdir()
+    source = Path(__file__).resolve().parents[2] / "notebooks"
+    for name in ("00_index.ipynb", "cheatsheet.md"):
+        shutil.copy(source / name, root / name)
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in fit_cells()]
+    nbformat.write(nb, root / FIT)
+    # every cell in the page (JupyterLab 4 leaves cells out of view out of the page by default; the layout
+    # measured is the same either way)
+    settings = {"@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"}}
+    for attempt in range(3):
+        started = start_lab(root, tmp_path, attempt, settings)
+        if started:
+            break
+    else:
+        raise RuntimeError("JupyterLab did not start in 3 attempts of 180 s")
+    proc, url, token = started
+    try:
+        yield url, token
+    finally:
+        stop(proc)
+
+
+# Per explorer: its height, the tops of its panels, and whether its status line lies inside it.
+EXPLORER_BOXES = """() => [...document.querySelectorAll('.cfcam-explorer')].map(e => {
+  const box = e.getBoundingClientRect();
+  const status = e.querySelector('.cfcam-explorer-status').getBoundingClientRect();
+  return {height: box.height, tops: [...e.querySelectorAll('.cfcam-panel')].map(p => p.getBoundingClientRect().top),
+          statusInside: status.height > 0 && status.bottom <= box.bottom + 1, width: box.width};
+})"""
+
+# Per rendered table in the outputs: its width against the output area that holds it.
+TABLE_WIDTHS = """() => [...document.querySelectorAll('.jp-OutputArea-output table')].map(t => {
+  const area = t.closest('.jp-OutputArea-output');
+  return {table: t.getBoundingClientRect().width, scroll: t.scrollWidth, area: area.clientWidth,
+          areaScroll: area.scrollWidth, rows: t.querySelectorAll('tr').length};
+})"""
+
+
+READY = """() => document.querySelectorAll('.cfcam-explorer .cfcam-update').length >= 4
+  && document.querySelectorAll('.jp-OutputArea-output table').length >= 3"""
+STDERR = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+FAILED = f"""() => [...document.querySelectorAll("{STDERR}")].some(e => /Traceback|Error/.test(e.innerText))"""
+
+
+def launch(pw):
+    return pw.chromium.launch(
+        executable_path=CHROMIUM, headless=True,
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+              "--disable-sync", "--no-first-run", "--disable-quic"])
+
+
+def test_explorers_tables_and_cheat_sheet_at_1366x768(lab_at_laptop_size, tmp_path):
+    """At a laptop's 1366 x 768, in JupyterLab as it opens (file browser shown): every explorer is at most 640 px
+    tall with its panels in one row and its status line showing; 06's tables fit the notebook's width; 00's
+    link to the cheat sheet opens the copy shipped next to the notebooks (offline: no GitHub needed)."""
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    url, token = lab_at_laptop_size
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            page = browser.new_page(viewport=LAPTOP)
+            page.set_default_timeout(120_000)
+            page.goto(f"{url}/lab/tree/{FIT}?token={token}", timeout=180_000)
+            page.wait_for_selector(".jp-NotebookPanel", timeout=180_000)
+            wait_for_idle_kernel(url, token, notebook=FIT)
+            if page.locator(".jp-Dialog").count():
+                page.keyboard.press("Enter")
+            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+            try:
+                page.wait_for_function(f"() => ({READY})() || ({FAILED})()", timeout=300_000)
+            finally:
+                page.screenshot(path=str(tmp_path / "laptop.png"), full_page=True)
+            errors = [t for t in page.locator(STDERR).all_inner_texts() if "Traceback" in t or "Error" in t]
+            assert not errors and page.evaluate(READY), f"the explorers and tables did not all appear: {errors[:2]}"
+            wait_for_idle_kernel(url, token, notebook=FIT)
+            page.wait_for_timeout(1000)  # the last layout pass after the pictures arrived
+            explorers = page.evaluate(EXPLORER_BOXES)
+            tables = page.evaluate(TABLE_WIDTHS)
+            page.screenshot(path=str(tmp_path / "laptop.png"), full_page=True)
+            print(json.dumps({"explorers": explorers, "tables": tables}, indent=1))
+
+            page.goto(f"{url}/lab/tree/00_index.ipynb?token={token}", timeout=180_000)
+            page.wait_for_selector(".jp-NotebookPanel", timeout=180_000)
+            # JupyterLab rewrites a relative link's href to the server's URL of the file
+            link = page.locator(".jp-RenderedMarkdown a[href*='cheatsheet.md']:not([href*='github.com'])").first
+            link.scroll_into_view_if_needed()
+            link.click()
+            sheet = page.locator(".lm-TabBar-tab", has_text="cheatsheet.md")
+            sheet.first.wait_for(timeout=60_000)
+            sheet_file = Path(__file__).resolve().parents[2] / "notebooks" / "cheatsheet.md"
+            first_line = sheet_file.read_text().splitlines()[0]
+            page.locator(".jp-FileEditor, .jp-RenderedMarkdown", has_text=first_line.lstrip("# ")).first.wait_for(
+                timeout=60_000)
+            shot_dir = os.environ.get("CFCAM_SCREENSHOTS")
+            if shot_dir:
+                shutil.copy(tmp_path / "laptop.png", Path(shot_dir) / "laptop.png")
+        finally:
+            browser.close()
+
+    assert len(explorers) == 4, explorers
+    for e in explorers:
+        assert e["height"] <= EXPLORER_MAX_PX, f"an explorer is {e['height']:.0f} px tall: {explorers}"
+        assert max(e["tops"]) - min(e["tops"]) <= 2, f"an explorer's panels wrap to a second row: {explorers}"
+        assert e["statusInside"], explorers
+    assert len(tables) >= 3, tables
+    for t in tables:
+        assert t["scroll"] <= t["area"] + 1 and t["areaScroll"] <= t["area"] + 1, f"a table is wider: {tables}"

@@ -154,15 +154,24 @@ def markdown_links(nb):
 @pytest.mark.parametrize("name", MINE)
 def test_every_link_opens_under_make_lab_binder_and_a_copy(name):
     """The server's root is notebooks/ under make lab, the repository on Binder, anything for a copy: a link is
-    an absolute http(s) URL or a relative link to another notebook of notebooks/."""
+    an absolute http(s) URL or a relative link to another notebook of notebooks/ or a file shipped next to them
+    (the cheat sheet, which offline is the only copy a learner can open)."""
     links = markdown_links(load(name))
     assert links, f"{name}: no links found (the pattern is broken?)"
     for target in links:
         if re.match(r"https?://[^/\s]+\.[a-z]{2,}", target):
             continue
         path = target.split("#")[0]
-        assert "/" not in path and path.endswith(".ipynb") and (NOTEBOOK_DIR / path).is_file(), \
+        assert "/" not in path and path.endswith((".ipynb", ".md")) and (NOTEBOOK_DIR / path).is_file(), \
             f"{name}: the link {target!r} opens nothing outside the repository's layout"
+
+
+def test_the_cheat_sheet_next_to_the_notebooks_is_the_one_in_docs():
+    """notebooks/cheatsheet.md is what 00 links to (it opens under make lab, on Binder and in a copy of
+    notebooks/, offline too); docs/cheatsheet.md is what the README links to: one text in both places."""
+    assert (NOTEBOOK_DIR / "cheatsheet.md").read_text() == (ROOT / "docs" / "cheatsheet.md").read_text(), \
+        "copy docs/cheatsheet.md to notebooks/cheatsheet.md"
+    assert "](cheatsheet.md)" in "".join(c.source for c in load("00_index").cells if c.cell_type == "markdown")
 
 
 def test_the_link_pattern_finds_relative_paths():

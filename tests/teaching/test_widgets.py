@@ -270,3 +270,161 @@ def test_panels_use_the_methods_own_composition_and_post_processing(session):
     assert heat.dtype == np.float32 and heat.shape == session.image(i).shape[:2]
     shown = np.asarray(Image.open(io.BytesIO(explorer.image.value)).convert("RGB"))
     np.testing.assert_array_equal(shown, outline(overlay(heat, session.image(i)), session.mask(i)))
+
+
+# -- controls that cannot act are disabled, with the reason next to them -------------------------------------------
+
+def shown_reason(explorer, name):
+    label = explorer.reasons[name]
+    return label.value if label.layout.display != "none" else ""
+
+
+def first_state_with_clusters(session, explorer, layers, at_least):
+    """The first (image, layer) where the explorer finds at least ``at_least`` clusters."""
+    for layer in layers:
+        for i in range(len(session.images)):
+            explorer.set(image=i, layer=layer)
+            if explorer.state.n_clusters >= at_least:
+                return i, layer
+    raise AssertionError(f"no test image has {at_least} clusters at {layers}")
+
+
+def test_cluster_chooser_disabled_with_one_cluster_and_enabled_with_several(demo_session):
+    # notebook 03's opening state: the first lesion image, layer4[-1], the published kernel
+    explorer = filtering_explorer(demo_session, layer="layer4[-1]", filter="reference", spatial_sigma=5.0,
+                                  range_sigma=0.1)
+    assert explorer.state.n_clusters == 1 and explorer.controls["cluster"].max == 0
+    assert explorer.controls["cluster"].disabled
+    assert "one cluster holds every clustered channel" in shown_reason(explorer, "cluster")
+    first_state_with_clusters(demo_session, explorer, ["layer4[-1]", "layer3"], 2)
+    assert explorer.controls["cluster"].max >= 1 and not explorer.controls["cluster"].disabled
+    assert shown_reason(explorer, "cluster") == "" and "cluster" not in explorer.advice
+
+
+def test_sigmas_disabled_where_the_filter_cannot_use_them(demo_session):
+    explorer = filtering_explorer(demo_session, layer="layer4[-1]", filter="reference")
+    # a constant gradient: the published kernel's range term compares equal values, its zero padding still
+    # rescales, so the spatial sigma acts and the range sigma cannot
+    assert explorer.controls["range_sigma"].disabled and not explorer.controls["spatial_sigma"].disabled
+    assert "constant in space at layer4[-1]" in shown_reason(explorer, "range_sigma")
+    cams = []
+    for value in (0.01, 0.5, 1.0):
+        explorer.controls["range_sigma"].value = value
+        cams.append(explorer.state.cam)
+    assert all(np.array_equal(cams[0], c) for c in cams), "the disabled control really changes nothing"
+    explorer.set(filter="bilateral")  # keeps a constant map as it is: both sigmas idle
+    assert explorer.controls["range_sigma"].disabled and explorer.controls["spatial_sigma"].disabled
+    explorer.set(layer="layer3")  # gradients vary in space: both act
+    assert not explorer.controls["range_sigma"].disabled and not explorer.controls["spatial_sigma"].disabled
+    assert shown_reason(explorer, "range_sigma") == ""
+    explorer.set(filter="gaussian")
+    assert explorer.controls["range_sigma"].disabled and "no range term" in shown_reason(explorer, "range_sigma")
+    explorer.set(filter="none")
+    assert explorer.controls["range_sigma"].disabled and explorer.controls["spatial_sigma"].disabled
+
+
+def check_min_samples_advice(explorer, a, g, preset):
+    """The advice under min_samples is exactly what DBSCAN does at every position of the slider."""
+    slider = explorer.controls["min_samples_fraction"]
+    positions = np.round(np.arange(slider.min, slider.max + 1e-9, slider.step), 2)
+    values = {k: v for k, v in explorer.values().items() if k in ("important_fraction", "eps_percentile")}
+
+    def labels(fraction):
+        return cluster_filter_cam(a, g, make_config(preset, min_samples_fraction=float(fraction), **values)).labels
+
+    here = labels(slider.value)
+    same = [np.array_equal(here, labels(f)) for f in positions]
+    advice = explorer.advice.get("min_samples_fraction")
+    if all(same):
+        assert advice.disable and slider.disabled
+        return "disabled"
+    assert not slider.disabled
+    if advice is None:  # then both neighbouring positions change the clusters
+        k = int(np.argmin(np.abs(positions - slider.value)))
+        assert not any(same[max(k - 1, 0):k] + same[k + 1:k + 2])
+        return "none"
+    lo, hi = (float(x) for x in re.search(r"fractions ([\d.]+) to ([\d.]+)", advice.text).groups())
+    inside = [s_ for f, s_ in zip(positions, same) if lo - 1e-9 <= f <= hi + 1e-9]
+    outside = [s_ for f, s_ in zip(positions, same) if f in (round(lo - slider.step, 2), round(hi + slider.step, 2))]
+    assert all(inside) and not any(outside), (advice.text, same)
+    assert "same clusters for fractions" in shown_reason(explorer, "min_samples_fraction")
+    return "hint"
+
+
+def test_dashboard_opening_state_says_which_controls_act(demo_session):
+    # notebook 04's opening state: the reference preset at layer4[-1], class lesion
+    board = dashboard(demo_session, preset="reference", target=1)
+    assert board.controls["range_sigma"].disabled and not board.controls["spatial_sigma"].disabled
+    cap = demo_session.capture(board.values()["image"], "layer4[-1]", 1)
+    check_min_samples_advice(board, cap.activations[0], cap.gradients[0], "reference")
+    # the readme preset at layer4[-1]: a bilateral filter keeps a constant gradient as it is
+    board.controls["preset"].value = "readme"
+    assert board.controls["range_sigma"].disabled and board.controls["spatial_sigma"].disabled
+    board.set(layer="layer3")
+    assert not board.controls["range_sigma"].disabled and not board.controls["spatial_sigma"].disabled
+
+
+def test_min_samples_advice_is_exact_on_every_test_image(demo_session):
+    explorer = clustering_explorer(demo_session, important_fraction=0.25)
+    kinds = set()
+    for i in range(len(demo_session.images)):
+        for fraction in (0.05, 0.2):
+            explorer.set(image=i, min_samples_fraction=fraction)
+            cap = demo_session.capture(i, "layer4[-1]", None)
+            kinds.add(check_min_samples_advice(explorer, cap.activations[0], cap.gradients[0], "readme"))
+    assert "hint" in kinds, kinds
+
+
+def test_min_samples_advice_from_dbscan_runs():
+    from cfcam.teaching.widgets.effects import min_samples_advice
+
+    slider = W.FloatSlider(value=0.05, min=0.0, max=0.5, step=0.01)
+    flat = np.zeros(100)
+    advice = min_samples_advice(flat, lambda m: flat, 100, slider)["min_samples_fraction"]
+    assert advice.disable and "every position" in advice.text
+    # min_samples 4..30 keep the labels: fractions 0.04 .. 0.30 around 0.05 (min_samples 5)
+    advice = min_samples_advice(flat, lambda m: flat if 4 <= m <= 30 else flat + 1, 100, slider)
+    assert not advice["min_samples_fraction"].disable
+    assert "fractions 0.04 to 0.30 (min_samples 4 to 30)" in advice["min_samples_fraction"].text
+    assert min_samples_advice(flat, lambda m: flat if m == 5 else flat + 1, 100, slider) == {}
+    assert min_samples_advice(np.zeros(0), None, 0, slider)["min_samples_fraction"].disable
+
+
+def test_hooks_explorer_says_when_a_layer_lacks_the_channel_and_keeps_it(demo_session):
+    explorer = hooks_explorer(demo_session, layer="layer4[-1]", channel=300)
+    assert explorer.state["k"] == 300 and "does not exist" not in explorer.status.value
+    explorer.controls["layer"].value = "layer3"  # 256 channels
+    assert explorer.state["k"] == 255 and explorer.controls["channel"].value == 255
+    assert "channel 300 does not exist at layer3 (256 channels" in explorer.status.value
+    explorer.controls["layer"].value = "layer4[-1]"  # the learner's channel is back
+    assert explorer.state["k"] == 300 and explorer.controls["channel"].value == 300
+    assert "does not exist" not in explorer.status.value
+    explorer.controls["layer"].value = "layer3"
+    explorer.controls["channel"].value = 7  # a channel chosen at layer3 is the one kept from now on
+    explorer.controls["layer"].value = "layer4[-1]"
+    assert explorer.state["k"] == 7
+
+
+def test_advice_for_an_unknown_control_is_refused(session):
+    from cfcam.teaching.widgets import Explorer
+    from cfcam.teaching.widgets.effects import Advice
+
+    controls = {"x": W.IntSlider(value=1, min=0, max=3)}
+    with pytest.raises(ValueError, match="unknown control"):
+        Explorer(controls, lambda v: v, lambda v, s: [{"title": "t", "body": "b"}],
+                 advise=lambda v, s: {"y": Advice("no")})
+    controls = {"x": W.IntSlider(value=1, min=0, max=3)}  # fresh: the refused explorer still observes the old one
+    explorer = Explorer(controls, lambda v: v, lambda v, s: [{"title": "t", "body": "b"}],
+                        advise=lambda v, s: {"x": Advice("idle at 1")} if v["x"] == 1 else {})
+    assert controls["x"].disabled and "idle at 1" in shown_reason(explorer, "x")
+    controls["x"].value = 2  # a move from code still acts (the learner's slider is what is disabled)
+    assert not controls["x"].disabled and shown_reason(explorer, "x") == ""
+
+
+def test_constant_in_space():
+    from cfcam.teaching.widgets.effects import constant_in_space
+
+    assert constant_in_space(np.full((2, 7, 7), 3e-5)) and not constant_in_space(np.zeros((0, 7, 7)))
+    varied = np.full((2, 7, 7), 3e-5)
+    varied[1, 3, 3] = 4e-5
+    assert not constant_in_space(varied)

@@ -10,6 +10,7 @@ from ...core.config import make_config
 from ...core.pipeline import CFCAMResult
 from .controls import LAYERS, dropdown, image_control, slider
 from .drawing import PANEL_PX, heat_panel, input_panel
+from .effects import min_samples_advice_for
 from .explorer import Explorer
 from .session import Session, staged_pipeline
 
@@ -104,4 +105,9 @@ def clustering_explorer(session: Session | None = None, **start) -> Explorer:
                             "CF-CAM: these clustering settings,<br>other steps as the readme preset",
                             r.config.normalize)]
 
-    return Explorer(controls, compute, draw, "DBSCAN over channels", start=start)
+    def advise(v, r: CFCAMResult):
+        """Where min_samples stops changing the clusters (or cannot change them at all)."""
+        stage = staged_pipeline(session, cache, v["image"], v["layer"], None).last("cluster")
+        return min_samples_advice_for(stage, controls["min_samples_fraction"], r.config)
+
+    return Explorer(controls, compute, draw, "DBSCAN over channels", start=start, advise=advise)

@@ -11,6 +11,7 @@ from ...core.config import FILTERS, NORMALIZATIONS, PRESETS, WEIGHTINGS, make_co
 from ...core.pipeline import CFCAMResult
 from .controls import LAYERS, class_control, dropdown, image_control, slider, target_class
 from .drawing import heat_panel, input_panel
+from .effects import min_samples_advice_for, sigma_advice
 from .explorer import Explorer
 from .session import Session, staged_pipeline
 
@@ -54,7 +55,8 @@ def dashboard(session: Session | None = None, **start) -> Explorer:
         cap = session.capture(v["image"], v["layer"], target)
         grad = gradcam_map(cap.activations[0], cap.gradients[0])
         return {"cf": r, "grad": grad.numpy(), "target": int(cap.targets[0]),
-                "p": torch.softmax(cap.logits[0].float(), 0).numpy()}
+                "p": torch.softmax(cap.logits[0].float(), 0).numpy(),
+                "clustering": staged.last("cluster")}
 
     def matches_preset(v) -> str:
         """The preset's name when every parameter still equals it, else 'custom settings'."""
@@ -74,8 +76,15 @@ def dashboard(session: Session | None = None, **start) -> Explorer:
                            f"cluster{'' if r.n_clusters == 1 else 's'}, {r.n_noise} noise, "
                            f"{r.n_important} important{extra}", v["normalize"])]
 
+    def advise(v, s):
+        """min_samples where it cannot change the clusters; the sigmas where the filter cannot use them."""
+        r: CFCAMResult = s["cf"]
+        return {**min_samples_advice_for(s["clustering"], controls["min_samples_fraction"], r.config),
+                **sigma_advice(v["filter"], r.cluster_mean_gradients, v["layer"])}
+
     explorer = Explorer(controls, compute, draw, "CF-CAM dashboard (white outline: the true lesion)",
-                        passive=("preset",), start={k: v for k, v in start.items() if k != "preset"})
+                        passive=("preset",), start={k: v for k, v in start.items() if k != "preset"},
+                        advise=advise)
     explorer_ref.append(explorer)
     controls["preset"].observe(on_preset, names="value")
     return explorer

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .drawing import PANEL_PX, to_png
+from .effects import Advice
 
 __all__ = ["Explorer", "Panel", "one_thread"]
 
@@ -26,7 +27,8 @@ class Panel:
         self.body = W.HTML(layout=W.Layout(display="none"))
         self.foot = W.HTML()
         self.widget = W.VBox([self.title, self.image, self.body, self.foot],
-                             layout=W.Layout(width=f"{PANEL_PX + 16}px", margin="0 4px"))
+                             layout=W.Layout(width=f"{PANEL_PX}px", margin="0 3px"))  # 4 in a row: 920 px
+        self.widget.add_class("cfcam-panel")  # the browser test checks that the panels share one row
         self._rgb: np.ndarray | None = None
         self._html: str | None = None
 
@@ -56,14 +58,22 @@ class Explorer:
     ``compute(values) -> state`` is the method's work (timed as ``last_seconds``); ``draw(values, state)``
     returns one ``dict(title=..., rgb=... or body=..., foot=...)`` per panel. The status line reports the whole
     time of the move, and says "map unchanged" when no picture changed. ``start`` sets controls before the
-    first drawing, so an explorer can open in the state the text before it describes.
+    first drawing, so an explorer can open in the state the text before it describes. ``advise(values, state)``
+    returns ``{control name: Advice}`` (:mod:`.effects`): a control that cannot act in this state is disabled
+    with the reason shown under it, and enabled again by the next move that lets it act.
     """
 
     def __init__(self, controls: dict[str, W.Widget], compute: Callable[[dict], object],
                  draw: Callable[[dict, object], Sequence[dict]], title: str = "", passive: tuple = (),
-                 start: dict | None = None) -> None:
+                 start: dict | None = None, advise: Callable[[dict, object], dict[str, Advice]] | None = None) -> None:
         self.controls = controls
         self._compute, self._draw = compute, draw
+        self._advise = advise or (lambda values, state: {})
+        #: the advice of the last move, ``{control name: Advice}``
+        self.advice: dict[str, Advice] = {}
+        self.reasons = {name: W.HTML(layout=W.Layout(display="none")) for name in controls}
+        for label in self.reasons.values():
+            label.add_class("cfcam-control-reason")
         self.panels: list[Panel] = []
         self.row = W.HBox(layout=W.Layout(flex_flow="row wrap"))
         self.status = W.HTML()
@@ -80,7 +90,7 @@ class Explorer:
         for name, value in (start or {}).items():
             controls[name].value = value
         boxes = [W.HTML(f"<b>{title}</b>")] if title else []
-        items = list(controls.values())
+        items = [W.VBox([c, self.reasons[name]]) for name, c in controls.items()]
         rows = [W.HBox(items[i:i + 3]) for i in range(0, len(items), 3)]
         self.widget = W.VBox(boxes + rows + [self.row, self.status])
         self.widget.add_class("cfcam-explorer")  # stable hooks for the browser test
@@ -133,12 +143,13 @@ class Explorer:
             if len(self.row.children) != len(specs):
                 self.row.children = [p.widget for p in self.panels[:len(specs)]]
             changed = [p.show(**spec) for p, spec in zip(self.panels, specs)]
+            self._apply_advice(self._advise(values, state))
         finally:
             self._suspended = False
         self.updates += 1
         self.unchanged = self.updates > 1 and not any(changed)
         self.last_total_seconds = time.perf_counter() - start
-        notes = getattr(state, "notes", None) or getattr(
+        notes = getattr(state, "notes", None) or (state.get("notes") if isinstance(state, dict) else None) or getattr(
             state.get("cf") if isinstance(state, dict) else None, "notes", ())
         said = ("<b>map unchanged</b>: these settings give the same result as before. "
                 if self.unchanged else "")
@@ -147,6 +158,24 @@ class Explorer:
                              f"{1000 * self.last_seconds:.0f} ms, drawing "
                              f"{1000 * (self.last_total_seconds - self.last_seconds):.0f} ms)</span>"
                              + "".join(f"<br><i>{html.escape(n)}</i>" for n in notes))
+
+    def _apply_advice(self, advice: dict[str, Advice]) -> None:
+        """Disable the controls that cannot act now and show each advice under its control; clear the rest."""
+        unknown = set(advice) - set(self.controls)
+        if unknown:
+            raise ValueError(f"advice for unknown control(s) {sorted(unknown)}")
+        self.advice = dict(advice)
+        for name, control in self.controls.items():
+            a = advice.get(name)
+            control.disabled = bool(a and a.disable)
+            label = self.reasons[name]
+            if a is None:
+                label.value, label.layout.display = "", "none"
+            else:
+                mark = "&#8856; " if a.disable else "&#9432; "  # a "no entry" sign, or an information sign
+                label.value = (f"<div style='font-size:11px;line-height:1.25;color:#555;max-width:290px;"
+                               f"margin:0 0 3px 6px'>{mark}{html.escape(a.text)}</div>")
+                label.layout.display = ""
 
     def _ipython_display_(self) -> None:
         from IPython.display import display

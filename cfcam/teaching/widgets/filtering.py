@@ -8,6 +8,7 @@ from ...core.config import FILTERS, make_config
 from ...core.pipeline import CFCAMResult
 from .controls import LAYERS, dropdown, image_control, slider
 from .drawing import heat_panel, map_panel, signed_limits
+from .effects import cluster_advice, sigma_advice
 from .explorer import Explorer
 from .session import Session, staged_pipeline
 
@@ -51,4 +52,9 @@ def filtering_explorer(session: Session | None = None, **start) -> Explorer:
                 map_panel(f - m, f"F - M (own scale); mean(F)/mean(M) = {ratio:.3f}", "coolwarm", signed=True),
                 heat]
 
-    return Explorer(controls, compute, draw, "Filtering a cluster's mean gradient", start=start)
+    def advise(v, r: CFCAMResult):
+        """The cluster chooser needs two clusters; the sigmas need a filter that uses them and a map that varies."""
+        return {**cluster_advice(r.n_clusters, v["layer"]),
+                **sigma_advice(v["filter"], r.cluster_mean_gradients, v["layer"])}
+
+    return Explorer(controls, compute, draw, "Filtering a cluster's mean gradient", start=start, advise=advise)

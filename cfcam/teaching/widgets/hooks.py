@@ -23,15 +23,37 @@ def hooks_explorer(session: Session | None = None, **start) -> Explorer:
     session = session or Session()
     controls = {"image": image_control(session), "layer": dropdown(list(LAYERS), "layer4[-1]", "layer"),
                 "target": class_control(session), "channel": slider(0, 0, 511, 1, "channel", integer=True)}
+    # The channel the learner chose last: a layer with fewer channels shows its last one (and says so), and a
+    # layer with enough channels shows the chosen one again, so the channel the text points at is never lost.
+    chosen = {"channel": controls["channel"].value, "adjusting": False}
+
+    def on_channel(change):
+        if not chosen["adjusting"]:
+            chosen["channel"] = int(change["new"])
+
+    controls["channel"].observe(on_channel, names="value")
 
     def compute(v):
         cap = session.capture(v["image"], v["layer"], target_class(v["target"]))
         a, g = cap.activations[0], cap.gradients[0]
-        controls["channel"].max = a.shape[0] - 1
-        k = min(v["channel"], a.shape[0] - 1)
+        n = a.shape[0]
+        k = min(chosen["channel"], n - 1)
+        chosen["adjusting"] = True
+        try:
+            if n - 1 > controls["channel"].max:  # raise the limit before the value, lower it after
+                controls["channel"].max = n - 1
+                controls["channel"].value = k
+            else:
+                controls["channel"].value = k
+                controls["channel"].max = n - 1
+        finally:
+            chosen["adjusting"] = False
+        notes = [] if k == chosen["channel"] else [
+            f"channel {chosen['channel']} does not exist at {v['layer']} ({n} channels, 0 to {n - 1}): showing "
+            f"channel {k}; a layer with more channels shows channel {chosen['channel']} again"]
         cam = gradcam_map(a, g)
         return {"a": a[k].numpy(), "g": g[k].numpy(), "cam": cam.numpy(), "k": k,
-                "target": int(cap.targets[0]), "shape": tuple(a.shape)}
+                "target": int(cap.targets[0]), "shape": tuple(a.shape), "notes": tuple(notes)}
 
     def draw(v, s):
         g = s["g"]
