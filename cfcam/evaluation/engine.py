@@ -422,21 +422,24 @@ class Evaluation:
 
 
 def choose_threads() -> int:
-    """Torch threads for the evaluation: ``CFCAM_THREADS`` if set, else the CPUs this process may use minus the
-    machine's recent load (at least 1). Its many small operations gain little from a second thread on an idle
-    machine and lose much to one on a busy machine (2.3x slower with two threads while another process ran)."""
+    """Torch threads for the evaluation: ``CFCAM_THREADS`` if set, else the CPUs this process may use that are idle
+    now (at least 1): its many small operations gain little from a second thread on an idle machine and lose
+    much to one on a busy machine (2.3x slower with two threads while another process ran). Where the idle CPUs
+    cannot be read, the load average stands in for them."""
     import os
 
-    from ..core.engine.threads import available_cpus, model_thread_count
+    from ..core.engine.threads import available_cpus, cpus_idle_now, model_thread_count
 
     if os.environ.get("CFCAM_THREADS"):
         return model_thread_count()
     cpus = available_cpus()
-    try:
-        load = os.getloadavg()[0]
-    except OSError:  # no load average on this system
-        load = 0.0
-    return max(1, min(cpus, int(cpus - load + 0.5)))
+    idle = cpus_idle_now()
+    if idle is None:
+        try:
+            idle = cpus - os.getloadavg()[0]
+        except OSError:  # no load average on this system either
+            idle = float(cpus)
+    return max(1, min(cpus, int(idle + 0.5)))
 
 
 def _nanmean_rows(curves: np.ndarray) -> np.ndarray:

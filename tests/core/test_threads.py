@@ -192,3 +192,32 @@ def test_torch_threads_sets_and_restores():
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_idle_cpus_come_from_two_readings_of_proc_stat(tmp_path):
+    from cfcam.core.engine.threads import _cpu_times, idle_cpus
+
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 50 0 25 400 25 0 0 0 0 0\n")
+    before = _cpu_times(stat)
+    assert before == (850.0, 1000.0)  # idle + iowait, of user .. steal
+    stat.write_text("cpu  200 0 50 900 50 0 0 0 0 0\n")  # 200 jiffies: 100 busy, 100 idle
+    assert idle_cpus(before, _cpu_times(stat), 2) == pytest.approx(1.0)
+    assert idle_cpus(before, before, 2) == 2.0  # no time passed: nothing says busy
+    assert _cpu_times(tmp_path / "missing") is None
+    (tmp_path / "odd").write_text("intr 1 2 3\n")
+    assert _cpu_times(tmp_path / "odd") is None
+
+
+def test_the_evaluation_takes_the_idle_cpus(monkeypatch):
+    from cfcam.core.engine import threads
+    from cfcam.evaluation.engine import choose_threads
+
+    monkeypatch.delenv("CFCAM_THREADS", raising=False)
+    monkeypatch.setattr(threads, "available_cpus", lambda: 2)
+    for idle, expected in ((1.9, 2), (1.0, 1), (0.2, 1), (None, None)):
+        monkeypatch.setattr(threads, "cpus_idle_now", lambda sample=0.3, idle=idle: idle)
+        if idle is None:  # no /proc/stat: the load average decides
+            monkeypatch.setattr("os.getloadavg", lambda: (1.2, 0.0, 0.0))
+            expected = 1
+        assert choose_threads() == expected

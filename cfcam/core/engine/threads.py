@@ -60,6 +60,39 @@ def available_cpus() -> int:
     return max(1, cpus)
 
 
+def _cpu_times(stat: Path = Path("/proc/stat")) -> tuple[float, float] | None:
+    """(idle, total) jiffies of all CPUs from ``/proc/stat``; None where there is none (not Linux)."""
+    try:
+        fields = stat.read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return None
+    if not fields or fields[0] != "cpu":
+        return None
+    values = [float(v) for v in fields[1:]]
+    return values[3] + (values[4] if len(values) > 4 else 0.0), sum(values[:8])
+
+
+def idle_cpus(before: tuple[float, float], after: tuple[float, float], cpus: int) -> float:
+    """CPUs that were idle between two ``(idle, total)`` readings of ``/proc/stat`` (of ``cpus`` in all)."""
+    total = after[1] - before[1]
+    if total <= 0:
+        return float(cpus)
+    return cpus * (after[0] - before[0]) / total
+
+
+def cpus_idle_now(sample: float = 0.3) -> float | None:
+    """CPUs of this machine idle right now, over ``sample`` seconds (None without ``/proc/stat``). Unlike the
+    load average, which still counts the last minute's work, this sees a machine that has just gone quiet."""
+    import time
+
+    before = _cpu_times()
+    if before is None:
+        return None
+    time.sleep(sample)
+    after = _cpu_times()
+    return None if after is None else idle_cpus(before, after, os.cpu_count() or 1)
+
+
 def _env_int(name: str) -> int | None:
     """A positive integer from the environment variable ``name``, None when unset or not one."""
     try:
