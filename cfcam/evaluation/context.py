@@ -22,7 +22,7 @@ from . import faithfulness as fa
 from . import robustness as rb
 from . import sanity as sa
 from .localisation import is_zero_map
-from .similarity import spearman, ssim
+from .similarity import ranks, spearman, spearman_ranked, ssim
 
 ZERO_NOTE = "the map is zero everywhere"
 SKIP_SLOW = "not run for this method: one forward pass per channel (see --slow-n)"
@@ -128,9 +128,10 @@ class MethodContext:
         seed ``seed + k`` (``(K, random_n)`` arrays), and the notes of the first draw."""
         k = self.random_n
         out = {"spearman": [], "ssim": [], "zero": []}
+        base = [ranks(a) for a in self.maps[:k]]
         for draw in range(self.random_seeds):
             rmaps, rnotes, _ = self.ev._maps(self.name, None, self.x[:k], self.targets[:k], draw=draw)
-            out["spearman"].append([spearman(a, b) for a, b in zip(self.maps[:k], rmaps)])
+            out["spearman"].append([spearman_ranked(r, b) for r, b in zip(base, rmaps)])
             out["ssim"].append([ssim(a, b) for a, b in zip(self.maps[:k], rmaps)])
             out["zero"].append(is_zero_map(rmaps).astype(float))
             if draw == 0:

@@ -13,12 +13,26 @@ import numpy as np
 from scipy import ndimage, stats
 
 
+def ranks(a) -> np.ndarray | None:
+    """The average ranks of a map's values (flattened), what Spearman correlates; None for a constant map."""
+    a = np.asarray(a, dtype=np.float64).ravel()
+    if np.ptp(a) == 0:
+        return None
+    return stats.rankdata(a)
+
+
 def spearman(a, b) -> float:
     """Spearman rank correlation of two maps (flattened); NaN when either is constant."""
-    a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
-    if np.ptp(a) == 0 or np.ptp(b) == 0:
+    return spearman_ranked(ranks(a), b)
+
+
+def spearman_ranked(ranks_a: np.ndarray | None, b) -> float:
+    """:func:`spearman` with the first map's :func:`ranks` computed once (a map compared with many): Pearson of
+    the average ranks, as ``scipy.stats.spearmanr`` computes it, at a quarter of its cost."""
+    ranks_b = ranks(b)
+    if ranks_a is None or ranks_b is None:
         return float("nan")
-    return float(stats.spearmanr(a, b).statistic)
+    return float(np.corrcoef(ranks_a, ranks_b)[0, 1])
 
 
 def pearson(a, b) -> float:

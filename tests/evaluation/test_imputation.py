@@ -1,4 +1,5 @@
-"""cfcam's ROAD imputer builds pytorch-grad-cam's equation system faster: the same system, the same scores."""
+"""cfcam's ROAD imputer builds pytorch-grad-cam's equation system faster: the same system, the same scores; and
+Spearman from ranks computed once equals scipy's."""
 
 import numpy as np
 import pytest
@@ -41,3 +42,18 @@ def test_road_combined_is_the_librarys(demo):
     torch.manual_seed(0)
     lib = ROADCombined(percentiles=[20, 80])(demo.inputs[:2], maps, targets, demo.model)
     np.testing.assert_array_equal(ours, lib)
+
+
+def test_spearman_from_ranks_is_scipys():
+    """The classifier check compares one map with 20 draws: its ranks are computed once (similarity.ranks)."""
+    from scipy import stats
+
+    from cfcam.evaluation.similarity import ranks, spearman, spearman_ranked
+
+    rng = np.random.default_rng(1)
+    a = np.maximum(rng.normal(size=(30, 40)), 0)  # ReLU: many tied zeros
+    b = np.round(rng.random((30, 40)), 1)  # ties among the values too
+    expected = stats.spearmanr(a.ravel(), b.ravel()).statistic
+    assert spearman(a, b) == pytest.approx(expected, abs=1e-12)
+    assert spearman_ranked(ranks(a), b) == pytest.approx(expected, abs=1e-12)
+    assert np.isnan(spearman(np.zeros((3, 3)), b[:3, :3])) and np.isnan(spearman_ranked(None, b))
