@@ -29,15 +29,6 @@ from cfcam.teaching.widgets import (
 from cfcam.world.synthetic import make_dataset
 
 
-@pytest.fixture(scope="module")
-def session():
-    torch.manual_seed(0)
-    model = ResNet(BasicBlock, [1, 1, 1, 1], num_classes=2).eval()
-    images, _, masks = make_dataset(2, seed=3)
-    return Session(model=model, images=list(images), masks=[m if m.any() else None for m in masks],
-                   class_names=["normal", "lesion"])
-
-
 def finite_state(state):
     arrays = []
     if isinstance(state, dict):

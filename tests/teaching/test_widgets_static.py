@@ -5,25 +5,12 @@ import io
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
-from torchvision.models.resnet import BasicBlock, ResNet
 
-from cfcam.teaching.widgets import Session, clustering_explorer, hooks_explorer
+from cfcam.teaching.widgets import clustering_explorer, hooks_explorer
 from cfcam.teaching.widgets.static import GAP, enabled, still, still_note
 
 BINDER = "https://mybinder.org/v2/gh/cfcam/cfcam/HEAD?urlpath=lab/tree/notebooks/01_hooks_and_gradcam.ipynb"
-
-
-@pytest.fixture(scope="module")
-def session():
-    from cfcam.world.synthetic import make_dataset
-
-    torch.manual_seed(0)
-    model = ResNet(BasicBlock, [1, 1, 1, 1], num_classes=2).eval()
-    images, _, masks = make_dataset(2, seed=3)
-    return Session(model=model, images=list(images), masks=[m if m.any() else None for m in masks],
-                   class_names=["normal", "lesion"])
 
 
 @pytest.fixture
