@@ -34,7 +34,7 @@ def test_the_developer_install_is_unchanged(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("CFCAM_EXTRAS", "CFCAM_STAMP")}
     subprocess.run([str(ROOT / ".ci" / "install"), str(venv), "python3"], env=env, check=True, timeout=60)
     calls = (tmp_path / "calls.log").read_text()
-    assert "-e .[notebooks,test]" in calls and "--no-deps quantus==0.6.*" in calls
+    assert "-e .[notebooks,test,classroom,grading,book]" in calls and "--no-deps quantus==0.6.*" in calls
     assert (venv / ".installed-stamp").exists()
 
 
