@@ -28,6 +28,9 @@ def with_templates(environ: dict) -> dict:
     return {**environ, "JUPYTER_PATH": os.pathsep.join([str(TEMPLATES)] + ([rest] if rest else []))}
 
 
+LAB_ONLY_EXTENSIONS = ["@jupyter/nbgrader", "@jupyter-notebook/lab-extension"]
+
+
 def voila_argv(port: int) -> list[str]:
     """Voila's command line: the explorer only, no browser opened, this machine only, exactly this port, with
     the template that loads nothing from outside (``TEMPLATES``: Voila's lab template without its CDN links)."""
@@ -58,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
               f"make explorer EXPLORER_PORT={args.port + 1}", file=sys.stderr)
         return 2
     try:
+        from traitlets.config import Config
         from voila.app import Voila
     except ImportError:
         print("explorer: Voila is not installed; pip install -e '.[classroom]' (make does it)", file=sys.stderr)
@@ -66,7 +70,11 @@ def main(argv: list[str] | None = None) -> int:
           "Ctrl-C stops it", flush=True)
     os.environ.update(with_templates(dict(os.environ)))
     # (an int here: on the command line a Dict's value arrives as a string, and tornado compares it with ints)
-    Voila.launch_instance(argv=voila_argv(args.port),
+    # JupyterLab extensions installed beside Voila that expect JupyterLab's own shared modules, which a Voila
+    # page lacks, fail in the console: nbgrader's and Notebook 7's are left out. (Both lists set: Voila reads
+    # the length of each.)
+    config = Config({"VoilaConfiguration": {"extension_allowlist": [], "extension_denylist": LAB_ONLY_EXTENSIONS}})
+    Voila.launch_instance(argv=voila_argv(args.port), config=config,
                           tornado_settings={"websocket_max_message_size": WEBSOCKET_MAX_BYTES})
     return 0
 
