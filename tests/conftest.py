@@ -54,3 +54,18 @@ def demo() -> Demo:
     images, labels, masks = make_dataset(4, 21, balance=1.0)
     return Demo(model, to_input(images), np.asarray(masks, dtype=bool), np.asarray(labels))
 
+
+
+@pytest.fixture(scope="module")
+def session():
+    """The widgets' tests' small session: an untrained two-class ResNet-10 on two demo-world images."""
+    from torchvision.models.resnet import BasicBlock, ResNet
+
+    from cfcam.teaching.widgets import Session
+    from cfcam.world.synthetic import make_dataset
+
+    torch.manual_seed(0)
+    model = ResNet(BasicBlock, [1, 1, 1, 1], num_classes=2).eval()
+    images, _, masks = make_dataset(2, seed=3)
+    return Session(model=model, images=list(images), masks=[m if m.any() else None for m in masks],
+                   class_names=["normal", "lesion"])
