@@ -78,6 +78,13 @@ cannot be used is named on stderr and listed under "skipped" in run.json;
 nothing in DIR is written."""
 
 
+def workers_option(text: str) -> int | None:
+    """argparse type: ``auto`` (None) or a number of worker processes, 1..64."""
+    if text.strip().lower() == "auto":
+        return None
+    return int_range(1, 64)(text)
+
+
 def method_list(text: str) -> list[str]:
     """argparse type: comma-separated registered method names, none repeated."""
     names = [s.strip() for s in text.split(",")]
@@ -130,6 +137,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     help="what deleted pixels become: the blurred image (default) or the mean colour (published)")
     ev.add_argument("--batch-size", type=int_range(1, MAX_BATCH), default=16, metavar="N",
                     help=f"images per pass, 1..{MAX_BATCH} (default 16)")
+    ev.add_argument("--workers", type=workers_option, default=None, metavar="N|auto",
+                    help="processes that share out the methods, 1..64, or auto (default: one per idle CPU, each on "
+                         "one torch thread, when the run is large; 1 keeps it in this process)")
     ev.add_argument("--ablation", action="store_true",
                     help="measure CF-CAM with one component changed at a time (ignores --methods; not with --data)")
     ev.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -168,7 +178,7 @@ def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser, guard: 
 
     settings = EvalSettings(layer=layer, batch_size=args.batch_size, subset=args.subset, slow_n=args.slow_n,
                             steps=args.steps, substrate=args.substrate, seed=args.seed,
-                            randomisation_seeds=args.randomisation_seeds, reshape=reshape,
+                            randomisation_seeds=args.randomisation_seeds, reshape=reshape, workers=args.workers,
                             variants=dict(ABLATION) if args.ablation else {})
     methods = list(ABLATION) if args.ablation else (args.methods or method_names())
     model_name = args.weights or args.model or "demo"
@@ -264,9 +274,10 @@ def _run(args, evaluation, methods, data, state: RunState, guard: SignalGuard, o
                     f"costly metrics on the first {args.subset} images, Score-CAM and Ablation-CAM on the first "
                     f"{args.slow_n}; deletion/insertion {args.steps} steps over a {args.substrate} substrate; "
                     f"classifier re-initialised with {args.randomisation_seeds} seeds; "
-                    f"{elapsed:.0f} s on {evaluation.threads} threads.",
-        failed=evaluation.failed, seconds=round(elapsed, 1), threads=evaluation.threads,
-        cpu_seconds={k: round(v, 1) for k, v in evaluation.cpu_seconds.items()}, status="writing the report")
+                    f"{elapsed:.0f} s on {_processes(evaluation)}.",
+        failed=evaluation.failed, seconds=round(elapsed, 1), threads=evaluation.threads, workers=evaluation.workers,
+        cpu_seconds={k: round(v, 1) for k, v in evaluation.cpu_seconds.items()},
+        method_seconds={r.method: round(r.seconds, 1) for r in runs}, status="writing the report")
     try:
         summary = write_report(runs, out, state.info, plots=not args.no_plots)
     except OSError as exc:
@@ -281,6 +292,12 @@ def _run(args, evaluation, methods, data, state: RunState, guard: SignalGuard, o
         print(markdown_table(summary))
         print(f"wrote {printable(out / 'summary.csv')}, per_image.csv, table.md in {elapsed:.0f} s")
     return 1 if state.info.get("skipped") or evaluation.failed else 0
+
+
+def _processes(evaluation) -> str:
+    """``2 threads``, or ``2 processes of 1 thread``: what the run used."""
+    threads = f"{evaluation.threads} thread{'s' if evaluation.threads != 1 else ''}"
+    return threads if evaluation.workers == 1 else f"{evaluation.workers} processes of {threads}"
 
 
 def _check_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:

@@ -104,12 +104,12 @@ class MethodContext:
     @cached_property
     def curves(self) -> tuple[np.ndarray, np.ndarray]:
         s = self.settings
-        return fa.deletion_insertion_curves(self.ev.model, self.x[:self.sub], self.maps[:self.sub],
+        return fa.deletion_insertion_curves(self.ev.scorer, self.x[:self.sub], self.maps[:self.sub],
                                             self.targets[:self.sub], s.steps, s.substrate, s.batch_size * 4)
 
     @cached_property
     def chattopadhay(self) -> tuple[np.ndarray, np.ndarray]:
-        return fa.chattopadhay_drop_increase(self.ev.model, self.x, self.maps, self.targets, self.p_orig)
+        return fa.chattopadhay_drop_increase(self.ev.scorer, self.x, self.maps, self.targets, self.p_orig)
 
     # -- sanity -----------------------------------------------------------------------------------------
     @property

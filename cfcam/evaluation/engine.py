@@ -139,11 +139,17 @@ class EvalSettings:
     #: draws of each cascade step (at most ``randomisation_seeds``: the first ones, shared with the classifier check)
     cascade_seeds: int = 3
     cascade: bool = True
-    #: torch threads for the run; None: :func:`choose_threads` (one on a busy machine)
+    #: torch threads for the run (for each worker process); None: :func:`choose_threads` (one on a busy machine)
     threads: int | None = None
+    #: worker processes, each taking the next method (:mod:`cfcam.evaluation.workers`: the same rows); 1: all in
+    #: this process; None: one per idle CPU, each on one thread, when the run's work is large (the command line)
+    workers: int | None = 1
     #: share one model pass among the methods, and run only the head after a classifier re-initialisation
     #: (:mod:`cfcam.evaluation.captures`: the same maps, faster); False: every method takes its own passes
     share_passes: bool = True
+    #: score the confidence metrics' passes on a channels-last copy of a CNN (:mod:`cfcam.evaluation.scoring`:
+    #: the same probabilities to float32 rounding, faster on the CPU); False: on the model itself
+    channels_last: bool = True
     #: how to read the layer's output as (N, C, h, w) maps: None, "vit", "swin" or a callable (see cfcam.core.layouts)
     reshape: object = None
     #: extra named methods: name -> {"method": registered name, "layer": ..., "options": {...}} (the ablation)
@@ -162,6 +168,8 @@ class MethodRun:
     cascade: dict
     targets: list = field(default_factory=list)
     draws: dict = field(default_factory=dict)
+    #: wall seconds this method's metrics took (in its worker process, when there are several)
+    seconds: float = 0.0
 
 
 NO_MASK = registry.NO_MASK
@@ -192,8 +200,10 @@ class Evaluation:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{option} must be an integer >= 1, got {value!r}")
         threads = self.settings.threads
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise ValueError(f"threads must be None (automatic) or an integer >= 1, got {threads!r}")
+        for option in ("threads", "workers"):
+            value = getattr(self.settings, option)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{option} must be None (automatic) or an integer >= 1, got {value!r}")
         self.extra_metrics = list(MODEL_METRICS.get(model_name, [])) + list(extra_metrics or [])
         self.progress = progress or (lambda done, total, label: None)
         self.should_stop = should_stop or (lambda: False)
@@ -207,8 +217,10 @@ class Evaluation:
         #: CPU seconds of this process per metric (and "maps": the explained maps), summed over methods:
         #: where the time goes, whatever the machine's load
         self.cpu_seconds: dict[str, float] = {}
-        #: torch threads the run used (see :func:`choose_threads`)
+        #: torch threads the run used, per process (see :func:`choose_threads`)
         self.threads = threads or choose_threads()
+        #: processes the run used (decided in :meth:`run`, see :mod:`cfcam.evaluation.workers`)
+        self.workers = 1
 
     # -- helpers ----------------------------------------------------------------------------------------
     def _base(self):
@@ -221,9 +233,19 @@ class Evaluation:
             targets = logits.argmax(1).numpy()
             if self.data.targets is not None:
                 targets = np.where(np.asarray(self.data.targets) >= 0, self.data.targets, targets)
-            self._base_cache = (logits, targets, fa.class_probability(self.model, x, targets, bs),
-                                fa.class_probability(self.model, fa.mean_value_baseline(x), targets, bs))
+            self._base_cache = (logits, targets, fa.class_probability(self.scorer, x, targets, bs),
+                                fa.class_probability(self.scorer, fa.mean_value_baseline(x), targets, bs))
         return self._base_cache
+
+    @property
+    def scorer(self) -> nn.Module:
+        """The model the confidence metrics score with (:mod:`cfcam.evaluation.scoring`), made on first use."""
+        if "_scorer" not in self.__dict__:
+            from .scoring import scoring_model
+
+            probe = self.data.inputs[:self.settings.batch_size]
+            self._scorer = scoring_model(self.model, probe) if self.settings.channels_last else self.model
+        return self._scorer
 
     def _model(self, layers: tuple, draw: int = 0) -> nn.Module:
         """The model with ``layers`` re-initialised from seed ``settings.seed + draw``: a fresh copy each time
@@ -339,6 +361,7 @@ class Evaluation:
     def run_method(self, name: str, index: int = 0, total: int = 1) -> MethodRun:
         """Every registered metric that applies, for method ``name`` (``index``/``total``: its place in the run)."""
         self._check_stop()
+        started = time.perf_counter()
         t0 = time.process_time()
         ctx = MethodContext(self, name)
         self._spent("maps", t0)
@@ -395,23 +418,51 @@ class Evaluation:
                 values = registry._mean_of_defined(per_draw)
                 cascade[row_name.split("@", 1)[1]] = float(np.nanmean(values)) if np.isfinite(values).any() \
                     else float("nan")
-        return MethodRun(name, rows, curves, cascade, targets, draws)
+        return MethodRun(name, rows, curves, cascade, targets, draws, time.perf_counter() - started)
 
     def run(self, methods: Iterable[str] | None = None) -> list[MethodRun]:
         """Every method in turn on ``self.threads`` torch threads; a method that cannot explain the layer is
         named in ``self.failed`` (not dropped silently)."""
         methods = list(methods or method_names())
         runs = []
-        with torch_threads(self.threads):
-            self._done, self._total = 0.0, self.work([m for m in methods if self._probe_ok(m)])
-            self.progress(0, int(round(self._total)), "starting")
-            for i, name in enumerate(methods):
-                try:
-                    runs.append(self.run_method(name, i, len(methods)))
-                except ValueError as exc:
-                    self.failed[name] = str(exc)
+        self._done, self._total = 0.0, self.work([m for m in methods if self._probe_ok(m)])
+        self.workers = self._plan_workers(methods)
+        self.progress(0, int(round(self._total)), "starting")
+        if self.workers > 1:
+            from .workers import run_in_workers
+
+            runs = run_in_workers(self, methods, self.workers)
+        else:
+            with torch_threads(self.threads):
+                for i, name in enumerate(methods):
+                    try:
+                        runs.append(self.run_method(name, i, len(methods)))
+                    except ValueError as exc:
+                        self.failed[name] = str(exc)
         self.progress(int(round(self._total)), int(round(self._total)), "done")
         return runs
+
+    def _plan_workers(self, methods: list[str]) -> int:
+        """Worker processes for ``methods`` (``settings.workers``; None: one per CPU :func:`choose_threads` found
+        idle, when the work is large), each thread count cut to share those CPUs when it was chosen here."""
+        import os
+
+        from ..core.engine.threads import MODEL_THREADS_ENV
+        from .workers import PARALLEL_MIN_WORK, picklable, warn_in_process
+
+        s = self.settings
+        auto_threads = s.threads is None and not os.environ.get(MODEL_THREADS_ENV)
+        workers = s.workers
+        if workers is None:
+            workers = self.threads if auto_threads and self._total >= PARALLEL_MIN_WORK else 1
+        workers = max(1, min(workers, len(methods)))
+        if workers > 1 and not picklable(self.model, self.data, s, self.extra_metrics):
+            if s.workers is not None:
+                warn_in_process("the model, the images or a metric cannot be pickled for a worker process")
+            return 1
+        if workers > 1 and auto_threads:
+            self.threads = max(1, self.threads // workers)
+        return workers
 
     def _probe_ok(self, name: str) -> bool:
         try:

@@ -49,7 +49,7 @@ def class_probability(model: nn.Module, inputs: torch.Tensor, targets, batch_siz
     if len(targets) != len(inputs):
         raise ValueError(f"one target per input expected, got {len(targets)} for {len(inputs)}")
     out = []
-    with eval_mode(model), torch.no_grad():
+    with eval_mode(model), torch.inference_mode():  # no_grad's numbers, without autograd's bookkeeping
         for i in range(0, len(inputs), batch_size):
             p = torch.softmax(model(inputs[i:i + batch_size]).float(), dim=1)
             out.append(p.gather(1, targets[i:i + batch_size, None])[:, 0])
@@ -175,7 +175,7 @@ def road(model, inputs, maps, targets, percentiles=(80,), seed: int = 0) -> np.n
     ok = np.flatnonzero(~is_zero_map(maps))
     if ok.size:
         torch.manual_seed(seed)
-        with eval_mode(model):
+        with eval_mode(model), torch.inference_mode():
             scores = road_combined(percentiles, inputs[ok], maps[ok], _softmax_targets(np.asarray(targets)[ok]),
                                    model)
         out[ok] = np.asarray(scores, dtype=np.float64)

@@ -4,7 +4,7 @@ pytorch-grad-cam's ``NoisyLinearImputer`` fills the removed pixels by solving on
 image; it builds that system in an empty ``scipy.sparse.lil_matrix`` of one row per removed pixel, and
 creating that empty matrix took 60 % of ROAD's time (ROAD was the default evaluation's largest cost after the
 classifier check). :class:`CooImputer` builds the same matrix from coordinate lists and solves it the same way;
-:func:`road_combined` is the library's ``ROADCombined`` with that imputer. ``tests/evaluation/test_imputation.py``
+:func:`road_combined` is the library's ``ROADCombined`` with that imputer (and the unperturbed images scored once). ``tests/evaluation/test_imputation.py``
 checks both equal to the library's, value for value.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 from pytorch_grad_cam.metrics.perturbation_confidence import (
-    AveragerAcrossThresholds,
     PerturbationConfidenceMetric,
     RemoveLeastRelevantFirst,
     RemoveMostRelevantFirst,
@@ -79,7 +78,14 @@ class _LeastRelevantFirst(PerturbationConfidenceMetric):
 
 def road_combined(percentiles, inputs: torch.Tensor, cams: np.ndarray, targets, model) -> np.ndarray:
     """pytorch-grad-cam's ``ROADCombined(percentiles)(inputs, cams, targets, model)``: (LeRF - MoRF) / 2 averaged
-    over ``percentiles``, LeRF first as the library draws its noise."""
-    lerf = AveragerAcrossThresholds(_LeastRelevantFirst, list(percentiles))(inputs, cams, targets, model)
-    morf = AveragerAcrossThresholds(_MostRelevantFirst, list(percentiles))(inputs, cams, targets, model)
-    return (lerf - morf) / 2
+    over ``percentiles``, LeRF first as the library draws its noise. The library scores the unperturbed images
+    again for every percentile and order; here they are scored once (the same pass, so the same scores)."""
+    with torch.no_grad():
+        outputs = model(inputs)
+    scores = np.float32([target(output).cpu().numpy() for target, output in zip(targets, outputs)])
+
+    def averaged(metric):  # AveragerAcrossThresholds(metric, percentiles)
+        return np.mean(np.float32([metric(p)(inputs, cams, targets, model, return_diff=False) - scores
+                                   for p in percentiles]), axis=0)
+
+    return (averaged(_LeastRelevantFirst) - averaged(_MostRelevantFirst)) / 2

@@ -159,7 +159,7 @@ register("deletion_auc", "faithfulness", "lower", lambda ctx: Values(fa.auc(ctx.
 register("insertion_auc", "faithfulness", "higher", lambda ctx: Values(fa.auc(ctx.curves[1]), ctx.zero_note),
          images="subset", headline=True, cost="shared with deletion_auc", doc="RISE insertion")
 register("road", "faithfulness", "higher",
-         lambda ctx: Values(fa.road(ctx.ev.model, ctx.x[:ctx.sub], ctx.maps[:ctx.sub], ctx.targets[:ctx.sub],
+         lambda ctx: Values(fa.road(ctx.ev.scorer, ctx.x[:ctx.sub], ctx.maps[:ctx.sub], ctx.targets[:ctx.sub],
                                     ctx.settings.road_percentiles, ctx.settings.seed), ctx.zero_note),
          images="subset", headline=True, cost="2 imputations and forward passes per percentile and image",
          work=lambda s, slow: 17 * len(s.road_percentiles), doc="pytorch-grad-cam ROADCombined over the percentiles")
@@ -168,12 +168,12 @@ register("average_drop", "faithfulness", "lower", lambda ctx: ctx.chattopadhay[0
 register("increase_in_confidence", "faithfulness", "higher", lambda ctx: ctx.chattopadhay[1], headline=True,
          cost="shared with average_drop", doc="Chattopadhay et al.: share of images whose p_c rises")
 register("average_drop_published", "faithfulness", "lower",
-         lambda ctx: fa.average_drop_published(ctx.ev.model, ctx.x, ctx.maps, ctx.targets, ctx.p_orig,
+         lambda ctx: fa.average_drop_published(ctx.ev.scorer, ctx.x, ctx.maps, ctx.targets, ctx.p_orig,
                                                ctx.settings.batch_size),
          headline=True, check_discriminates=True, cost="1 forward pass", work=lambda s, slow: 0.75,
          doc="the published script: map > 0.5 kept, black elsewhere, not clipped")
 register("average_increase_published", "faithfulness", "higher",
-         lambda ctx: fa.average_increase_published(ctx.ev.model, ctx.x, ctx.maps, ctx.targets, ctx.p_base,
+         lambda ctx: fa.average_increase_published(ctx.ev.scorer, ctx.x, ctx.maps, ctx.targets, ctx.p_base,
                                                    ctx.settings.batch_size),
          headline=True, check_discriminates=True, cost="1 forward pass", work=lambda s, slow: 0.75,
          doc="the published script: p_c(map > 0.3 inserted into the mean-value baseline) - p_c(baseline)")

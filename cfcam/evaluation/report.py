@@ -8,6 +8,8 @@ than the run (a subset, or maps where it is undefined).
 
 from __future__ import annotations
 
+import functools
+
 import json
 from pathlib import Path
 
@@ -35,20 +37,35 @@ def draw_interval(per_draw, resamples: int = 2000, level: float = 0.95, seed: in
     if d.ndim != 2 or not np.isfinite(d).any():
         return float("nan"), float("nan")
     k, n = d.shape
-    rng = np.random.default_rng(seed)
-    means = np.empty(resamples)
     finite = np.isfinite(d)
     values = np.where(finite, d, 0.0)
-    for b in range(resamples):
-        rows = rng.integers(0, k, k)
-        cols = rng.integers(0, n, n)
-        sums = values[rows][:, cols].sum(axis=0)
-        counts = finite[rows][:, cols].sum(axis=0)
-        ok = counts > 0
-        means[b] = (sums[ok] / counts[ok]).mean() if ok.any() else np.nan
+    rows, cols = _resampled(k, n, resamples, seed)
+    means = np.empty(resamples)
+    block = max(1, 2_000_000 // (k * n))  # resamples at a time: a few tens of MB
+    for start in range(0, resamples, block):
+        r, c = rows[start:start + block, :, None], cols[start:start + block, None, :]
+        sums = values[r, c].sum(axis=1)  # over the drawn draws, per resampled image
+        counts = finite[r, c].sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_image = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        defined = counts > 0
+        totals = np.where(defined, per_image, 0.0).sum(axis=1)
+        kept = defined.sum(axis=1)
+        means[start:start + block] = np.where(kept > 0, totals / np.maximum(kept, 1), np.nan)
     tail = (1.0 - level) / 2 * 100
     lo, hi = np.nanpercentile(means, [tail, 100 - tail])
     return float(lo), float(hi)
+
+
+@functools.lru_cache(maxsize=16)
+def _resampled(k: int, n: int, resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The draws and images each bootstrap resample picks (the same for every metric of a run with that shape:
+    drawn once)."""
+    rng = np.random.default_rng(seed)
+    picks = [(rng.integers(0, k, k), rng.integers(0, n, n)) for _ in range(resamples)]  # draws, then images
+    rows, cols = np.stack([r for r, _ in picks]), np.stack([c for _, c in picks])
+    rows.flags.writeable = cols.flags.writeable = False
+    return rows, cols
 
 
 def draw_spread(per_draw) -> tuple[float, float, int]:

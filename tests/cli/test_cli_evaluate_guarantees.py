@@ -83,7 +83,8 @@ def test_a_full_disk_is_found_before_the_work(tmp_path, capsys, monkeypatch):
     ("--n", "1000000000000", "from 1 to 5000"), ("--subset", "99999999", "from 1 to 5000"),
     ("--slow-n", "99999999", "from 1 to 5000"), ("--randomisation-seeds", "100000", "from 1 to 100"),
     ("--steps", "10000000", "from 2 to 1001"), ("--batch-size", "100000", "from 1 to 256"),
-    ("--seed", "99999999999999999999", "from 0 to 4294967295"),
+    ("--seed", "99999999999999999999", "from 0 to 4294967295"), ("--workers", "0", "from 1 to 64"),
+    ("--workers", "many", "from 1 to 64"),
 ])
 def test_absurd_values_are_refused_at_once_naming_the_flag_and_the_bound(tmp_path, capsys, option, value, bound):
     code = cli.main(["evaluate", "-o", str(tmp_path / "out"), option, value])
@@ -141,6 +142,62 @@ def test_after_ctrl_c_the_program_ends_at_once(tmp_path):
     assert proc.returncode == 130, proc.stderr
     assert "stopped by SIGINT" in proc.stderr and "TORN DOWN" not in proc.stderr
     assert run_json(out)["status"] == "interrupted" and sorted(os.listdir(out)) == ["run.json"]
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        if entry.name.isdigit() and f"\nPPid:\t{pid}\n" in status:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_ctrl_c_in_a_terminal_stops_the_worker_processes_too(tmp_path):
+    """Ctrl-C reaches every process of the terminal's group: the workers leave it to the parent, which ends
+    them, writes run.json and exits 130; no worker is left running."""
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "cfcam", "evaluate", "-o", str(out), "--n", "12", "--subset", "4",
+                             "--methods", "gradcam,cfcam-reference,layercam", "--workers", "2", "--no-plots",
+                             "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        workers: list[int] = []
+        while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            workers = [c for c in _children(proc.pid) if "spawn_main" in _read(f"/proc/{c}/cmdline")]
+            time.sleep(0.2)
+        assert len(workers) == 2, "the two workers did not start"
+        time.sleep(3)  # inside their first method
+        os.killpg(proc.pid, signal.SIGINT)
+        stopped = time.monotonic()
+        _, err = proc.communicate(timeout=120)
+        took = time.monotonic() - stopped
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "stopped by SIGINT" in err and "Traceback" not in err
+    assert took < 60, took  # about 1 s on a quiet machine; generous for a busy one
+    assert run_json(out)["status"] == "interrupted" and sorted(os.listdir(out)) == ["run.json"]
+    time.sleep(0.5)
+    alive = [w for w in workers if _read(f"/proc/{w}/status") and "State:\tZ" not in _read(f"/proc/{w}/status")]
+    assert not alive, f"workers still running: {alive}"
 
 
 def test_a_finished_program_exits_normally(tmp_path):

@@ -230,6 +230,35 @@ def test_draw_interval_includes_the_draws_chance():
     assert all(np.isnan(draw_interval(np.full((3, 4), np.nan))))
 
 
+def _draw_interval_one_resample_at_a_time(per_draw, resamples=2000, level=0.95, seed=0):
+    """The interval as first written: one resample per loop turn (the vectorised one must give its values)."""
+    d = np.asarray(per_draw, dtype=np.float64)
+    k, n = d.shape
+    rng = np.random.default_rng(seed)
+    means = np.empty(resamples)
+    finite = np.isfinite(d)
+    values = np.where(finite, d, 0.0)
+    for b in range(resamples):
+        rows, cols = rng.integers(0, k, k), rng.integers(0, n, n)
+        sums, counts = values[rows][:, cols].sum(axis=0), finite[rows][:, cols].sum(axis=0)
+        ok = counts > 0
+        means[b] = (sums[ok] / counts[ok]).mean() if ok.any() else np.nan
+    tail = (1.0 - level) / 2 * 100
+    return tuple(float(x) for x in np.nanpercentile(means, [tail, 100 - tail]))
+
+
+@pytest.mark.parametrize("shape, undefined", [((20, 50), 0.0), ((20, 50), 0.3), ((3, 10), 0.6), ((1, 7), 0.0),
+                                              ((5, 1), 0.0), ((20, 50), 0.97)])
+def test_draw_interval_equals_one_resample_at_a_time(shape, undefined):
+    rng = np.random.default_rng(1)
+    d = rng.random(shape)
+    d[rng.random(shape) < undefined] = np.nan
+    d[0, 0] = 0.5  # at least one defined value
+    np.testing.assert_allclose(draw_interval(d), _draw_interval_one_resample_at_a_time(d), rtol=1e-12)
+    np.testing.assert_allclose(draw_interval(d, seed=3), _draw_interval_one_resample_at_a_time(d, seed=3),
+                               rtol=1e-12)
+
+
 def test_summary_intervals_of_draw_metrics_resample_draws(tiny_runs):
     _, runs = tiny_runs
     rows = [r for run in runs for r in run.rows]
