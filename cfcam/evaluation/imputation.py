@@ -4,8 +4,8 @@ pytorch-grad-cam's ``NoisyLinearImputer`` fills the removed pixels by solving on
 image; it builds that system in an empty ``scipy.sparse.lil_matrix`` of one row per removed pixel, and
 creating that empty matrix took 60 % of ROAD's time (ROAD was the default evaluation's largest cost after the
 classifier check). :class:`CooImputer` builds the same matrix from coordinate lists and solves it the same way;
-:func:`road_combined` is the library's ``ROADCombined`` with that imputer (and the unperturbed images scored once). ``tests/evaluation/test_imputation.py``
-checks both equal to the library's, value for value.
+:func:`road_combined` is the library's ``ROADCombined`` with that imputer (and the unperturbed images scored
+once). ``tests/evaluation/test_imputation.py`` checks both equal to the library's, value for value.
 """
 
 from __future__ import annotations

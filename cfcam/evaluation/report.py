@@ -9,7 +9,6 @@ than the run (a subset, or maps where it is undefined).
 from __future__ import annotations
 
 import functools
-
 import json
 from pathlib import Path
 
