@@ -28,6 +28,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -237,15 +238,14 @@ class Evaluation:
                                 fa.class_probability(self.scorer, fa.mean_value_baseline(x), targets, bs))
         return self._base_cache
 
-    @property
+    @cached_property
     def scorer(self) -> nn.Module:
         """The model the confidence metrics score with (:mod:`cfcam.evaluation.scoring`), made on first use."""
-        if "_scorer" not in self.__dict__:
-            from .scoring import scoring_model
+        if not self.settings.channels_last:
+            return self.model
+        from .scoring import scoring_model
 
-            probe = self.data.inputs[:self.settings.batch_size]
-            self._scorer = scoring_model(self.model, probe) if self.settings.channels_last else self.model
-        return self._scorer
+        return scoring_model(self.model, self.data.inputs[:self.settings.batch_size])
 
     def _model(self, layers: tuple, draw: int = 0) -> nn.Module:
         """The model with ``layers`` re-initialised from seed ``settings.seed + draw``: a fresh copy each time

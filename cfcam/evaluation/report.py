@@ -45,10 +45,8 @@ def draw_interval(per_draw, resamples: int = 2000, level: float = 0.95, seed: in
         r, c = rows[start:start + block, :, None], cols[start:start + block, None, :]
         sums = values[r, c].sum(axis=1)  # over the drawn draws, per resampled image
         counts = finite[r, c].sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            per_image = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-        defined = counts > 0
-        totals = np.where(defined, per_image, 0.0).sum(axis=1)
+        defined = counts > 0  # an image with no defined value in the drawn draws is left out of the mean
+        totals = np.where(defined, sums / np.maximum(counts, 1), 0.0).sum(axis=1)
         kept = defined.sum(axis=1)
         means[start:start + block] = np.where(kept > 0, totals / np.maximum(kept, 1), np.nan)
     tail = (1.0 - level) / 2 * 100

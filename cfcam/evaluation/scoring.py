@@ -15,6 +15,8 @@ import copy
 import torch
 from torch import nn
 
+from ..core.capture import eval_mode
+
 #: the largest difference of a class probability from the model's own that the copy may show on the probe
 TOLERANCE = 1e-5
 
@@ -26,8 +28,8 @@ def scoring_model(model: nn.Module, probe: torch.Tensor, tolerance: float = TOLE
         return model
     try:
         fast = copy.deepcopy(model).eval().to(memory_format=torch.channels_last)
-        with torch.inference_mode():
-            mine = torch.softmax(model.eval()(probe).float(), dim=1)
+        with eval_mode(model), torch.inference_mode():
+            mine = torch.softmax(model(probe).float(), dim=1)
             theirs = torch.softmax(fast(probe).float(), dim=1)
     except Exception:  # noqa: BLE001 - a model that cannot be copied or converted is scored as it is
         return model

@@ -23,6 +23,7 @@ import queue as queue_module
 import signal
 import warnings
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import replace
 
 #: the estimated work (map-equivalents, see ``Evaluation.work``) from which ``workers=None`` starts processes:
 #: starting one costs a few seconds (importing torch), about 200 maps' work on the demo model
@@ -91,7 +92,7 @@ def run_in_workers(evaluation, methods: list[str], workers: int):
     from .registry import METRICS
 
     ev = evaluation
-    settings = _copy(ev.settings, threads=ev.threads, workers=1)
+    settings = replace(ev.settings, threads=ev.threads, workers=1)
     payload = pickle.dumps((ev.model, ev.data, settings, ev.extra_metrics, tuple(METRICS)))
     context = multiprocessing.get_context("spawn")
     progress, stop = context.Queue(), context.Event()
@@ -150,12 +151,6 @@ def _drain(progress, done_units: dict, label: str, results_of: set) -> str:
             return label
         if name not in results_of:
             done_units[name], label = float(done), latest
-
-
-def _copy(settings, **changes):
-    from dataclasses import replace
-
-    return replace(settings, **changes)
 
 
 def warn_in_process(why: str) -> None:

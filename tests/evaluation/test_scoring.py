@@ -64,3 +64,11 @@ def test_the_evaluation_scores_the_same_either_way(demo):
     assert rows[True].keys() == rows[False].keys() and len(rows[True]) == 4 * 3 + 2 * 3
     for key, value in rows[False].items():
         assert abs(rows[True][key] - value) <= 1e-4 * max(1.0, abs(value)), key
+
+
+def test_making_the_copy_leaves_the_models_train_mode_as_it_was():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(4, 2)).train()
+    fast = scoring_model(model, torch.randn(2, 3, 8, 8))
+    assert fast is not model and not fast.training
+    assert all(m.training for m in model.modules())
